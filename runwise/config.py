@@ -1,0 +1,193 @@
+"""runwise.json + environment -> one validated `RunwiseConfig`.
+
+Project root: `RUNWISE_PROJECT_ROOT`, else `CLAUDE_PROJECT_DIR`, else the working directory.
+Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, overridden by
+`RUNWISE_WANDB_DIR` / `RUNWISE_LOGS_DIR`; relative paths are relative to the project root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runwise.errors import ConfigError, OutsideRoot
+
+CONFIG_FILE = "runwise.json"
+DEFAULT_TB_DIRS = ("runs", "logs", "lightning_logs", "tb_logs")
+
+
+class MetricDisplay(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    display: str | None = None
+    format: str | None = None
+    higher_is_better: bool | None = None
+
+
+class MetricGroup(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    display_name: str = ""
+    metrics: dict[str, MetricDisplay] = Field(default_factory=dict)
+
+
+class Schema(BaseModel):
+    """How to read a project's metrics; every key is optional (aliases are recognised without it)."""
+
+    model_config = ConfigDict(extra="allow")
+    loss_key: str | None = None
+    step_key: str | None = None
+    primary_metric: str | None = None
+    primary_metric_name: str | None = None
+    validation_sets: dict[str, str] = Field(default_factory=dict)
+    groups: list[MetricGroup] = Field(default_factory=list)
+
+    def higher_is_better(self, metric: str) -> bool | None:
+        for g in self.groups:
+            m = g.metrics.get(metric)
+            if m is not None and m.higher_is_better is not None:
+                return m.higher_is_better
+        return None
+
+
+class AnomalyThresholds(BaseModel):
+    """Thresholds of the anomaly checks (same names as runwise.json's `anomaly_detection`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    spike_threshold: float = Field(6.0, gt=0, description="robust z-score (MAD) above which a point is a spike")
+    spike_window: int = Field(100, ge=3, description="trailing points the spike baseline uses")
+    overfit_ratio_threshold: float = Field(1.5, gt=1, description="val/train ratio growth that flags overfitting")
+    overfit_baseline_steps: tuple[int, int] = (100, 500)
+    plateau_min_steps: int = Field(500, ge=1)
+    plateau_improvement_threshold: float = Field(0.01, ge=0)
+    gradient_vanish_threshold: float = Field(1e-7, ge=0)
+    gradient_explode_multiplier: float = Field(10.0, gt=1)
+    gradient_sustained_steps: int = Field(10, ge=1)
+    throughput_drop_threshold: float = Field(0.4, gt=0, lt=1)
+
+
+class FileConfig(BaseModel):
+    """The contents of runwise.json."""
+
+    model_config = ConfigDict(extra="allow")
+    project_name: str = "ML Project"
+    wandb_dir: str | None = None
+    logs_dir: str | None = None
+    tensorboard_dirs: list[str] = Field(default_factory=list)
+    downsample_interval: int = Field(1000, ge=1)
+    schema_inline: Schema = Field(default_factory=Schema)
+    anomaly_detection: AnomalyThresholds = Field(default_factory=AnomalyThresholds)
+    cache: bool = True
+
+
+class RunwiseConfig:
+    """The validated configuration every tool receives."""
+
+    def __init__(self, root: Path, file: FileConfig | None = None, *, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ) if env is None else env
+        self.root = root.resolve()
+        self.file = file or FileConfig()
+        self.project_name = self.file.project_name
+        self.schema = self.file.schema_inline
+        self.anomaly = self.file.anomaly_detection
+        self.downsample_interval = self.file.downsample_interval
+        wandb_dir = self._dir(env.get("RUNWISE_WANDB_DIR") or self.file.wandb_dir, None)
+        if wandb_dir is None:
+            dot = self.root / ".wandb"
+            wandb_dir = dot if (dot.is_dir() and not (self.root / "wandb").is_dir()) else self.root / "wandb"
+        self.wandb_dir: Path = wandb_dir
+        self.logs_dir: Path = self._dir(env.get("RUNWISE_LOGS_DIR") or self.file.logs_dir, None) or self.root / "logs"
+        tb = [self._dir(d, None) for d in self.file.tensorboard_dirs]
+        self.tensorboard_dirs = [self.root / d for d in DEFAULT_TB_DIRS] + [d for d in tb if d is not None]
+        self.cache_enabled = self.file.cache and env.get("RUNWISE_NO_CACHE", "") in ("", "0")
+        self.cache_dir = Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
+
+    def _dir(self, value: str | None, default: str | None) -> Path | None:
+        if not value:
+            return None if default is None else self.root / default
+        p = Path(value).expanduser()
+        return (p if p.is_absolute() else self.root / p).resolve()
+
+    @property
+    def roots(self) -> list[Path]:
+        """Directories runwise may read: the project root and every configured log directory."""
+        out: list[Path] = [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs]
+        seen: list[Path] = []
+        for p in out:
+            if p not in seen:
+                seen.append(p)
+        return seen
+
+    def check_inside(self, path: Path) -> Path:
+        """Resolve `path` (relative to the root) and refuse it unless it lies under a root."""
+        p = path.expanduser()
+        p = (p if p.is_absolute() else self.root / p).resolve()
+        for r in self.roots:
+            if p == r or r in p.parents:
+                return p
+        raise OutsideRoot(str(path), [str(r) for r in self.roots])
+
+    @classmethod
+    def load(cls, root: str | Path | None = None, *, env: dict[str, str] | None = None) -> RunwiseConfig:
+        """Read runwise.json from the project root (if any) and apply the environment."""
+        env = dict(os.environ) if env is None else env
+        if root is None:
+            root = env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+        root_path = Path(root).expanduser()
+        if not root_path.is_dir():
+            raise ConfigError(f"project root {str(root)!r} is not a directory")
+        path = root_path / CONFIG_FILE
+        file_cfg = FileConfig()
+        if path.is_file():
+            file_cfg = parse_config_file(path)
+        return cls(root_path, file_cfg, env=env)
+
+
+def parse_config_file(path: Path) -> FileConfig:
+    """Validate runwise.json; an invalid file is a ConfigError naming the key."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path.name}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name} must hold a JSON object, got {type(data).__name__}")
+    try:
+        return FileConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{path.name}: invalid value for {key!r}: {err['msg']}", key=key) from exc
+
+
+def starter_config(name: str) -> dict[str, Any]:
+    """The runwise.json that `runwise init` writes."""
+    return {
+        "project_name": name,
+        "wandb_dir": "wandb",
+        "logs_dir": "logs",
+        "tensorboard_dirs": [],
+        "downsample_interval": 1000,
+        "schema_inline": {
+            "loss_key": "train/loss",
+            "step_key": "_step",
+            "primary_metric": "val/loss",
+            "primary_metric_name": "Val loss",
+            "validation_sets": {"val": "Validation"},
+            "groups": [
+                {
+                    "name": "training",
+                    "display_name": "Training",
+                    "metrics": {
+                        "train/loss": {"display": "Loss", "format": ".4f", "higher_is_better": False},
+                        "val/loss": {"display": "Val loss", "format": ".4f", "higher_is_better": False},
+                    },
+                }
+            ],
+        },
+        "anomaly_detection": AnomalyThresholds().model_dump(mode="json"),
+    }
