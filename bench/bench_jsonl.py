@@ -1,0 +1,126 @@
+"""JSONL at scale: a 1,000,000-row run, read by runwise vs a plain orjson loop, side by side.
+
+    python bench/bench_jsonl.py [--rows 1000000] [--repeat 3]
+
+Generates (once) `bench/_data/jsonl/logs/big.jsonl`: 1M rows x 5 metrics logged every step
+(train/loss, train/acc, lr, grad_norm, samples_per_sec) plus val/loss every 100 steps, with one
+one-step loss spike at SPIKE_STEP. Then, each in a fresh process so no cache helps:
+  baseline     `for line in f: orjson.loads(line)` over the same file
+  get_stats    the get_stats tool handler (discovery, parse, columns, stats)
+  get_history  the get_history tool handler with default arguments
+and checks what the issue asks: the default get_history output holds the spike's step and the
+validation metric in at most 8,000 characters; summarize_run flags the spike; both handlers
+take at most 1.5x the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data" / "jsonl"
+SPIKE_STEP = 612_345
+
+
+def generate(path: Path, rows: int) -> None:
+    import orjson
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(rows)
+    loss = 2.5 * np.exp(-steps / (rows / 5)) + 0.3 + 0.02 * rng.standard_normal(rows)
+    loss[SPIKE_STEP] *= 8.0
+    acc = 1.0 - loss / 3.0
+    lr = 1e-3 * np.minimum(1.0, (steps + 1) / 1000) * np.cos(np.pi * steps / (2 * rows))
+    grad = 1.0 + 0.1 * rng.standard_normal(rows)
+    sps = 1200 + 20 * rng.standard_normal(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        for i in range(rows):
+            # full-precision floats, as `json.dumps({"loss": loss.item(), ...})` writes them
+            row = {"step": i, "train/loss": float(loss[i]), "train/acc": float(acc[i]), "lr": float(lr[i]),
+                   "grad_norm": float(grad[i]), "samples_per_sec": float(sps[i])}
+            if i % 100 == 0:
+                row["val/loss"] = float(loss[i] + 0.05)
+            f.write(orjson.dumps(row) + b"\n")
+    tmp.rename(path)
+
+
+BASELINE = """
+import sys, time, orjson
+t = time.perf_counter()
+with open(sys.argv[1], 'rb') as f:
+    for line in f:
+        orjson.loads(line)
+print(time.perf_counter() - t)
+"""
+
+HANDLER = """
+import sys, time, json
+t = time.perf_counter()
+from runwise.config import RunwiseConfig
+from runwise import tools
+spec = tools.TOOLS_BY_NAME[sys.argv[2]]
+out = spec.handler(spec.input(run=sys.argv[3]), RunwiseConfig.load(sys.argv[1]))
+elapsed = time.perf_counter() - t
+print(json.dumps({"seconds": elapsed, "output": out.model_dump_json()}))
+"""
+
+
+def run_py(code: str, *args: str) -> str:
+    env = dict(os.environ, RUNWISE_NO_CACHE="1")
+    return subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    root = DATA if args.rows == 1_000_000 else DATA.with_name(f"jsonl_{args.rows}")
+    path = root / "logs" / "big.jsonl"
+    if not path.exists():
+        t = time.perf_counter()
+        generate(path, args.rows)
+        print(f"generated {path.relative_to(HERE.parent)} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+    times: dict[str, list[float]] = {"baseline": [], "get_stats": [], "get_history": []}
+    outputs: dict[str, str] = {}
+    for _ in range(args.repeat):  # interleaved, so drift in machine load hits every reader alike
+        times["baseline"].append(float(run_py(BASELINE, str(path))))
+        for tool in ("get_stats", "get_history"):
+            res = json.loads(run_py(HANDLER, str(root), tool, "big"))
+            times[tool].append(res["seconds"])
+            outputs[tool] = res["output"]
+    summ = json.loads(run_py(HANDLER, str(root), "summarize_run", "big"))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    hist = outputs["get_history"]
+    hist_obj = json.loads(hist)
+    spike_kept = SPIKE_STEP in hist_obj["metrics"]["train/loss"]["steps"]
+    val_kept = "val/loss" in hist_obj["metrics"]
+    spike_flagged = any(f"{SPIKE_STEP:,}" in a or str(SPIKE_STEP) in a for a in json.loads(summ["output"])["anomalies"])
+    print(f"rows: {args.rows:,}; file {path.stat().st_size / 1e6:.0f} MB; median of {args.repeat} runs, each in a fresh process")
+    for k, v in med.items():
+        ratio = "" if k == "baseline" else f"  ({v / med['baseline']:.2f}x baseline)"
+        print(f"  {k:12s} {v:6.2f} s{ratio}   runs: {', '.join(f'{x:.2f}' for x in times[k])}")
+    print(f"get_history default output: {len(hist):,} chars; spike step kept: {spike_kept}; val/loss present: {val_kept}")
+    print(f"summarize_run flags the spike at {SPIKE_STEP:,}: {spike_flagged}; its output: {len(summ['output']):,} chars")
+    ok = (
+        spike_kept and val_kept and len(hist) <= 8000 and spike_flagged
+        and med["get_stats"] <= 1.5 * med["baseline"] and med["get_history"] <= 1.5 * med["baseline"]
+    )
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Finding, resolving and loading runs: the one place every tool gets a Run from.
+
+Run references people and agents type:
+  latest            the most recently written run (the default)
+  <id>              an exact run id, e.g. `3kx9a2bq`, `exp1/seed2`
+  <source>:<id>     source-qualified, when an id exists in several sources (`wandb:abc`)
+  <name>            a display name
+  <prefix>          a unique prefix of an id
+  <path>            a log file or run directory inside the project roots
+  <ref>@<step>      any of the above, at a step (for step-matched comparison)
+
+Loaded runs are cached in memory, keyed by the identity (path, size, mtime) of their files, so
+the second question about a run is instant and a growing file is re-read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from runwise import parsers
+from runwise.config import RunwiseConfig
+from runwise.errors import AmbiguousRun, RunNotFound
+from runwise.model import Run, RunEntry
+from runwise.parsers import Progress
+
+_AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
+_lock = threading.Lock()
+
+
+def split_step(ref: str) -> tuple[str, int | None]:
+    """`'abc@5000'` -> `('abc', 5000)`; `'abc@12k'` -> `('abc', 12000)`; no `@step` -> `(ref, None)`."""
+    m = _AT_STEP.match(ref.strip())
+    if not m:
+        return ref.strip(), None
+    step = int(m["step"].replace("_", "").replace(",", ""))
+    step *= {"": 1, "k": 1_000, "m": 1_000_000}[m["k"].lower()]
+    return m["ref"], step
+
+
+def discover(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
+    """All runs of all sources, newest first, plus warnings about sources that could not be listed."""
+    entries, warnings = parsers.discover_all(cfg)
+    entries.sort(key=lambda e: e.mtime, reverse=True)
+    return entries, warnings
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or ref.endswith((".jsonl", ".wandb", ".ndjson")) or "tfevents" in ref
+
+
+def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None) -> RunEntry:
+    """Find the one run `ref` names (without `@step`); RunNotFound / AmbiguousRun name candidates."""
+    ref = ref.strip() or "latest"
+    if entries is None:
+        entries, _ = discover(cfg)
+    if ref == "latest":
+        if not entries:
+            raise RunNotFound(ref, total=0)
+        return entries[0]
+    by_key = [e for e in entries if e.key == ref]
+    if by_key:
+        return by_key[0]
+    for match in (
+        lambda e: e.id == ref,
+        lambda e: bool(e.name) and e.name == ref,
+        lambda e: e.id.startswith(ref),
+        lambda e: bool(e.name) and e.name.startswith(ref),
+    ):
+        found = [e for e in entries if match(e)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            if all(e.source == found[0].source and e.id == found[0].id for e in found):
+                return found[0]
+            raise AmbiguousRun(ref, [e.key for e in found])
+    if _looks_like_path(ref) or "/" in ref:
+        path = cfg.check_inside(Path(ref))
+        if path.exists():
+            return _file_entry(path, cfg)
+    names = [e.id for e in entries] + [e.name for e in entries if e.name]
+    close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
+    raise RunNotFound(ref, close, total=len(entries))
+
+
+def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
+    source = parsers.sniff_source(path)
+    st = path.stat()
+    try:
+        run_id = path.relative_to(cfg.root).as_posix()
+    except ValueError:
+        run_id = path.as_posix()
+    return RunEntry(run_id, source, (path,), name=path.name, mtime=st.st_mtime, size=st.st_size,
+                    extra={"file": True})
+
+
+def _identity(entry: RunEntry) -> tuple[object, ...]:
+    parts: list[object] = [entry.key]
+    for p in entry.paths:
+        files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            parts.append((str(f), st.st_size, st.st_mtime_ns))
+    return tuple(parts)
+
+
+def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+    """Load (or take from the in-memory cache) the run `entry` names."""
+    ident = _identity(entry)
+    with _lock:
+        cached = _cache.get(ident)
+        if cached is not None:
+            _cache.move_to_end(ident)
+            return cached
+    if entry.extra.get("file"):
+        run = parsers.load_file(entry.paths[0], cfg, progress)
+        run.id = entry.id
+    else:
+        run = parsers.load(entry, cfg, progress)
+    with _lock:
+        _cache[ident] = run
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return run
+
+
+def get_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> tuple[Run, int | None]:
+    """Resolve and load `ref`; returns the run and the `@step` it asked for (or None)."""
+    name, step = split_step(ref)
+    return load(resolve(name, cfg), cfg, progress), step
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def is_cached(entry: RunEntry) -> bool:
+    """Whether `entry` is loaded in memory with its files unchanged (so reading it costs nothing)."""
+    ident = _identity(entry)
+    with _lock:
+        return ident in _cache

@@ -1,0 +1,5 @@
+import sys
+
+from runwise.server import main
+
+sys.exit(main())

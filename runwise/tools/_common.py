@@ -1,0 +1,187 @@
+"""Helpers shared by the tool handlers: number rounding, metric selection, common fields."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runwise.analysis.aliases import find_metric, is_validation
+from runwise.config import RunwiseConfig
+from runwise.errors import UnknownMetric
+from runwise.model import Run
+
+# A number in an output: rounded float, "nan" / "inf" / "-inf" for non-finite values, None if absent.
+Num = float | str | None
+
+RunRef = Annotated[
+    str,
+    Field(description="Run: 'latest', id, id prefix, name, source:id or file path", min_length=1, max_length=500),
+]
+Keys = Annotated[
+    list[str] | None,
+    Field(description="Metric names or prefixes (e.g. 'val/'); default: the main metrics", max_length=100),
+]
+
+
+class In(BaseModel):
+    """Base of tool inputs: unknown fields are refused, so a typo is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Base of tool outputs."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+def num(x: float | int | None, digits: int = 5) -> Num:
+    """Round to `digits` significant digits; non-finite values as strings so JSON stays valid."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return 0.0
+    return float(f"{x:.{digits}g}")
+
+
+def fmt(x: Num) -> str:
+    """Short human form of a number for summaries: 0.41234, 1.2e-05, 12,345."""
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if x == int(x) and abs(x) < 1e9:
+        return f"{int(x):,}"
+    if abs(x) >= 1e5 or abs(x) < 1e-3:
+        return f"{x:.3g}"
+    return f"{x:.4g}"
+
+
+def fmt_step(step: int | None) -> str:
+    return "-" if step is None else f"{step:,}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age(ts: float | None) -> float | None:
+    return None if ts is None else max(0.0, time.time() - ts)
+
+
+def roles(keys: Iterable[str], cfg: RunwiseConfig) -> dict[str, str]:
+    """Role -> metric key for the roles this run has (loss, val_loss, grad_norm, ...)."""
+    keys = list(keys)
+    preferred = {"loss": cfg.schema.loss_key}
+    out = {}
+    for role in ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr"):
+        key = find_metric(keys, role, preferred=preferred.get(role))
+        if key is not None:
+            out[role] = key
+    return out
+
+
+def main_metrics(run: Run, cfg: RunwiseConfig, limit: int) -> list[str]:
+    """The metrics a summary shows first: loss, validation loss, primary metric, then the rest."""
+    keys = sorted(run.history)
+    r = roles(keys, cfg)
+    order: list[str] = []
+    for k in (r.get("loss"), r.get("val_loss"), cfg.schema.primary_metric, r.get("accuracy"), r.get("val_accuracy")):
+        if k and k in run.history and k not in order:
+            order.append(k)
+    for g in cfg.schema.groups:
+        order += [k for k in g.metrics if k in run.history and k not in order]
+    rest = [k for k in keys if k not in order]
+    # validation metrics before the rest; then other metrics, then learning-rate/gradient/system ones
+    order += [k for k in rest if is_validation(k, cfg.schema.validation_sets)]
+    order += [k for k in rest if k not in order and k not in (r.get("lr"), r.get("grad_norm"), r.get("throughput"))]
+    order += [k for k in (r.get("lr"), r.get("grad_norm"), r.get("throughput")) if k and k not in order]
+    return order[:limit]
+
+
+def select_keys(run: Run, keys: Sequence[str] | None, cfg: RunwiseConfig, *, default_limit: int) -> list[str]:
+    """Resolve requested names: exact key, else prefix ('val/'), else role alias ('loss')."""
+    if not keys:
+        return main_metrics(run, cfg, default_limit)
+    available = list(run.history)
+    chosen: list[str] = []
+    for want in keys:
+        if want in run.history:
+            found = [want]
+        else:
+            found = sorted(k for k in available if k.startswith(want))
+            if not found:
+                alias = find_metric(available, want) if want in _ROLE_NAMES else None
+                found = [alias] if alias else []
+        if not found:
+            close = difflib.get_close_matches(want, available, n=5, cutoff=0.4)
+            raise UnknownMetric(want, available, closest=close)
+        chosen += [k for k in found if k not in chosen]
+    return chosen
+
+
+_ROLE_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")
+
+
+def run_label(run: Run) -> str:
+    name = f" '{run.name}'" if run.name and run.name != run.id else ""
+    return f"{run.source}:{run.id}{name}"
+
+
+def clip(items: list[Any], limit: int) -> tuple[list[Any], int]:
+    """First `limit` items and how many were left out."""
+    return items[:limit], max(0, len(items) - limit)
+
+
+Cell = str | int | float | bool | None
+
+
+class Table(BaseModel):
+    """A compact table: column names once, then one list per row."""
+
+    columns: list[str]
+    rows: list[list[Cell]]
+
+
+def run_notes(run: Run) -> list[str]:
+    """What an answer about `run` must say: still running, truncated, damaged or skipped data."""
+    notes = list(run.warnings)
+    if run.state == "running":
+        notes.insert(0, "run is still being written: numbers are as of the last write")
+    elif run.truncated and not any("truncat" in w for w in notes):
+        notes.append("the log ends in a cut-off record (crashed, killed or still writing)")
+    return notes[:6]
+
+
+def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None = None, max_anomalies: int = 20) -> Any:
+    """Run every anomaly check on full-resolution history."""
+    from runwise.analysis.anomalies import Thresholds, detect_anomalies
+
+    history = {k: (s.steps, s.values) for k, s in run.history.items() if keys is None or k in keys}
+    r = {role: k for role, k in roles(run.history, cfg).items() if k in history}
+    thresholds = Thresholds(**cfg.anomaly.model_dump())
+    return detect_anomalies(history, thresholds=thresholds, roles=r, max_anomalies=max_anomalies)

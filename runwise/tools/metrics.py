@@ -1,0 +1,219 @@
+"""Tools over a run's metric series: get_history, get_stats, get_stability, detect_anomalies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from runwise import runs
+from runwise.analysis.downsample import downsample
+from runwise.analysis.stability import stability
+from runwise.analysis.stats import series_stats
+from runwise.config import RunwiseConfig
+from runwise.model import Series
+from runwise.parsers import Progress
+from runwise.tools._common import (
+    In,
+    Keys,
+    Num,
+    Out,
+    RunRef,
+    Table,
+    anomaly_report,
+    clip,
+    fmt_step,
+    num,
+    run_label,
+    run_notes,
+    select_keys,
+)
+
+HISTORY_BUDGET = 360  # points across all metrics by default: keeps the answer near 6k characters
+
+
+def _window(s: Series, start: int | None, end: int | None) -> Series:
+    if start is None and end is None:
+        return s
+    lo = 0 if start is None else int(np.searchsorted(s.steps, start, side="left"))
+    hi = len(s) if end is None else int(np.searchsorted(s.steps, end, side="right"))
+    return Series(s.metric, s.steps[lo:hi], s.values[lo:hi])
+
+
+# ---------------------------------------------------------------- get_history
+
+
+class GetHistoryInput(In):
+    run: RunRef = "latest"
+    keys: Keys = None
+    max_points: Annotated[
+        int | None, Field(ge=4, le=5000, description="Points per metric (default: ~360 in all)")
+    ] = None
+    start_step: int | None = None
+    end_step: int | None = None
+    format: Annotated[Literal["columns", "csv"], Field(description="columns or one CSV per metric")] = "columns"
+
+
+class MetricHistory(Out):
+    steps: list[int]
+    values: list[Num]
+    source_points: int
+    method: str
+    nan: int = 0
+    inf: int = 0
+
+
+class GetHistoryOutput(Out):
+    run: str
+    note: str
+    metrics: dict[str, MetricHistory]
+    csv: dict[str, str] | None = None
+    notes: list[str]
+
+
+def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetHistoryOutput:
+    run, _ = runs.get_run(req.run, cfg, progress)
+    keys = select_keys(run, req.keys, cfg, default_limit=6)
+    per_metric = req.max_points or max(16, min(200, HISTORY_BUDGET // max(1, len(keys))))
+    out: dict[str, MetricHistory] = {}
+    csv: dict[str, str] = {}
+    sampled = 0
+    for k in keys:
+        s = _window(run.history[k], req.start_step, req.end_step)
+        ds = downsample(s.steps, s.values, max_points=per_metric)
+        if ds.method != "all":
+            sampled += 1
+        vals = [num(v) for v in ds.values.tolist()]
+        steps = ds.steps.tolist()
+        if req.format == "csv":
+            csv[k] = "step,value\n" + "\n".join(f"{st},{v if v is not None else ''}" for st, v in zip(steps, vals))
+            out[k] = MetricHistory(steps=[], values=[], source_points=ds.source_points, method=ds.method,
+                                   nan=ds.nan_count, inf=ds.inf_count)
+        else:
+            out[k] = MetricHistory(steps=steps, values=vals, source_points=ds.source_points, method=ds.method,
+                                   nan=ds.nan_count, inf=ds.inf_count)
+    note = (
+        f"{len(keys)} metrics, up to {per_metric} points each; "
+        + (f"{sampled} downsampled keeping each bucket's first/last/min/max (spikes survive)"
+           if sampled else "all points returned")
+    )
+    if req.start_step is not None or req.end_step is not None:
+        note += f"; steps {fmt_step(req.start_step)}..{fmt_step(req.end_step)}"
+    return GetHistoryOutput(run=run_label(run), note=note, metrics=out, csv=csv or None, notes=run_notes(run))
+
+
+# ---------------------------------------------------------------- get_stats
+
+
+class GetStatsInput(In):
+    run: RunRef = "latest"
+    keys: Keys = None
+    max_metrics: Annotated[int, Field(ge=1, le=500)] = 30
+
+
+STATS_COLUMNS = [
+    "metric", "points", "final", "final_step", "min", "min_step", "max", "max_step", "mean", "std", "nan", "inf",
+]
+
+
+class GetStatsOutput(Out):
+    run: str
+    stats: Table
+    omitted: int
+    notes: list[str]
+
+
+def get_stats(req: GetStatsInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetStatsOutput:
+    run, _ = runs.get_run(req.run, cfg, progress)
+    keys = select_keys(run, req.keys, cfg, default_limit=len(run.history))
+    shown, omitted = clip(keys, req.max_metrics)
+    rows: list[list[str | int | float | bool | None]] = []
+    for k in shown:
+        s = run.history[k]
+        st = series_stats(s.steps, s.values)
+        rows.append([
+            k, st.count, num(st.final), st.final_step, num(st.min), st.min_step, num(st.max), st.max_step,
+            num(st.mean), num(st.std, 4), st.nan_count, st.inf_count,
+        ])
+    return GetStatsOutput(run=run_label(run), stats=Table(columns=STATS_COLUMNS, rows=rows), omitted=omitted,
+                          notes=run_notes(run))
+
+
+# ---------------------------------------------------------------- get_stability
+
+
+class GetStabilityInput(In):
+    run: RunRef = "latest"
+    keys: Keys = None
+    window_steps: Annotated[int | None, Field(ge=2, description="Rolling window in steps (default span/20)")] = None
+
+
+STABILITY_COLUMNS = [
+    "metric", "verdict", "trend", "slope_per_1k_steps", "cv_last", "rolling_std_last", "rolling_std_mean",
+    "rolling_std_max", "rolling_std_max_step", "window_steps",
+]
+
+
+class GetStabilityOutput(Out):
+    run: str
+    stability: Table
+    notes: list[str]
+
+
+def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetStabilityOutput:
+    run, _ = runs.get_run(req.run, cfg, progress)
+    keys = select_keys(run, req.keys, cfg, default_limit=8)
+    rows: list[list[str | int | float | bool | None]] = []
+    for k in keys[:50]:
+        s = run.history[k]
+        st = stability(s.steps, s.values, window_steps=req.window_steps)
+        rows.append([
+            k, st.verdict, st.trend, num(st.slope_per_1k_steps, 4), num(st.cv_last, 3), num(st.rolling_std_last, 4),
+            num(st.rolling_std_mean, 4), num(st.rolling_std_max, 4), st.rolling_std_max_step, st.window_steps,
+        ])
+    return GetStabilityOutput(run=run_label(run), stability=Table(columns=STABILITY_COLUMNS, rows=rows),
+                              notes=run_notes(run))
+
+
+# ---------------------------------------------------------------- detect_anomalies
+
+
+class DetectAnomaliesInput(In):
+    run: RunRef = "latest"
+    keys: Keys = None
+    max_anomalies: Annotated[int, Field(ge=1, le=200)] = 20
+
+
+class DetectAnomaliesOutput(Out):
+    summary: str
+    anomalies: Table  # kind, severity, metric, step, end_step, value, message
+    omitted: int
+    checks_run: list[str]
+    checks_skipped: dict[str, str]
+    notes: list[str]
+
+
+def detect_anomalies(
+    req: DetectAnomaliesInput, cfg: RunwiseConfig, progress: Progress | None = None
+) -> DetectAnomaliesOutput:
+    run, _ = runs.get_run(req.run, cfg, progress)
+    keys = select_keys(run, req.keys, cfg, default_limit=len(run.history)) if req.keys else None
+    rep = anomaly_report(run, cfg, keys=keys, max_anomalies=req.max_anomalies)
+    rows: list[list[str | int | float | bool | None]] = [
+        [a.kind, a.severity, a.metric, a.step, a.end_step, num(a.value), a.message] for a in rep.anomalies
+    ]
+    n = len(rows) + rep.truncated
+    if n:
+        worst = rep.anomalies[0]
+        summary = f"{run_label(run)}: {n} anomal{'y' if n == 1 else 'ies'}; first to look at: {worst.message}"
+    elif rep.checks_run:
+        summary = f"{run_label(run)}: no anomalies in {len(rep.checks_run)} checks"
+    else:
+        summary = f"{run_label(run)}: no check could run (no recognisable metrics)"
+    return DetectAnomaliesOutput(
+        summary=summary,
+        anomalies=Table(columns=["kind", "severity", "metric", "step", "end_step", "value", "message"], rows=rows),
+        omitted=rep.truncated, checks_run=list(rep.checks_run), checks_skipped=dict(rep.checks_skipped),
+        notes=run_notes(run),
+    )
