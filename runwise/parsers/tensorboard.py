@@ -1,0 +1,311 @@
+"""TensorBoard runs: directories of `events.out.tfevents.*` files, read without TensorFlow.
+
+Discovery: under each TensorBoard root (`cfg.tensorboard_dirs`: runs/, logs/, lightning_logs/,
+tb_logs/ and runwise.json's `tensorboard_dirs`) every directory that directly holds event files is
+a run; its id is the directory relative to the root (`run_a`, `version_3`, `exp1/seed2`; a root
+that holds event files itself is the run `<root name>`). A later root that yields an id already
+taken prefixes it with its own name. `*.profile-empty` files are not event files. A child
+directory named like a timestamp (`1700000000.123`) is where tensorboardX's `add_hparams` writes:
+its files belong to the parent run (config and hparam metrics), not to a run of their own.
+
+Loading (runwise.parsers.tfevents does the bytes):
+- Series: `simple_value` scalars and one-element numeric tensors whose plugin is `scalars` (TF2:
+  float, double, half, ints), the plugin remembered per tag across files (TF1 writes it once).
+- Restart rule (the one TensorBoard's data server applies): per tag, in file order, a point at
+  step s replaces every earlier point at a step >= s. So a restarted writer whose new file
+  re-logs steps 500..730 replaces the first file's 500..730, and a step logged twice keeps its
+  last write. Points replaced this way are counted in `Run.warnings`; several files show as
+  `Run.segments`.
+- hparams (plugin `hparams`, session start info) -> `Run.config`; text summaries -> `Run.notes`
+  (last text per tag); histograms, images, audio and other plugins -> `Run.non_numeric`.
+- Time: `start_time` is the earliest event wall time, `runtime` the span to the latest one
+  (downtime between restarts included), `summary["_steps_per_sec"]` the step rate of the most
+  logged tag over its own wall times. Other summary keys are each series' last value.
+- State: TensorBoard writes no exit record. `running` if an event file changed in the last
+  LIVE_SECONDS; else `crashed` if the newest file ends in a partial record (the writer died
+  mid-write); else `unknown` (finished and killed look the same).
+- Damage: records that fail their CRC are skipped and counted, lost framing is resynchronised
+  (see tfevents); a file that is not a TFRecord becomes a warning when other files of the run are
+  readable, and a SourceError naming it when none is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from runwise.errors import SourceError
+from runwise.model import CRASHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
+from runwise.parsers import Progress
+from runwise.parsers.tfevents import EventColumns, TagColumns, read_events
+
+LIVE_SECONDS = 120.0
+NOTE_CHARS = 1000  # per text tag in Run.notes
+_HPARAMS_DIR = re.compile(r"^\d{9,}\.\d+$")
+
+
+def is_event_file(name: str) -> bool:
+    """True for a tfevents file name (TensorBoard's rule: the name contains `tfevents`)."""
+    return "tfevents" in name and not name.endswith(".profile-empty")
+
+
+def discover(cfg: Any) -> list[RunEntry]:
+    """Every directory holding event files under the TensorBoard roots (names and stats only)."""
+    entries: list[RunEntry] = []
+    ids: set[str] = set()
+    seen: set[Path] = set()
+    for root in cfg.tensorboard_dirs:
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            here = Path(dirpath)
+            files = sorted(here / f for f in filenames if is_event_file(f))
+            if not files or here in seen:
+                continue
+            if _HPARAMS_DIR.match(here.name) and any(is_event_file(f.name) for f in _files(here.parent)):
+                continue  # belongs to the parent run
+            seen.add(here)
+            extra = [f for d in dirnames if _HPARAMS_DIR.match(d) for f in sorted(_files(here / d))]
+            rel = here.relative_to(root).as_posix()
+            run_id = root.name if rel == "." else rel
+            if run_id in ids:
+                run_id = f"{root.name}/{run_id}"
+            ids.add(run_id)
+            paths = tuple(files + [f for f in extra if is_event_file(f.name)])
+            stats = [p.stat() for p in paths]
+            entries.append(
+                RunEntry(
+                    run_id,
+                    "tensorboard",
+                    paths,
+                    name=run_id,
+                    mtime=max(s.st_mtime for s in stats),
+                    size=sum(s.st_size for s in stats),
+                    extra={"dir": str(here)},
+                )
+            )
+    return entries
+
+
+def _files(d: Path) -> list[Path]:
+    try:
+        return [p for p in d.iterdir() if p.is_file()]
+    except OSError:
+        return []
+
+
+def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
+    """Load one tfevents file, or a run directory (its event files and hparams children)."""
+    path = cfg.check_inside(path)
+    if path.is_dir():
+        files = sorted(p for p in _files(path) if is_event_file(p.name))
+        files += [
+            f
+            for d in sorted(path.iterdir())
+            if d.is_dir() and _HPARAMS_DIR.match(d.name)
+            for f in sorted(_files(d))
+            if is_event_file(f.name)
+        ]
+        if not files:
+            raise SourceError(f"no tfevents files in {_rel(path, cfg)!r}", path=str(path))
+        run_dir = path
+    else:
+        files, run_dir = [path], path.parent
+    run_id = _rel(run_dir, cfg)
+    entry = RunEntry(run_id, "tensorboard", tuple(files), name=run_id, extra={"dir": str(run_dir)})
+    return load(entry, cfg, progress)
+
+
+def _rel(path: Path, cfg: Any) -> str:
+    try:
+        return path.relative_to(cfg.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
+    """Parse a run's event files into the run model (see the module docstring for the rules)."""
+    run_dir = Path(entry.extra.get("dir") or entry.paths[0].parent)
+    own = [p for p in entry.paths if p.parent == run_dir]
+    extra = [p for p in entry.paths if p.parent != run_dir]
+    sizes = {p: (p.stat().st_size if p.exists() else 0) for p in entry.paths}
+    total, done = float(sum(sizes.values())), 0.0
+    warnings: list[str] = []
+    read: list[tuple[Path, EventColumns]] = []
+    errors: list[SourceError] = []
+    for p in own + extra:
+        rel = _rel(p, cfg)
+
+        def tick(n: int, base: float = done) -> None:
+            if progress is not None:
+                progress(base + n, total)
+
+        try:
+            with p.open("rb") as fp:
+                read.append((p, read_events(fp, path=rel, progress=tick)))
+        except SourceError as exc:
+            errors.append(exc)
+            warnings.append(f"skipped {p.name}: {exc}")
+        except OSError as exc:
+            errors.append(SourceError(f"cannot read {rel!r}: {exc}", path=rel))
+            warnings.append(f"skipped {p.name}: {exc}")
+        done += sizes[p]
+    main = [(p, c) for p, c in read if p.parent == run_dir]
+    if not main and errors:
+        raise errors[0]
+    return _assemble(entry, cfg, run_dir, main, [c for p, c in read if p.parent != run_dir], warnings)
+
+
+def _assemble(
+    entry: RunEntry,
+    cfg: Any,
+    run_dir: Path,
+    files: list[tuple[Path, EventColumns]],
+    hparam_files: list[EventColumns],
+    warnings: list[str],
+) -> Run:
+    plugins: dict[str, str] = {}
+    for _, cols in files + [(run_dir, c) for c in hparam_files]:
+        for tag, plugin in cols.plugins.items():
+            plugins.setdefault(tag, plugin)
+    history, replaced, rate = _history([c for _, c in files], plugins)
+    config: dict[str, Any] = {}
+    non_numeric: dict[str, str] = {}
+    texts: dict[str, tuple[int, str]] = {}
+    for cols in [c for _, c in files] + hparam_files:
+        config.update(cols.hparams)
+        for tag, kind in cols.kinds.items():
+            non_numeric.setdefault(tag, kind)
+        for tag in cols.tensors:
+            if plugins.get(tag) != "scalars":
+                non_numeric.setdefault(tag, plugins.get(tag) or "tensor")
+        for tag, step, text in cols.texts:
+            texts[tag] = (step, text)
+    for cols in hparam_files:  # add_hparams' metric values, unless the run logs the same tag
+        extra, _, _ = _history([cols], plugins)
+        for tag, series in extra.items():
+            history.setdefault(tag, series)
+    for tag in history:
+        non_numeric.pop(tag, None)
+
+    warnings.extend(_damage_notes(files, replaced))
+    truncated = bool(files) and files[-1][1].stats.truncated > 0
+    firsts = [c.first_wall for _, c in files if c.first_wall is not None]
+    lasts = [c.last_wall for _, c in files if c.last_wall is not None]
+    start = min(firsts) if firsts else None
+    runtime = (max(lasts) - start) if (lasts and start is not None) else None
+    mtimes = [p.stat().st_mtime for p, _ in files if p.exists()]
+    last_write = max(mtimes) if mtimes else None
+    live = last_write is not None and time.time() - last_write < LIVE_SECONDS
+    state = RUNNING if live else (CRASHED if truncated else UNKNOWN)
+    summary: dict[str, Any] = {k: float(s.values[-1]) for k, s in history.items() if len(s)}
+    if rate is not None:
+        summary["_steps_per_sec"] = rate
+    notes = "\n".join(f"{tag} (step {step}): {text[:NOTE_CHARS]}" for tag, (step, text) in texts.items())
+    rel_dir = _rel(run_dir, cfg)
+    return Run(
+        id=entry.id,
+        source="tensorboard",
+        path=rel_dir,
+        name=entry.name or entry.id,
+        state=state,
+        group=entry.id.rsplit("/", 1)[0] if "/" in entry.id else "",
+        notes=notes,
+        config=config,
+        summary=summary,
+        start_time=start,
+        runtime=runtime,
+        last_write=last_write,
+        segments=[p.name for p, _ in files] if len(files) > 1 else [],
+        history=history,
+        non_numeric=non_numeric,
+        warnings=warnings,
+        truncated=truncated,
+    )
+
+
+def _damage_notes(files: list[tuple[Path, EventColumns]], replaced: dict[str, int]) -> list[str]:
+    notes: list[str] = []
+    for p, cols in files:
+        st = cols.stats
+        first = f" (first at byte {st.damage_offsets[0]})" if st.damage_offsets else ""
+        if st.bad_crc:
+            notes.append(f"{p.name}: skipped {st.bad_crc} records whose checksum failed{first}")
+        if st.lost_framing:
+            notes.append(
+                f"{p.name}: record framing lost {st.lost_framing} time(s){first}; "
+                f"skipped {st.skipped_bytes} bytes to the next valid record"
+            )
+        if cols.undecodable:
+            notes.append(
+                f"{p.name}: {cols.undecodable} records passed their checksum but are not valid events"
+            )
+        if st.truncated and p != files[-1][0]:
+            notes.append(f"{p.name} ends in a partial record ({st.truncated} bytes): its writer was killed")
+    if files and files[-1][1].stats.truncated:
+        notes.append(
+            f"the last record of {files[-1][0].name} is incomplete ({files[-1][1].stats.truncated} bytes): "
+            "the writer is still running or died mid-write"
+        )
+    if len(files) > 1:
+        notes.append(f"restarted writer: {len(files)} event files read in order")
+    if replaced:
+        notes.append(
+            f"{sum(replaced.values())} points of {len(replaced)} tags were replaced by later writes at the "
+            "same or an earlier step (restart rule: the later write wins)"
+        )
+    return notes
+
+
+def _history(
+    files: list[EventColumns], plugins: dict[str, str]
+) -> tuple[dict[str, Series], dict[str, int], float | None]:
+    """Per-tag series across files in order, with the restart rule; replaced counts; step rate."""
+    per_tag: dict[str, list[TagColumns]] = {}
+    for cols in files:
+        for tag, tc in cols.scalars.items():
+            per_tag.setdefault(tag, []).append(tc)
+        for tag, tc in cols.tensors.items():
+            if plugins.get(tag) == "scalars":
+                per_tag.setdefault(tag, []).append(tc)
+    history: dict[str, Series] = {}
+    replaced: dict[str, int] = {}
+    best: tuple[int, float | None] = (0, None)
+    for tag in sorted(per_tag):
+        arrays = [tc.arrays() for tc in per_tag[tag]]
+        steps = np.concatenate([a[0] for a in arrays])
+        values = np.concatenate([a[1] for a in arrays])
+        walls = np.concatenate([a[2] for a in arrays])
+        keep = latest_writes(steps)
+        if not keep.all():
+            replaced[tag] = int(keep.size - np.count_nonzero(keep))
+            steps, values, walls = steps[keep], values[keep], walls[keep]
+        history[tag] = make_series(tag, steps, values)
+        if steps.size > best[0]:
+            best = (int(steps.size), _rate(steps, walls))
+    return history, replaced, best[1]
+
+
+def latest_writes(steps: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Points that survive the restart rule: no later point has the same or a smaller step."""
+    keep = np.ones(steps.size, dtype=bool)
+    if steps.size > 1:
+        later_min = np.minimum.accumulate(steps[::-1])[::-1]
+        keep[:-1] = steps[:-1] < later_min[1:]
+    return keep
+
+
+def _rate(steps: NDArray[np.int64], walls: NDArray[np.float64]) -> float | None:
+    ok = walls > 0
+    if np.count_nonzero(ok) < 2:
+        return None
+    s, w = steps[ok], walls[ok]
+    span = float(w[-1] - w[0])
+    return float(s[-1] - s[0]) / span if span > 0 else None
