@@ -1,0 +1,150 @@
+"""Shared fixtures: small JSONL projects written the way training scripts write them (json.dumps).
+
+Fixtures
+  project   a project root with logs/run_a.jsonl (older) and logs/run_b.jsonl (newer, with a
+            planted train/loss spike at step 150) and a runwise.json
+  cfg       the RunwiseConfig of `project`
+
+Helpers (import them: `from tests.conftest import write_jsonl, training_rows, write_project`)
+  training_rows(...)   rows of a synthetic run: train/loss every step, val/loss every N steps, lr
+  write_jsonl(p, rows) one json.dumps line per row
+  write_project(root)  the two-run project above, under any root
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runwise.config import RunwiseConfig
+
+RUN_A_CONFIG = {"lr": 0.0003, "batch_size": 32, "optimizer": {"name": "adam", "beta1": 0.9}, "seed": 1}
+RUN_B_CONFIG = {
+    "lr": 0.001,
+    "batch_size": 32,
+    "optimizer": {"name": "adam", "beta1": 0.9},
+    "seed": 1,
+    "warmup": 20,
+}
+SPIKE_STEP = 150
+
+
+def training_rows(
+    *,
+    steps: int = 200,
+    loss0: float = 2.5,
+    loss_end: float = 0.5,
+    val_every: int = 10,
+    lr: float = 3e-4,
+    seed: int = 0,
+    spike_at: int | None = None,
+    config: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """A synthetic run: one row per step (train/loss, lr, grad_norm), val/loss every `val_every` steps.
+
+    The loss decays exponentially from `loss0` towards `loss_end` with 1% noise; `spike_at` multiplies
+    train/loss by 8 at that step. A first row holds `config` and `_meta` (at step 0).
+    """
+    rng = random.Random(seed)
+    rows: list[dict[str, Any]] = []
+    if config is not None or meta is not None:
+        head: dict[str, Any] = {"step": 0}
+        if config is not None:
+            head["config"] = config
+        if meta is not None:
+            head["_meta"] = meta
+        rows.append(head)
+    for s in range(steps):
+        clean = loss_end + (loss0 - loss_end) * math.exp(-4.0 * s / steps)
+        loss = clean * (1 + 0.01 * rng.gauss(0, 1))
+        if s == spike_at:
+            loss *= 8
+        row: dict[str, Any] = {
+            "step": s,
+            "train/loss": round(loss, 6),
+            "lr": lr,
+            "grad_norm": round(1 + rng.random(), 4),
+        }
+        if s % val_every == 0:
+            row["val/loss"] = round(clean * 1.1, 6)
+        rows.append(row)
+    return rows
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], *, age_s: float | None = None) -> Path:
+    """Write one json.dumps line per row; `age_s` sets the file's mtime that many seconds back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fp:
+        for row in rows:
+            fp.write(json.dumps(row) + "\n")
+    if age_s is not None:
+        t = time.time() - age_s
+        os.utime(path, (t, t))
+    return path
+
+
+def write_project(root: Path) -> Path:
+    """Write the two-run project of the `project` fixture under `root`; returns `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    a = training_rows(
+        steps=200,
+        loss0=2.5,
+        loss_end=0.6,
+        lr=3e-4,
+        seed=1,
+        config=RUN_A_CONFIG,
+        meta={"name": "run_a", "notes": "baseline at the default lr", "tags": ["baseline"]},
+    )
+    b = training_rows(
+        steps=300,
+        loss0=2.5,
+        loss_end=0.4,
+        lr=1e-3,
+        seed=2,
+        spike_at=SPIKE_STEP,
+        config=RUN_B_CONFIG,
+        meta={"name": "run_b", "tags": ["lr-sweep"]},
+    )
+    write_jsonl(root / "logs" / "run_a.jsonl", a, age_s=7200)  # both old enough not to count as running
+    write_jsonl(root / "logs" / "run_b.jsonl", b, age_s=3600)
+    (root / "runwise.json").write_text(json.dumps({"project_name": "fixture project", "logs_dir": "logs"}))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests never see the caller's runwise settings, and never write to the real cache dir."""
+    for name in (
+        "RUNWISE_PROJECT_ROOT",
+        "CLAUDE_PROJECT_DIR",
+        "RUNWISE_WANDB_DIR",
+        "RUNWISE_LOGS_DIR",
+        "RUNWISE_NO_CACHE",
+        "RUNWISE_DEBUG",
+        "WANDB_API_KEY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))
+    yield
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project root with two JSONL runs (run_a older, run_b newer with a loss spike) and runwise.json."""
+    return write_project(tmp_path / "proj")
+
+
+@pytest.fixture
+def cfg(project: Path) -> RunwiseConfig:
+    return RunwiseConfig.load(project)

@@ -1,0 +1,322 @@
+"""The command line: main([...]) with capsys; exit codes, stdout, one-line errors on stderr."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from runwise import cli
+from runwise.config import RunwiseConfig
+from tests.conftest import SPIKE_STEP, training_rows, write_jsonl
+
+COMMANDS = sorted(cli.build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def run(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(["--root", str(root), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
+    assert code == 1
+    assert out == ""
+    assert err.startswith("runwise: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_list_shows_runs_newest_first(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, err = run(capsys, project, "list")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("2 runs")
+    assert out.index("run_b") < out.index("run_a")
+    assert "spark" in out
+    code, out, _ = run(capsys, project, "list", "--no-spark", "-n", "1")
+    assert code == 0 and "spark" not in out and "run_a" not in out.split("\n\n")[1]
+
+
+def test_global_options_work_before_and_after_the_command(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    assert cli.main(["list", "--root", str(project), "--format", "json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert cli.main(["--json", "--root", str(project), "list"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert after["total"] == before["total"] == 2
+
+
+def test_run_summarizes(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "run", "run_a")
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first.startswith("jsonl:run_a") and "train/loss" in first
+    assert "val/loss" in out and "min_step" in out
+
+
+def test_latest_is_the_newest_run_and_reports_the_spike(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    code, out, _ = run(capsys, project, "latest")
+    assert code == 0
+    assert out.startswith("jsonl:run_b")
+    assert f"step {SPIKE_STEP}" in out
+    code, out, _ = run(capsys, project, "latest", "--no-anomalies", "-k", "val/loss")
+    assert code == 0 and "anomaly checks off" in out and "grad_norm" not in out
+
+
+def test_keys_accept_commas_and_repeats(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "stats", "run_a", "-k", "val/loss,lr", "-k", "grad_norm")
+    assert code == 0
+    body = out.split("\n\n")[1]
+    assert [line.split()[0] for line in body.splitlines()[2:]] == ["val/loss", "lr", "grad_norm"]
+
+
+def test_compare_shows_deltas_and_config_diff_by_default(
+    capsys: pytest.CaptureFixture[str], project: Path
+) -> None:
+    code, out, _ = run(capsys, project, "compare", "run_a", "run_b")
+    assert code == 0
+    assert "delta_pct" in out and "config differences:" in out
+    assert "warmup" in out
+    code, out, _ = run(capsys, project, "compare", "run_a", "run_b", "--no-diff", "-f", "val/")
+    assert code == 0
+    assert "config differences" not in out and "train/loss" not in out and "val/loss" in out
+
+
+def test_compare_at_a_step(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "compare", "run_a@100", "run_b@100")
+    assert code == 0 and "step@run_a" in out
+    code, data, _ = run(capsys, project, "--json", "compare", "run_a", "run_b", "--step", "50")
+    assert code == 0 and json.loads(data)["at_steps"] == [50, 50]
+
+
+def test_config_notes_keys(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "config", "run_a", "-p", "optimizer")
+    assert code == 0 and "optimizer.name" in out and "adam" in out and "batch_size" not in out
+    code, out, _ = run(capsys, project, "notes", "run_a")
+    assert code == 0 and "baseline at the default lr" in out and "baseline" in out
+    code, out, _ = run(capsys, project, "keys", "run_a", "-p", "val")
+    assert code == 0 and "val/loss" in out and "train/loss" not in out
+
+
+def test_best(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "best", "val/loss")
+    assert code == 0 and "jsonl:run_b" in out.splitlines()[0]
+    code, out, _ = run(capsys, project, "--json", "best", "val/loss", "--max", "--final", "-n", "1")
+    ranking = json.loads(out)["ranking"]
+    assert code == 0 and len(ranking["rows"]) == 1 and ranking["rows"][0][1] == "run_a"
+    code, out, _ = run(capsys, project, "best", "train/loss", "--final")
+    assert code == 0 and "final" in out.splitlines()[0]
+
+
+def test_history_csv_is_one_long_csv(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "history", "run_a", "-k", "val/loss,lr", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["metric"] for r in rows} == {"val/loss", "lr"}
+    assert all(int(r["step"]) % 10 == 0 for r in rows if r["metric"] == "val/loss")
+
+
+def test_history_text_and_window(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(
+        capsys, project, "history", "run_b", "-k", "train/loss", "--start", "100", "--end", "199"
+    )
+    assert code == 0 and "train/loss:" in out
+    steps = [int(line.split()[0].replace(",", "")) for line in out.split("\n\n")[-1].splitlines()[3:]]
+    assert steps and min(steps) >= 100 and max(steps) <= 199
+    assert SPIKE_STEP in steps  # downsampling keeps the spike
+
+
+def test_stability_csv(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "stability", "run_a", "-w", "20", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows and "verdict" in rows[0] and rows[0]["metric"] == "train/loss"
+
+
+def test_live_and_anomalies(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "live")
+    assert code == 0 and out.startswith("jsonl:run_b") and "step 299" in out
+    code, out, _ = run(capsys, project, "anomalies", "run_b")
+    assert code == 0 and "spike" in out and "checks run" in out
+
+
+def test_local_defaults_to_newest_jsonl(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "local")
+    assert code == 0 and "run_b" in out.splitlines()[0]
+
+
+def test_local_path_is_relative_to_the_working_directory(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project / "logs")
+    code, out, _ = run(capsys, project, "local", "run_a.jsonl", "--keys")
+    assert code == 0 and "train/loss" in out and "first_step" in out
+    code, out, _ = run(capsys, project, "local", "run_a.jsonl", "--stats", "-k", "lr")
+    assert code == 0 and "lr" in out and "train/loss" not in out
+
+
+def test_tb_lists_tensorboard_runs(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    code, out, _ = run(capsys, project, "tb")
+    assert code == 0 and "0 runs" in out and "run_a" not in out
+
+
+def test_init_writes_and_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, tmp_path, "init", "--name", "demo")
+    assert code == 0 and "runwise.json" in out
+    assert RunwiseConfig.load(tmp_path).project_name == "demo"
+    assert_one_line_error(*run(capsys, tmp_path, "init"), "--force")
+    code, _, _ = run(capsys, tmp_path, "init", "--force")
+    assert code == 0 and RunwiseConfig.load(tmp_path).project_name == tmp_path.name
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_unknown_run_is_one_line(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    assert_one_line_error(*run(capsys, project, "run", "run_c"), "run_c", "run_a")
+
+
+def test_unknown_metric_names_the_available_ones(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    assert_one_line_error(*run(capsys, project, "stats", "-k", "vall/loss"), "vall/loss", "val/loss")
+    assert_one_line_error(*run(capsys, project, "best", "nope"), "nope")
+
+
+def test_path_outside_the_root_is_refused(
+    capsys: pytest.CaptureFixture[str], project: Path, tmp_path: Path
+) -> None:
+    outside = write_jsonl(tmp_path / "elsewhere" / "x.jsonl", training_rows(steps=5))
+    assert_one_line_error(*run(capsys, project, "local", str(outside)), "outside the project roots")
+    assert_one_line_error(*run(capsys, project, "run", str(outside)), "outside the project roots")
+
+
+def test_invalid_config_names_the_key(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    (project / "runwise.json").write_text(json.dumps({"anomaly_detection": {"spike_threshold": -1}}))
+    assert_one_line_error(*run(capsys, project, "list"), "anomaly_detection.spike_threshold")
+    (project / "runwise.json").write_text("{not json")
+    assert_one_line_error(*run(capsys, project, "list"), "runwise.json", "line 1")
+
+
+def test_bad_option_values(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    assert_one_line_error(*run(capsys, project, "history", "-n", "2"), "-n")
+    assert_one_line_error(*run(capsys, project, "compare", "run_a"), "2 to 8")
+    assert_one_line_error(*run(capsys, project.parent / "missing", "list"), "not a directory")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bogus"]) == 2
+    assert cli.main(["history", "-n", "many"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
+
+
+def test_interrupt_and_bugs_have_no_traceback(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(args: object) -> str:
+        raise KeyboardInterrupt
+
+    def broken(args: object) -> str:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cli, "cmd_list", interrupted)
+    code, out, err = run(capsys, project, "list")
+    assert code == 130 and err.strip() == "runwise: interrupted"
+    monkeypatch.setattr(cli, "cmd_list", broken)
+    assert_one_line_error(*run(capsys, project, "list"), "internal error", "ZeroDivisionError", "boom")
+
+
+# ---------------------------------------------------------------- help, formats, contracts
+
+
+def test_bare_runwise_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: runwise")
+    for command in COMMANDS:
+        assert f"    {command} " in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("runwise ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    assert cli.main([command, "-h"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: runwise {command}")
+    assert "--root" in out and "--format" in out
+
+
+def test_every_tool_has_a_command() -> None:
+    from runwise.tools import TOOLS
+
+    assert sorted(cli.TOOL_COMMANDS) == sorted(t.name for t in TOOLS)
+    for commands in cli.TOOL_COMMANDS.values():
+        assert all(c.split()[0] in COMMANDS for c in commands)
+
+
+FORMAT_CASES = [
+    ["list"],
+    ["latest"],
+    ["run", "run_a"],
+    ["compare", "run_a", "run_b", "-g"],
+    ["config", "run_a"],
+    ["notes", "run_b"],
+    ["best", "val/loss"],
+    ["history", "-k", "val/loss", "-n", "8"],
+    ["stats"],
+    ["stability"],
+    ["keys"],
+    ["live"],
+    ["anomalies", "run_b"],
+    ["local"],
+    ["tb"],
+]
+
+
+@pytest.mark.parametrize("argv", FORMAT_CASES, ids=lambda a: " ".join(a))
+def test_json_output_parses(capsys: pytest.CaptureFixture[str], project: Path, argv: list[str]) -> None:
+    code, out, err = run(capsys, project, "--format", "json", *argv)
+    assert code == 0, err
+    assert isinstance(json.loads(out), dict)
+
+
+@pytest.mark.parametrize("argv", FORMAT_CASES, ids=lambda a: " ".join(a))
+def test_markdown_output_has_real_tables(
+    capsys: pytest.CaptureFixture[str], project: Path, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, project, "--format", "md", *argv)
+    assert code == 0, err
+    assert out.startswith("## ")
+    lines = out.splitlines()
+    tables = [i for i, line in enumerate(lines) if line.startswith("|---") or line.startswith("|--")]
+    if argv[0] not in ("tb", "notes"):  # no TensorBoard runs in the fixture; notes are key/value lines
+        assert tables, out
+    for i in tables:
+        header = lines[i - 1]
+        assert header.startswith("| ") and header.endswith(" |")
+        width = header.count(" | ")
+        j = i + 1
+        while j < len(lines) and lines[j].startswith("|"):
+            assert lines[j].replace("\\|", "").count(" | ") == width, lines[j]
+            j += 1
+
+
+@pytest.mark.parametrize("argv", FORMAT_CASES, ids=lambda a: " ".join(a))
+def test_text_output_has_no_trailing_spaces(
+    capsys: pytest.CaptureFixture[str], project: Path, argv: list[str]
+) -> None:
+    code, out, err = run(capsys, project, *argv)
+    assert code == 0, err
+    assert out.strip() and all(line == line.rstrip() for line in out.splitlines())
