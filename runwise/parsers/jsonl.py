@@ -246,12 +246,14 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
         while block := list(islice(fp, BLOCK)):
             start = total
             total += len(block)
-            try:
-                objs = list(map(orjson.loads, block))
-                if set(map(type, objs)) != {dict}:
+            objs: list[Any] | None = None
+            if max(map(len, block)) <= MAX_LINE:
+                try:
+                    objs = list(map(orjson.loads, block))
+                    if set(map(type, objs)) != {dict}:
+                        objs = None
+                except orjson.JSONDecodeError:
                     objs = None
-            except orjson.JSONDecodeError:
-                objs = None
             if objs is not None:
                 cols.add_block(objs, np.arange(start, start + len(block), dtype=np.int64))
             else:
@@ -329,6 +331,7 @@ def _build_run(
 
     history: dict[str, Series] = {}
     times: dict[str, np.ndarray] = {}
+    has_metric = np.zeros(total_lines, dtype=bool)
     for key in cols.vals:
         if key in STEP_KEYS or key == used_step_key:
             continue
@@ -336,14 +339,15 @@ def _build_run(
         if key in TIME_KEYS:
             times[key] = vals
             continue
+        has_metric[rows] = True
         history[key] = make_series(key, line_steps[rows], vals)
 
     warnings = []
     if skipped:
         parts = [f"{n} {reason} (first at line {first_bad[reason]})" for reason, n in skipped.items()]
         warnings.append(f"skipped {sum(skipped.values())} of {total_lines} lines: " + "; ".join(parts))
-    if used_step_key is not None and not has_step.all():
-        missing = int((~has_step).sum())
+    missing = int((has_metric & ~has_step).sum())
+    if used_step_key is not None and missing:
         warnings.append(f"{missing} rows have no {used_step_key!r}: their line number was used as the step")
     elif used_step_key is None and total_lines:
         warnings.append("no 'step' or '_step' key: line numbers (from 0) are the steps")

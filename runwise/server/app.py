@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.from_thread
@@ -24,7 +24,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from runwise.tools import TOOLS, ToolSpec
 
@@ -49,20 +49,32 @@ PROGRESS_INTERVAL = 0.5  # seconds between progress notifications of one call
 
 
 def _compact_schema(schema: Any) -> Any:
-    """Drop pydantic's auto-generated `title`s: the model pays for every character of every schema."""
-    if isinstance(schema, dict):
-        out = {}
-        for k, v in schema.items():
-            if k == "title" and isinstance(v, str):
-                continue
-            if k == "properties" and isinstance(v, dict):
-                out[k] = {name: _compact_schema(p) for name, p in v.items()}
-            else:
-                out[k] = _compact_schema(v)
-        return out
+    """Shorten a JSON schema without changing what it accepts: the model pays for every character.
+
+    Drops pydantic's generated `title`s and `"default": null`, and writes `anyOf: [{type: T}, {type:
+    null}]` as `type: [T, "null"]`.
+    """
     if isinstance(schema, list):
         return [_compact_schema(x) for x in schema]
-    return schema
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for k, v in schema.items():
+        if k == "title" and isinstance(v, str):
+            continue
+        if k == "default" and v is None:
+            continue
+        if k == "properties" and isinstance(v, dict):
+            out[k] = {name: _compact_schema(p) for name, p in v.items()}
+        else:
+            out[k] = _compact_schema(v)
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = options[0] if options[1] == {"type": "null"} else options[1]
+        if isinstance(other, dict) and isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out = {**other, **out, "type": [other["type"], "null"]}
+    return out
 
 
 def _make_tool_fn(spec: ToolSpec, load_config: Callable[[], Any]) -> Callable[..., Any]:
@@ -85,9 +97,10 @@ def _make_tool_fn(spec: ToolSpec, load_config: Callable[[], Any]) -> Callable[..
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
     for name, field in spec.input.model_fields.items():
         default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
-        params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=field.rebuild_annotation())
-        )
+        annotation: Any = field.annotation
+        if field.description or field.metadata:
+            annotation = Annotated[(annotation, *field.metadata, Field(description=field.description))]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
     tool.__signature__ = inspect.Signature(params, return_annotation=spec.output)  # type: ignore[attr-defined]
     tool.__annotations__ = {"ctx": Context, **{p.name: p.annotation for p in params[1:]}, "return": spec.output}
     tool.__name__ = spec.name
@@ -153,6 +166,10 @@ def build_server(load_config: Callable[[], Any] | None = None) -> MCPServer:
         registered = server._tool_manager.get_tool(spec.name)
         if registered is not None:
             registered.parameters = _compact_schema(registered.parameters)
+            # refuse unknown arguments: a misspelt 'key' must not silently fall back to defaults
+            arg_model = registered.fn_metadata.arg_model
+            arg_model.model_config["extra"] = "forbid"
+            arg_model.model_rebuild(force=True)
     return server
 
 

@@ -21,11 +21,11 @@ Num = float | str | None
 
 RunRef = Annotated[
     str,
-    Field(description="Run: 'latest', id, id prefix, name, source:id or file path", min_length=1, max_length=500),
+    Field(description="'latest', id, id prefix, name, source:id or path"),
 ]
 Keys = Annotated[
     list[str] | None,
-    Field(description="Metric names or prefixes (e.g. 'val/'); default: the main metrics", max_length=100),
+    Field(description="Metric names or prefixes ('val/'); default: main metrics"),
 ]
 
 
@@ -133,7 +133,9 @@ def select_keys(run: Run, keys: Sequence[str] | None, cfg: RunwiseConfig, *, def
         if want in run.history:
             found = [want]
         else:
-            found = sorted(k for k in available if k.startswith(want))
+            # a prefix names a group ('val' or 'val/' -> 'val/loss'), never part of a name ('val/los')
+            group = want if want.endswith("/") else want + "/"
+            found = sorted(k for k in available if k.startswith(group))
             if not found:
                 alias = find_metric(available, want) if want in _ROLE_NAMES else None
                 found = [alias] if alias else []

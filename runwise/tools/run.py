@@ -43,13 +43,12 @@ class RunHeader(Out):
     last_step: int | None
     runtime_s: Num
     started: str | None
-    path: str
 
 
 def header(run: Run) -> RunHeader:
     return RunHeader(
         id=run.id, name=run.name, source=run.source, state=run.state, last_step=run.last_step,
-        runtime_s=num(run.runtime, 4), started=iso(run.start_time), path=run.path,
+        runtime_s=num(run.runtime, 4), started=iso(run.start_time),
     )
 
 
@@ -145,6 +144,7 @@ class RunContextInput(In):
 
 class RunContextOutput(Out):
     run: RunHeader
+    path: str
     project: str
     entity: str
     group: str
@@ -159,7 +159,7 @@ def get_run_context(req: RunContextInput, cfg: RunwiseConfig, progress: Progress
     run, _ = runs.get_run(req.run, cfg, progress)
     notes = run.notes if len(run.notes) <= 2000 else run.notes[:2000] + f"… (+{len(run.notes) - 2000} chars)"
     return RunContextOutput(
-        run=header(run), project=run.project, entity=run.entity, group=run.group, job_type=run.job_type,
+        run=header(run), path=run.path, project=run.project, entity=run.entity, group=run.group, job_type=run.job_type,
         tags=run.tags[:50], notes=notes, segments=run.segments[:20], exit_code=run.exit_code,
     )
 

@@ -1,0 +1,99 @@
+"""The MCP server as Claude Code meets it: spawn over stdio, list tools, start-up time.
+
+    python bench/bench_mcp.py [--repeat 9]
+
+Checks what the foundation issue asks:
+- the official `mcp` client lists all 12 tools over stdio, each with an output schema, a title
+  and readOnlyHint;
+- what the model pays for on every turn (names, descriptions and input schemas of all tools, as
+  JSON: `json.dumps` with its default separators, non-ASCII unescaped, as JSON.stringify
+  writes it) is at most 8,000 characters;
+- spawn-to-initialized time of `runwise-mcp` is at most 1.3x that of a bare MCPServer with one
+  tool (bench/bare_server.py), measured side by side, alternating, median of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+HERE = Path(__file__).resolve().parent
+
+
+def runwise_params(root: Path) -> StdioServerParameters:
+    exe = shutil.which("runwise-mcp")
+    if exe is None:  # not installed as a console script: the module form is the same server
+        return StdioServerParameters(command=sys.executable, args=["-m", "runwise.server", "--root", str(root)])
+    return StdioServerParameters(command=exe, args=["--root", str(root)])
+
+
+def bare_params() -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=[str(HERE / "bare_server.py")])
+
+
+async def time_to_initialized(params: StdioServerParameters) -> float:
+    t = time.perf_counter()
+    async with Client(params) as client:
+        elapsed = time.perf_counter() - t
+        await client.list_tools()
+    return elapsed
+
+
+async def listing(root: Path) -> tuple[list[dict[str, object]], int]:
+    async with Client(runwise_params(root)) as client:
+        tools = (await client.list_tools()).tools
+    rows = []
+    for t in tools:
+        rows.append({
+            "name": t.name,
+            "title": t.title,
+            "read_only": bool(t.annotations and t.annotations.read_only_hint),
+            "output_schema": t.output_schema is not None,
+            "input_chars": len(json.dumps(t.input_schema, ensure_ascii=False)),
+        })
+    payload = [{"name": t.name, "description": t.description, "inputSchema": t.input_schema} for t in tools]
+    return rows, len(json.dumps(payload, ensure_ascii=False))
+
+
+async def main_async(repeat: int) -> int:
+    root = HERE.parent / "examples"
+    rows, paid = await listing(root)
+    print(f"tools listed over stdio: {len(rows)}")
+    for r in rows:
+        print(f"  {r['name']:18s} title={r['title']!r:24s} readOnly={r['read_only']} "
+              f"outputSchema={r['output_schema']} inputSchema={r['input_chars']} chars")
+    print(f"per-turn cost (names + descriptions + input schemas, JSON): {paid:,} chars (limit 8,000)")
+    await time_to_initialized(bare_params())  # warm the file cache for both
+    await time_to_initialized(runwise_params(root))
+    bare: list[float] = []
+    ours: list[float] = []
+    for _ in range(repeat):
+        bare.append(await time_to_initialized(bare_params()))
+        ours.append(await time_to_initialized(runwise_params(root)))
+    b, o = statistics.median(bare), statistics.median(ours)
+    print(f"spawn-to-initialized, median of {repeat}: bare MCPServer {b:.3f}s, runwise-mcp {o:.3f}s, ratio {o / b:.2f}x (limit 1.30x)")
+    ok = (
+        len(rows) == 12 and all(r["read_only"] and r["output_schema"] and r["title"] for r in rows)
+        and paid <= 8000 and o <= 1.3 * b
+    )
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=9)
+    return anyio.run(main_async, ap.parse_args().repeat)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
