@@ -1,27 +1,25 @@
 """The `runwise` command line: parse, build the tool's input model, call its handler, render.
 
 Every command maps onto one tool of `runwise.tools` (the same handlers the MCP server calls);
-`local`, `tb` and `init` are conveniences over them. Errors are one line on stderr
-(`runwise: error: ...`, exit 1); Ctrl-C exits 130; a bug prints its type and message, and the
-traceback only with RUNWISE_DEBUG=1.
+`local`, `tb` and `init` are conveniences over them (see `runwise.commands`). Errors are one line
+on stderr (`runwise: error: ...`, exit 1); usage errors exit 2; Ctrl-C exits 130; a bug prints
+its type and message, and the traceback only with RUNWISE_DEBUG=1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from runwise.config import CONFIG_FILE, RunwiseConfig, starter_config
-from runwise.errors import ConfigError, RunwiseError
-from runwise.render import FORMATS, history_csv, render, table_csv
+from runwise import commands as c
+from runwise.config import CONFIG_FILE
+from runwise.errors import RunwiseError
+from runwise.render import FORMATS
 
 Command = Callable[[argparse.Namespace], str]
 
@@ -31,16 +29,6 @@ tensorboard:run1, wandb:3kx9a2bq), a log file path, and REF@STEP (compare at a s
 project root: --root, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else the current directory.
 """
 
-# Which command answers with which tool (every tool has at least one command).
-TOOL_COMMANDS = {
-    "list_runs": ("list", "tb"), "summarize_run": ("run", "latest", "local", "tb"),
-    "compare_runs": ("compare",), "get_config": ("config",), "get_run_context": ("notes",),
-    "find_best_run": ("best",),
-    "get_history": ("history", "local --history"), "get_stats": ("stats", "local --stats"),
-    "get_stability": ("stability", "local --stability"), "list_keys": ("keys", "local --keys"),
-    "live_status": ("live",), "detect_anomalies": ("anomalies",),
-}
-
 # Input-model fields -> the option a person typed, for validation errors.
 _FLAGS = {
     "limit": "-n", "top_n": "-n", "max_points": "-n", "max_metrics": "-n", "max_keys": "-n",
@@ -48,197 +36,6 @@ _FLAGS = {
     "step": "--step", "start_step": "--start", "end_step": "--end", "output_lines": "--lines",
     "keys": "-k", "prefix": "-p", "metric": "METRIC", "run": "the run reference",
 }
-
-
-# ---------------------------------------------------------------- plumbing
-
-
-def _config(args: argparse.Namespace) -> RunwiseConfig:
-    cfg: RunwiseConfig | None = getattr(args, "_cfg", None)
-    if cfg is None:
-        cfg = RunwiseConfig.load(args.root)
-        args._cfg = cfg
-    return cfg
-
-
-def _keys(args: argparse.Namespace) -> list[str] | None:
-    raw: list[str] = getattr(args, "keys", None) or []
-    keys = [k.strip() for item in raw for k in item.split(",") if k.strip()]
-    return keys or None
-
-
-class _Progress:
-    """A one-line "reading 42%" on stderr, only on a terminal and only for slow reads."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.shown = -1
-
-    def __call__(self, done: float, total: float) -> None:
-        if total <= 0 or time.monotonic() - self.start < 1.0:
-            return
-        pct = int(100 * min(done, total) / total)
-        if pct != self.shown:
-            self.shown = pct
-            sys.stderr.write(f"\rrunwise: reading... {pct:3d}%")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown >= 0:
-            sys.stderr.write("\r" + " " * 30 + "\r")
-            sys.stderr.flush()
-
-
-def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
-    """Validate `fields` with the tool's input model and run its handler."""
-    from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` and `init` need no numpy
-
-    spec = TOOLS_BY_NAME[tool]
-    req = spec.input.model_validate(fields)
-    cfg = _config(args)
-    progress = _Progress() if sys.stderr.isatty() else None
-    try:
-        out: BaseModel = spec.handler(req, cfg, progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
-    return out
-
-
-def show(tool: str, args: argparse.Namespace, **fields: Any) -> str:
-    """Run a tool and render its output in the chosen format."""
-    from runwise.tools import TOOLS_BY_NAME
-
-    out = call(tool, args, **fields)
-    return render(out, args.format, title=TOOLS_BY_NAME[tool].title)
-
-
-def _summary_fields(args: argparse.Namespace, run: str) -> dict[str, Any]:
-    return {"run": run, "keys": _keys(args), "anomalies": not args.no_anomalies,
-            "max_metrics": args.max_metrics}
-
-
-# ---------------------------------------------------------------- commands
-
-
-def cmd_list(args: argparse.Namespace) -> str:
-    return show("list_runs", args, source=args.source, limit=args.limit, sparklines=not args.no_spark,
-                metric=args.metric)
-
-
-def cmd_latest(args: argparse.Namespace) -> str:
-    return show("summarize_run", args, **_summary_fields(args, "latest"))
-
-
-def cmd_run(args: argparse.Namespace) -> str:
-    return show("summarize_run", args, **_summary_fields(args, args.ref))
-
-
-def cmd_compare(args: argparse.Namespace) -> str:
-    return show("compare_runs", args, runs=args.refs, step=args.step, prefix=args.filter, group=args.group,
-                threshold_pct=args.threshold, config_diff=args.diff, max_metrics=args.max_metrics)
-
-
-def cmd_config(args: argparse.Namespace) -> str:
-    return show("get_config", args, run=args.ref, prefix=args.prefix, max_keys=args.max_keys)
-
-
-def cmd_notes(args: argparse.Namespace) -> str:
-    return show("get_run_context", args, run=args.ref)
-
-
-def cmd_best(args: argparse.Namespace) -> str:
-    use = "final" if args.final else "best"
-    return show("find_best_run", args, metric=args.metric, mode=args.mode, use=use, top_n=args.top,
-                source=args.source)
-
-
-def cmd_history(args: argparse.Namespace) -> str:
-    fields = {"run": args.ref, "keys": _keys(args), "max_points": args.points, "start_step": args.start,
-              "end_step": args.end}
-    if args.csv:
-        return history_csv(call("get_history", args, **fields).metrics)  # type: ignore[attr-defined]
-    return show("get_history", args, **fields)
-
-
-def cmd_stats(args: argparse.Namespace) -> str:
-    return show("get_stats", args, run=args.ref, keys=_keys(args))
-
-
-def cmd_stability(args: argparse.Namespace) -> str:
-    fields = {"run": args.ref, "keys": _keys(args), "window_steps": args.window}
-    if args.csv:
-        return table_csv(call("get_stability", args, **fields).stability)  # type: ignore[attr-defined]
-    return show("get_stability", args, **fields)
-
-
-def cmd_keys(args: argparse.Namespace) -> str:
-    return show("list_keys", args, run=args.ref, prefix=args.prefix)
-
-
-def cmd_live(args: argparse.Namespace) -> str:
-    return show("live_status", args, run=args.ref, keys=_keys(args), output_lines=args.lines)
-
-
-def cmd_anomalies(args: argparse.Namespace) -> str:
-    return show("detect_anomalies", args, run=args.ref, keys=_keys(args), max_anomalies=args.max_anomalies)
-
-
-def newest_jsonl(cfg: RunwiseConfig) -> Path:
-    """The most recently written *.jsonl under the logs dir."""
-    logs = cfg.logs_dir
-    files = [p for p in logs.rglob("*.jsonl") if p.is_file()] if logs.is_dir() else []
-    if not files:
-        raise RunwiseError(f"no *.jsonl files under {logs}; give a log file: runwise local FILE")
-    return max(files, key=lambda p: p.stat().st_mtime)
-
-
-def cmd_local(args: argparse.Namespace) -> str:
-    cfg = _config(args)
-    # a path typed at a terminal is relative to the working directory, not to the project root
-    path = Path(args.file).expanduser().absolute() if args.file else newest_jsonl(cfg)
-    ref = str(cfg.check_inside(path))
-    if args.mode == "keys":
-        return show("list_keys", args, run=ref)
-    if args.mode == "history":
-        return show("get_history", args, run=ref, keys=_keys(args))
-    if args.mode == "stats":
-        return show("get_stats", args, run=ref, keys=_keys(args))
-    if args.mode == "stability":
-        return show("get_stability", args, run=ref, keys=_keys(args))
-    return show("summarize_run", args, **_summary_fields(args, ref))
-
-
-def cmd_tb(args: argparse.Namespace) -> str:
-    if not args.run:
-        return show("list_runs", args, source="tensorboard", limit=args.limit, sparklines=True)
-    ref = args.run if args.run.startswith("tensorboard:") else f"tensorboard:{args.run}"
-    return show("summarize_run", args, **_summary_fields(args, ref))
-
-
-def project_root(args: argparse.Namespace) -> Path:
-    """The root `init` writes to: --root, else the environment, else the working directory."""
-    env = os.environ
-    root = args.root or env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"project root {str(root)!r} is not a directory")
-    return path
-
-
-def cmd_init(args: argparse.Namespace) -> str:
-    root = project_root(args)
-    target = root / CONFIG_FILE
-    if target.exists() and not args.force:
-        raise ConfigError(f"{target} already exists; use --force to overwrite it")
-    name = args.name or root.resolve().name or "ML Project"
-    data = starter_config(name)
-    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if args.format == "json":
-        return json.dumps({"written": str(target), "config": data}, indent=2)
-    return (f"wrote {target} (project {name!r}; logs_dir {data['logs_dir']!r}, "
-            f"wandb_dir {data['wandb_dir']!r})\n"
-            "edit schema_inline to name your loss and primary metric, then run: runwise list")
 
 
 # ---------------------------------------------------------------- parser
@@ -290,22 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("list", cmd_list, "list runs, newest first, with final loss and a sparkline")
+    p = add("list", c.cmd_list, "list runs, newest first, with final loss and a sparkline")
     p.add_argument("-n", "--limit", type=int, default=15, metavar="N", help="runs to show (default 15)")
     p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl"], default="all")
     p.add_argument("-m", "--metric", help="metric to show per run (default: the loss)")
     p.add_argument("--no-spark", action="store_true", help="no sparkline column")
 
-    p = add("latest", cmd_latest, "summarize the most recent run")
+    p = add("latest", c.cmd_latest, "summarize the most recent run")
     _keys_opt(p)
     _summary_opts(p)
 
-    p = add("run", cmd_run, "summarize a run: state, main metrics, anomalies, how it ended")
+    p = add("run", c.cmd_run, "summarize a run: state, main metrics, anomalies, how it ended")
     _ref(p)
     _keys_opt(p)
     _summary_opts(p)
 
-    p = add("compare", cmd_compare, "compare 2-8 runs: final values (or at a step), deltas, config diff",
+    p = add("compare", c.cmd_compare, "compare 2-8 runs: final values (or at a step), deltas, config diff",
             "Compare runs side by side. REF@STEP compares at that step; --step N puts every run at step N. "
             "The config differences are shown by default (they answer which change made B better); "
             "--no-diff hides them.")
@@ -320,15 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--max-metrics", type=int, default=20, metavar="N",
                    help="metrics to show (default 20)")
 
-    p = add("config", cmd_config, "show a run's hyperparameters (flattened keys)")
+    p = add("config", c.cmd_config, "show a run's hyperparameters (flattened keys)")
     _ref(p)
     p.add_argument("-p", "--prefix", default="", help="only keys starting with PREFIX")
     p.add_argument("-n", "--max-keys", type=int, default=100, metavar="N", help="keys to show (default 100)")
 
-    p = add("notes", cmd_notes, "show a run's name, notes, tags, group and segments")
+    p = add("notes", c.cmd_notes, "show a run's name, notes, tags, group and segments")
     _ref(p)
 
-    p = add("best", cmd_best, "rank runs by a metric's best (or final) value")
+    p = add("best", c.cmd_best, "rank runs by a metric's best (or final) value")
     p.add_argument("metric", metavar="METRIC", help="metric to rank by, e.g. val/loss")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--max", dest="mode", action="store_const", const="max", help="higher is better")
@@ -338,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final", action="store_true", help="rank by the final value instead of the best")
     p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl"], default="all")
 
-    p = add("history", cmd_history, "metric curves, downsampled so spikes survive")
+    p = add("history", c.cmd_history, "metric curves, downsampled so spikes survive")
     _ref(p)
     _keys_opt(p)
     p.add_argument("-n", "--points", type=int, metavar="N", help="points per metric (default: ~360 in all)")
@@ -346,34 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=int, metavar="STEP", help="last step")
     p.add_argument("--csv", action="store_true", help="one CSV: metric,step,value")
 
-    p = add("stats", cmd_stats, "per-metric statistics on full-resolution data")
+    p = add("stats", c.cmd_stats, "per-metric statistics on full-resolution data")
     _ref(p)
     _keys_opt(p)
 
-    p = add("stability", cmd_stability, "noise and trend per metric: rolling std, slope, verdict")
+    p = add("stability", c.cmd_stability, "noise and trend per metric: rolling std, slope, verdict")
     _ref(p)
     _keys_opt(p)
     p.add_argument("-w", "--window", type=int, metavar="STEPS",
                    help="rolling window in steps (default span/20)")
     p.add_argument("--csv", action="store_true", help="the stability table as CSV")
 
-    p = add("keys", cmd_keys, "list a run's metric keys with point counts and step ranges")
+    p = add("keys", c.cmd_keys, "list a run's metric keys with point counts and step ranges")
     _ref(p)
     p.add_argument("-p", "--prefix", default="", help="only keys starting with PREFIX")
 
-    p = add("live", cmd_live, "status of a running job: step, speed, latest values, console tail")
+    p = add("live", c.cmd_live, "status of a running job: step, speed, latest values, console tail")
     _ref(p)
     _keys_opt(p)
     p.add_argument("--lines", type=int, default=5, metavar="N", help="console lines to show (default 5)")
 
-    p = add("anomalies", cmd_anomalies,
+    p = add("anomalies", c.cmd_anomalies,
             "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble")
     _ref(p)
     _keys_opt(p)
     p.add_argument("-n", "--max", dest="max_anomalies", type=int, default=20, metavar="N",
                    help="anomalies to show (default 20)")
 
-    p = add("local", cmd_local, "analyse one log file (.jsonl, .wandb, tfevents or a run directory)",
+    p = add("local", c.cmd_local, "analyse one log file (.jsonl, .wandb, tfevents or a run directory)",
             "Analyse a log file given by path (relative to the working directory; it must lie inside "
             "the project roots). Default: summarize it. FILE defaults to the newest *.jsonl under the "
             "logs dir. Here -k/--metrics picks metrics, and --keys lists them.")
@@ -386,13 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_opt(p, "-k", "--metrics")
     _summary_opts(p)
 
-    p = add("tb", cmd_tb, "list TensorBoard runs, or summarize one with -r RUN")
+    p = add("tb", c.cmd_tb, "list TensorBoard runs, or summarize one with -r RUN")
     p.add_argument("-r", "--run", metavar="RUN", help="TensorBoard run to summarize")
     p.add_argument("-n", "--limit", type=int, default=15, metavar="N", help="runs to list (default 15)")
     _keys_opt(p)
     _summary_opts(p)
 
-    p = add("init", cmd_init, f"write a starter {CONFIG_FILE} into the project root")
+    p = add("init", c.cmd_init, f"write a starter {CONFIG_FILE} into the project root")
     p.add_argument("--name", help="project name (default: the root directory's name)")
     p.add_argument("--force", action="store_true", help=f"overwrite an existing {CONFIG_FILE}")
     return parser

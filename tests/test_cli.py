@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runwise import cli
+from runwise import cli, commands
 from runwise.config import RunwiseConfig
 from tests.conftest import SPIKE_STEP, training_rows, write_jsonl
 
@@ -227,10 +227,10 @@ def test_interrupt_and_bugs_have_no_traceback(
     def broken(args: object) -> str:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(cli, "cmd_list", interrupted)
+    monkeypatch.setattr(commands, "cmd_list", interrupted)
     code, out, err = run(capsys, project, "list")
     assert code == 130 and err.strip() == "runwise: interrupted"
-    monkeypatch.setattr(cli, "cmd_list", broken)
+    monkeypatch.setattr(commands, "cmd_list", broken)
     assert_one_line_error(*run(capsys, project, "list"), "internal error", "ZeroDivisionError", "boom")
 
 
@@ -261,9 +261,9 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str
 def test_every_tool_has_a_command() -> None:
     from runwise.tools import TOOLS
 
-    assert sorted(cli.TOOL_COMMANDS) == sorted(t.name for t in TOOLS)
-    for commands in cli.TOOL_COMMANDS.values():
-        assert all(c.split()[0] in COMMANDS for c in commands)
+    assert sorted(commands.TOOL_COMMANDS) == sorted(t.name for t in TOOLS)
+    for names in commands.TOOL_COMMANDS.values():
+        assert all(name.split()[0] in COMMANDS for name in names)
 
 
 FORMAT_CASES = [

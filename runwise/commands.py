@@ -1,0 +1,222 @@
+"""The commands of the `runwise` CLI: each builds a tool's input model, calls its handler, renders.
+
+A command takes the parsed arguments and returns the text to print; it raises RunwiseError,
+pydantic's ValidationError or OSError, which `runwise.cli.main` turns into one-line errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from runwise.config import CONFIG_FILE, RunwiseConfig, starter_config
+from runwise.errors import ConfigError, RunwiseError
+from runwise.render import history_csv, render, table_csv
+
+# Which command answers with which tool (every tool has at least one command).
+TOOL_COMMANDS = {
+    "list_runs": ("list", "tb"), "summarize_run": ("run", "latest", "local", "tb"),
+    "compare_runs": ("compare",), "get_config": ("config",), "get_run_context": ("notes",),
+    "find_best_run": ("best",),
+    "get_history": ("history", "local --history"), "get_stats": ("stats", "local --stats"),
+    "get_stability": ("stability", "local --stability"), "list_keys": ("keys", "local --keys"),
+    "live_status": ("live",), "detect_anomalies": ("anomalies",),
+}
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _config(args: argparse.Namespace) -> RunwiseConfig:
+    cfg: RunwiseConfig | None = getattr(args, "_cfg", None)
+    if cfg is None:
+        cfg = RunwiseConfig.load(args.root)
+        args._cfg = cfg
+    return cfg
+
+
+def _keys(args: argparse.Namespace) -> list[str] | None:
+    raw: list[str] = getattr(args, "keys", None) or []
+    keys = [k.strip() for item in raw for k in item.split(",") if k.strip()]
+    return keys or None
+
+
+class _Progress:
+    """A one-line "reading 42%" on stderr, only on a terminal and only for slow reads."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.shown = -1
+
+    def __call__(self, done: float, total: float) -> None:
+        if total <= 0 or time.monotonic() - self.start < 1.0:
+            return
+        pct = int(100 * min(done, total) / total)
+        if pct != self.shown:
+            self.shown = pct
+            sys.stderr.write(f"\rrunwise: reading... {pct:3d}%")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown >= 0:
+            sys.stderr.write("\r" + " " * 30 + "\r")
+            sys.stderr.flush()
+
+
+def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
+    """Validate `fields` with the tool's input model and run its handler."""
+    from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` and `init` need no numpy
+
+    spec = TOOLS_BY_NAME[tool]
+    req = spec.input.model_validate(fields)
+    cfg = _config(args)
+    progress = _Progress() if sys.stderr.isatty() else None
+    try:
+        out: BaseModel = spec.handler(req, cfg, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return out
+
+
+def show(tool: str, args: argparse.Namespace, **fields: Any) -> str:
+    """Run a tool and render its output in the chosen format."""
+    from runwise.tools import TOOLS_BY_NAME
+
+    out = call(tool, args, **fields)
+    return render(out, args.format, title=TOOLS_BY_NAME[tool].title)
+
+
+def _summary_fields(args: argparse.Namespace, run: str) -> dict[str, Any]:
+    return {"run": run, "keys": _keys(args), "anomalies": not args.no_anomalies,
+            "max_metrics": args.max_metrics}
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_list(args: argparse.Namespace) -> str:
+    return show("list_runs", args, source=args.source, limit=args.limit, sparklines=not args.no_spark,
+                metric=args.metric)
+
+
+def cmd_latest(args: argparse.Namespace) -> str:
+    return show("summarize_run", args, **_summary_fields(args, "latest"))
+
+
+def cmd_run(args: argparse.Namespace) -> str:
+    return show("summarize_run", args, **_summary_fields(args, args.ref))
+
+
+def cmd_compare(args: argparse.Namespace) -> str:
+    return show("compare_runs", args, runs=args.refs, step=args.step, prefix=args.filter, group=args.group,
+                threshold_pct=args.threshold, config_diff=args.diff, max_metrics=args.max_metrics)
+
+
+def cmd_config(args: argparse.Namespace) -> str:
+    return show("get_config", args, run=args.ref, prefix=args.prefix, max_keys=args.max_keys)
+
+
+def cmd_notes(args: argparse.Namespace) -> str:
+    return show("get_run_context", args, run=args.ref)
+
+
+def cmd_best(args: argparse.Namespace) -> str:
+    use = "final" if args.final else "best"
+    return show("find_best_run", args, metric=args.metric, mode=args.mode, use=use, top_n=args.top,
+                source=args.source)
+
+
+def cmd_history(args: argparse.Namespace) -> str:
+    fields = {"run": args.ref, "keys": _keys(args), "max_points": args.points, "start_step": args.start,
+              "end_step": args.end}
+    if args.csv:
+        return history_csv(call("get_history", args, **fields).metrics)  # type: ignore[attr-defined]
+    return show("get_history", args, **fields)
+
+
+def cmd_stats(args: argparse.Namespace) -> str:
+    return show("get_stats", args, run=args.ref, keys=_keys(args))
+
+
+def cmd_stability(args: argparse.Namespace) -> str:
+    fields = {"run": args.ref, "keys": _keys(args), "window_steps": args.window}
+    if args.csv:
+        return table_csv(call("get_stability", args, **fields).stability)  # type: ignore[attr-defined]
+    return show("get_stability", args, **fields)
+
+
+def cmd_keys(args: argparse.Namespace) -> str:
+    return show("list_keys", args, run=args.ref, prefix=args.prefix)
+
+
+def cmd_live(args: argparse.Namespace) -> str:
+    return show("live_status", args, run=args.ref, keys=_keys(args), output_lines=args.lines)
+
+
+def cmd_anomalies(args: argparse.Namespace) -> str:
+    return show("detect_anomalies", args, run=args.ref, keys=_keys(args), max_anomalies=args.max_anomalies)
+
+
+def newest_jsonl(cfg: RunwiseConfig) -> Path:
+    """The most recently written *.jsonl under the logs dir."""
+    logs = cfg.logs_dir
+    files = [p for p in logs.rglob("*.jsonl") if p.is_file()] if logs.is_dir() else []
+    if not files:
+        raise RunwiseError(f"no *.jsonl files under {logs}; give a log file: runwise local FILE")
+    return max(files, key=lambda p: p.stat().st_mtime)
+
+
+def cmd_local(args: argparse.Namespace) -> str:
+    cfg = _config(args)
+    # a path typed at a terminal is relative to the working directory, not to the project root
+    path = Path(args.file).expanduser().absolute() if args.file else newest_jsonl(cfg)
+    ref = str(cfg.check_inside(path))
+    if args.mode == "keys":
+        return show("list_keys", args, run=ref)
+    if args.mode == "history":
+        return show("get_history", args, run=ref, keys=_keys(args))
+    if args.mode == "stats":
+        return show("get_stats", args, run=ref, keys=_keys(args))
+    if args.mode == "stability":
+        return show("get_stability", args, run=ref, keys=_keys(args))
+    return show("summarize_run", args, **_summary_fields(args, ref))
+
+
+def cmd_tb(args: argparse.Namespace) -> str:
+    if not args.run:
+        return show("list_runs", args, source="tensorboard", limit=args.limit, sparklines=True)
+    ref = args.run if args.run.startswith("tensorboard:") else f"tensorboard:{args.run}"
+    return show("summarize_run", args, **_summary_fields(args, ref))
+
+
+def project_root(args: argparse.Namespace) -> Path:
+    """The root `init` writes to: --root, else the environment, else the working directory."""
+    env = os.environ
+    root = args.root or env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"project root {str(root)!r} is not a directory")
+    return path
+
+
+def cmd_init(args: argparse.Namespace) -> str:
+    root = project_root(args)
+    target = root / CONFIG_FILE
+    if target.exists() and not args.force:
+        raise ConfigError(f"{target} already exists; use --force to overwrite it")
+    name = args.name or root.resolve().name or "ML Project"
+    data = starter_config(name)
+    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if args.format == "json":
+        return json.dumps({"written": str(target), "config": data}, indent=2)
+    return (f"wrote {target} (project {name!r}; logs_dir {data['logs_dir']!r}, "
+            f"wandb_dir {data['wandb_dir']!r})\n"
+            "edit schema_inline to name your loss and primary metric, then run: runwise list")
