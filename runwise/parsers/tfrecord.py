@@ -57,6 +57,7 @@ class FrameStats:
     truncated: int = 0  # bytes of a partial last record (0: the file ends on a record boundary)
     damage_offsets: list[int] = field(default_factory=list)  # file offsets of the first few problems
     size: int = 0  # bytes read
+    resyncing: bool = False  # scanning for the next valid header (may span chunks)
 
     def note(self, offset: int) -> None:
         if len(self.damage_offsets) < 8:
@@ -109,6 +110,7 @@ def _frame(a: U8, final: bool, base: int, stats: FrameStats, path: str) -> tuple
             complete = int(np.searchsorted(ends[i : j + 1], n, side="right"))
             starts.append(cand[i : i + complete])
             lengths.append(clen[i : i + complete])
+            stats.resyncing = False
             if complete < j + 1 - i:
                 return starts, lengths, int(cand[i + complete])
             pos = int(ends[j])
@@ -119,13 +121,16 @@ def _frame(a: U8, final: bool, base: int, stats: FrameStats, path: str) -> tuple
                 return starts, lengths, pos
             starts.append(np.array([pos], np.int64))
             lengths.append(np.array([length], np.int64))
+            stats.resyncing = False
             pos += HEADER + length + FOOTER
             continue
         if base + pos == 0:
             msg = f"{path!r} is not a TFRecord (tfevents) file: its first record header fails its checksum"
             raise UnsupportedFormat(msg, path=path)
-        stats.lost_framing += 1
-        stats.note(base + pos)
+        if not stats.resyncing:  # still inside the damage a previous chunk ran into: same place
+            stats.lost_framing += 1
+            stats.note(base + pos)
+            stats.resyncing = True
         later = int(np.searchsorted(cand, pos, side="right"))
         resume = int(cand[later]) if later < cand.size else (n if final else n - HEADER + 1)
         stats.skipped_bytes += resume - pos
@@ -185,9 +190,11 @@ def iter_frames(
         base += rest
 
 
-def iter_records(fp: BinaryIO, *, path: str, stats: FrameStats | None = None) -> Iterator[bytes]:
+def iter_records(
+    fp: BinaryIO, *, path: str, stats: FrameStats | None = None, chunk_size: int = CHUNK
+) -> Iterator[bytes]:
     """Yield each valid record's payload (bytes); damage is counted in `stats`."""
-    for fr in iter_frames(fp, path=path, stats=stats):
+    for fr in iter_frames(fp, path=path, stats=stats, chunk_size=chunk_size):
         raw = fr.buf.tobytes() if fr.offsets.size > 64 else None
         for off, ln in zip(fr.offsets.tolist(), fr.lengths.tolist(), strict=True):
             yield raw[off : off + ln] if raw is not None else fr.buf[off : off + ln].tobytes()
