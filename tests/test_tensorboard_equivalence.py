@@ -137,7 +137,7 @@ def test_tensorboardx_add_scalar_bytes_match_the_generator(tmp_path: Path) -> No
             wall_time=1.7e9 + s,
             step=s,
             summary=summary_pb2.Summary(
-                value=[summary_pb2.Summary.Value(tag="train/loss", simple_value=0.25 * s)]
+                value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.25 * s)]
             ),
         ).SerializeToString()
         for s in (0, 5, 300)
