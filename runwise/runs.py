@@ -10,7 +10,8 @@ Run references people and agents type:
   <ref>@<step>      any of the above, at a step (for step-matched comparison)
 
 Loaded runs are cached in memory, keyed by the identity (path, size, mtime) of their files, so
-the second question about a run is instant and a growing file is re-read.
+the second question about a run is instant and a growing file is re-read; runs that were slow
+to parse are also kept in the on-disk cache (runwise.cache) for the next process.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from __future__ import annotations
 import difflib
 import re
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
-from runwise import parsers
+from runwise import cache, parsers
 from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, RunNotFound
-from runwise.model import Run, RunEntry
+from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
 
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
@@ -120,11 +122,17 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         if cached is not None:
             _cache.move_to_end(ident)
             return cached
-    if entry.extra.get("file"):
-        run = parsers.load_file(entry.paths[0], cfg, progress)
-        run.id = entry.id
-    else:
-        run = parsers.load(entry, cfg, progress)
+    run = cache.read(cfg.cache_dir, ident) if cfg.cache_enabled else None
+    if run is None:
+        started = time.perf_counter()
+        if entry.extra.get("file"):
+            run = parsers.load_file(entry.paths[0], cfg, progress)
+            run.id = entry.id
+        else:
+            run = parsers.load(entry, cfg, progress)
+        slow = time.perf_counter() - started >= cache.MIN_SECONDS
+        if cfg.cache_enabled and slow and run.state != RUNNING:
+            cache.write(cfg.cache_dir, ident, run)
     with _lock:
         _cache[ident] = run
         while len(_cache) > _CACHE_SIZE:

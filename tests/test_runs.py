@@ -1,0 +1,102 @@
+"""Run references, the in-memory cache and the on-disk cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runwise import cache, runs
+from runwise.config import RunwiseConfig
+from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound
+
+
+def jsonl(path: Path, n: int = 5, *, meta: dict[str, object] | None = None, mtime: float | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ([{"_meta": meta}] if meta else []) + [{"step": i, "loss": 1.0 / (i + 1)} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> RunwiseConfig:
+    logs = tmp_path / "logs"
+    jsonl(logs / "alpha-1.jsonl", mtime=1_700_000_000)
+    jsonl(logs / "alpha-2.jsonl", mtime=1_700_000_100)
+    jsonl(logs / "beta.jsonl", meta={"name": "the beta run"}, mtime=1_700_000_200)
+    runs.clear_cache()
+    return RunwiseConfig.load(tmp_path, env={"RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [("latest", "beta"), ("", "beta"), ("alpha-1", "alpha-1"), ("jsonl:alpha-2", "alpha-2"), ("bet", "beta"),
+     ("logs/alpha-1.jsonl", "logs/alpha-1.jsonl")],
+)
+def test_resolve(cfg: RunwiseConfig, ref: str, expected: str) -> None:
+    assert runs.resolve(ref, cfg).id == expected
+
+
+def test_ref_at_step_loads_the_run_and_its_step(cfg: RunwiseConfig) -> None:
+    run, step = runs.get_run("beta@3", cfg)
+    assert run.name == "the beta run" and step == 3
+
+
+@pytest.mark.parametrize(("ref", "step"), [("a@5000", 5000), ("a@12k", 12_000), ("a@1_000", 1000), ("a", None),
+                                           ("user@host", None)])
+def test_split_step(ref: str, step: int | None) -> None:
+    assert runs.split_step(ref)[1] == step
+
+
+def test_ambiguous_prefix_names_candidates(cfg: RunwiseConfig) -> None:
+    with pytest.raises(AmbiguousRun, match="jsonl:alpha-1.*jsonl:alpha-2|jsonl:alpha-2.*jsonl:alpha-1"):
+        runs.resolve("alpha", cfg)
+
+
+def test_unknown_run_names_closest(cfg: RunwiseConfig) -> None:
+    with pytest.raises(RunNotFound, match="closest: alpha-1"):
+        runs.resolve("alpah-1", cfg)
+
+
+def test_no_runs_at_all(tmp_path: Path) -> None:
+    with pytest.raises(RunNotFound, match="no runs were found"):
+        runs.resolve("latest", RunwiseConfig.load(tmp_path, env={}))
+
+
+def test_path_outside_roots_is_refused(cfg: RunwiseConfig, tmp_path: Path) -> None:
+    outside = tmp_path.parent / "elsewhere.jsonl"
+    with pytest.raises(OutsideRoot):
+        runs.resolve(str(outside), cfg)
+    with pytest.raises(OutsideRoot):
+        runs.resolve("../../etc/passwd.jsonl", cfg)
+
+
+def test_memory_cache_rereads_a_changed_file(cfg: RunwiseConfig) -> None:
+    first, _ = runs.get_run("alpha-1", cfg)
+    again, _ = runs.get_run("alpha-1", cfg)
+    assert again is first
+    jsonl(cfg.logs_dir / "alpha-1.jsonl", n=9, mtime=1_700_000_050)
+    grown, _ = runs.get_run("alpha-1", cfg)
+    assert len(grown.history["loss"]) == 9
+
+
+def test_disk_cache_round_trip_and_corruption(cfg: RunwiseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "MIN_SECONDS", 0.0)
+    run, _ = runs.get_run("beta", cfg)
+    files = list(cfg.cache_dir.glob("*.npz"))
+    assert len(files) == 1
+    runs.clear_cache()
+    cached, _ = runs.get_run("beta", cfg)
+    assert cached is not run and cached.name == "the beta run"
+    np.testing.assert_array_equal(cached.history["loss"].values, run.history["loss"].values)
+    np.testing.assert_array_equal(cached.history["loss"].steps, run.history["loss"].steps)
+    files[0].write_bytes(b"not an npz")  # a damaged cache file is ignored and rebuilt
+    runs.clear_cache()
+    rebuilt, _ = runs.get_run("beta", cfg)
+    assert rebuilt.history["loss"].values.tolist() == run.history["loss"].values.tolist()
+    # nothing was written next to the runs
+    assert sorted(p.name for p in cfg.logs_dir.iterdir()) == ["alpha-1.jsonl", "alpha-2.jsonl", "beta.jsonl"]
