@@ -1,0 +1,343 @@
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+from runwise.analysis.anomalies import (
+    CHECKS,
+    Anomaly,
+    AnomalyReport,
+    Thresholds,
+    detect_anomalies,
+    find_spikes,
+)
+from runwise.analysis.downsample import downsample
+from runwise.config import AnomalyThresholds
+
+Series = tuple[np.ndarray, np.ndarray]
+
+
+def _steps(n: int, every: int = 1) -> np.ndarray:
+    return np.arange(n, dtype=np.int64) * every
+
+
+def _decay(steps: np.ndarray, *, scale: float = 3000.0, noise: float = 0.005, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 3.0 * np.exp(-steps / scale) + 0.3 + rng.normal(0, noise, steps.size)
+
+
+def _clean_history(n: int = 5000) -> dict[str, Series]:
+    rng = np.random.default_rng(11)
+    s = _steps(n)
+    val_s = _steps(n // 100, 100)
+    return {
+        "train/loss": (s, _decay(s)),
+        "val/loss": (val_s, 1.05 * (3.0 * np.exp(-val_s / 3000.0) + 0.3)),
+        "train/grad_norm": (s, 1.0 + rng.normal(0, 0.05, n)),
+        "perf/samples_per_sec": (s, 1000.0 + rng.normal(0, 20, n)),
+        "lr": (s, np.full(n, 3e-4)),
+    }
+
+
+def _of_kind(report: AnomalyReport, kind: str) -> list[Anomaly]:
+    return [a for a in report.anomalies if a.kind == kind]
+
+
+# ---- find_spikes -------------------------------------------------------------------------------
+
+
+def _wavy(n: int = 10_000, seed: int = 0) -> np.ndarray:
+    return np.sin(np.arange(n) / 500.0) + np.random.default_rng(seed).normal(0, 0.01, n)
+
+
+def test_find_spikes_known_indices_both_directions() -> None:
+    values = _wavy()
+    values[[5, 2000, 7000, 9997]] += 1.0
+    values[4000] -= 1.0
+    np.testing.assert_array_equal(find_spikes(values, window=100, threshold=6.0), [5, 2000, 4000, 7000, 9997])
+
+
+def test_find_spikes_groups_consecutive_points_to_the_peak() -> None:
+    values = _wavy()
+    values[5000:5003] += [0.5, 1.0, 0.7]
+    np.testing.assert_array_equal(find_spikes(values, window=100, threshold=6.0), [5001])
+
+
+def test_level_shift_and_trend_are_not_spikes() -> None:
+    values = _wavy()
+    values[6000:] += 1.0
+    values += np.linspace(0.0, 5.0, values.size)
+    assert find_spikes(values, window=100, threshold=6.0).size == 0
+
+
+def test_flat_series_floor_avoids_division_by_zero() -> None:
+    values = np.ones(1000)
+    values[500] = 1.0 + 1e-7  # float jitter on a flat series is not a spike
+    assert find_spikes(values, window=50, threshold=6.0).size == 0
+    values[700] = 2.0
+    np.testing.assert_array_equal(find_spikes(values, window=50, threshold=6.0), [700])
+
+
+def test_non_finite_points_are_not_spikes_and_do_not_hide_them() -> None:
+    values = _wavy(2000)
+    values[[100, 300, 1500]] = [np.nan, np.inf, -np.inf]
+    values[1000] += 2.0
+    np.testing.assert_array_equal(find_spikes(values, window=100, threshold=6.0), [1000])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([], dtype=np.float64), np.array([1.0]), np.full(300, np.nan), np.full(300, 4.0)],
+    ids=["empty", "single", "all-nan", "constant"],
+)
+def test_find_spikes_degenerate_inputs(values: np.ndarray) -> None:
+    assert find_spikes(values, window=10, threshold=6.0).size == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "threshold"),
+    [(np.zeros(10), 2, 6.0), (np.zeros(10), 10, 0.0), (np.zeros((2, 5)), 10, 6.0)],
+    ids=["window<3", "threshold<=0", "2-D"],
+)
+def test_find_spikes_bad_arguments(values: np.ndarray, window: int, threshold: float) -> None:
+    with pytest.raises(ValueError):
+        find_spikes(values, window=window, threshold=threshold)
+
+
+# ---- detect_anomalies: known answers -------------------------------------------------------------
+
+
+def test_million_point_spike_is_kept_by_downsample_and_reported_exactly() -> None:
+    n, spike_step = 1_000_000, 523_456
+    steps = _steps(n)
+    loss = 2.0 * np.exp(-steps / 200_000) + 0.5 + np.random.default_rng(42).normal(0, 0.01, n)
+    loss[spike_step] = 9.7
+    assert spike_step in downsample(steps, loss, max_points=1000).steps
+    report = detect_anomalies({"train/loss": (steps, loss)})
+    spikes = _of_kind(report, "spike")
+    assert [(a.step, a.value, a.severity) for a in spikes] == [(spike_step, 9.7, "warning")]
+    assert "523,456" in spikes[0].message
+
+
+def test_clean_run_has_no_anomalies_and_runs_every_check() -> None:
+    report = detect_anomalies(_clean_history())
+    assert report.anomalies == ()
+    assert report.checks_run == CHECKS
+    assert report.checks_skipped == {}
+    assert report.truncated == 0
+
+
+def test_first_nan_step_is_reported() -> None:
+    history = _clean_history()
+    loss = history["train/loss"][1].copy()
+    loss[[700, 701, 1500]] = np.nan
+    other = np.ones(5000)
+    other[2500] = np.nan
+    history["train/loss"] = (history["train/loss"][0], loss)
+    history["custom"] = (_steps(5000), other)
+    nans = _of_kind(detect_anomalies(history), "nan")
+    assert [(a.metric, a.step, a.end_step, a.severity) for a in nans] == [
+        ("train/loss", 700, 1500, "critical"),
+        ("custom", 2500, None, "warning"),
+    ]
+    assert "3 points" in nans[0].message
+
+
+def test_inf_is_reported() -> None:
+    history = _clean_history()
+    grad = history["train/grad_norm"][1].copy()
+    grad[300] = np.inf
+    history["train/grad_norm"] = (history["train/grad_norm"][0], grad)
+    infs = _of_kind(detect_anomalies(history), "inf")
+    assert [(a.metric, a.step, a.severity) for a in infs] == [("train/grad_norm", 300, "critical")]
+    assert "+inf" in infs[0].message
+
+
+def test_divergence_when_loss_climbs_back_up() -> None:
+    s = _steps(5000)
+    loss = _decay(s, scale=800.0)
+    loss[3000:] = loss[3000] + np.linspace(0.0, 3.0, 2000)
+    found = _of_kind(detect_anomalies({"loss": (s, loss)}), "divergence")
+    assert len(found) == 1
+    assert 3000 < found[0].step < 5000 and found[0].severity == "critical"
+
+
+def test_divergence_when_loss_ends_nan() -> None:
+    s = _steps(2000)
+    loss = _decay(s)
+    loss[1234:] = np.nan
+    found = _of_kind(detect_anomalies({"loss": (s, loss)}), "divergence")
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(1234, 1999, "critical")]
+
+
+def test_overfitting_val_rises_while_train_falls() -> None:
+    s = _steps(5000)
+    train = 2.0 * np.exp(-s / 2000.0) + 0.1  # falls every step
+    val_s = _steps(50, 100)
+    val = 1.2 * (2.0 * np.exp(-val_s / 2000.0) + 0.1)
+    rising = val_s > 2000
+    val[rising] = val[val_s == 2000][0] + 3e-4 * (val_s[rising] - 2000)
+    report = detect_anomalies({"train/loss": (s, train), "val/loss": (val_s, val)})
+    found = _of_kind(report, "overfitting")
+    assert len(found) == 1
+    assert found[0].metric == "val/loss"
+    assert 2000 < found[0].step <= 2300  # the first validation step of the rise
+    assert "overfitting" in report.checks_run
+
+
+def test_overfitting_from_ratio_growth_alone() -> None:
+    s = _steps(3000)
+    train = 2.0 * np.exp(-s / 300.0) + 0.01  # memorises: train loss goes to ~0
+    val_s = _steps(30, 100)
+    val = 2.0 * np.exp(-val_s / 300.0) + 0.6  # keeps improving a little, never rises
+    found = _of_kind(detect_anomalies({"loss": (s, train), "val_loss": (val_s, val)}), "overfitting")
+    assert len(found) == 1 and "ratio" in found[0].message
+
+
+def test_plateau() -> None:
+    s = _steps(5000)
+    loss = _decay(s, scale=300.0, noise=0.001)
+    found = _of_kind(detect_anomalies({"loss": (s, loss)}), "plateau")
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(4499, 4999, "info")]
+
+
+def test_plateau_needs_a_long_enough_run() -> None:
+    s = _steps(300)
+    report = detect_anomalies({"loss": (s, np.full(300, 1.0))})
+    assert "500" in report.checks_skipped["plateau"]
+    assert "plateau" not in report.checks_run
+
+
+def test_vanishing_gradient() -> None:
+    history = _clean_history()
+    grad = history["train/grad_norm"][1].copy()
+    grad[3000:3050] = 1e-9
+    grad[4000:4005] = 1e-9  # too short to count
+    history["train/grad_norm"] = (history["train/grad_norm"][0], grad)
+    found = _of_kind(detect_anomalies(history), "vanishing_gradient")
+    assert [(a.step, a.end_step) for a in found] == [(3000, 3049)]
+
+
+def test_exploding_gradient_sustained_and_single_jump() -> None:
+    history = _clean_history(10_000)
+    grad = history["train/grad_norm"][1].copy()
+    grad[5000:5020] = 50.0
+    grad[7000] = 1000.0
+    history["train/grad_norm"] = (history["train/grad_norm"][0], grad)
+    found = _of_kind(detect_anomalies(history), "exploding_gradient")
+    got = [(a.step, a.end_step, a.severity) for a in found]
+    assert got == [(5000, 5019, "critical"), (7000, None, "warning")]
+
+
+def test_throughput_drop_at_a_known_step() -> None:
+    s = _steps(1000, 10)
+    rng = np.random.default_rng(3)
+    speed = 1000.0 + rng.normal(0, 10, 1000)
+    speed[[100, 101]] = 300.0  # a two-point dip is not sustained
+    speed[600:] = 500.0 + rng.normal(0, 10, 400)
+    found = _of_kind(detect_anomalies({"tokens_per_sec": (s, speed)}), "throughput_drop")
+    assert [(a.step, a.end_step) for a in found] == [(6000, 9990)]
+    assert "50%" in found[0].message
+
+
+# ---- detect_anomalies: bookkeeping --------------------------------------------------------------
+
+
+def test_missing_metrics_are_skipped_with_reasons() -> None:
+    s = _steps(2000)
+    report = detect_anomalies({"train/loss": (s, _decay(s))})
+    assert report.checks_run == ("nan_inf", "spikes", "divergence", "plateau")
+    assert report.checks_skipped == {
+        "overfitting": "no validation loss metric",
+        "vanishing_gradient": "no gradient norm metric",
+        "exploding_gradient": "no gradient norm metric",
+        "throughput_drop": "no throughput metric",
+    }
+
+
+def test_empty_history_runs_nothing() -> None:
+    report = detect_anomalies({})
+    assert report.anomalies == () and report.checks_run == ()
+    assert set(report.checks_skipped) == set(CHECKS)
+
+
+def test_explicit_roles_are_used_as_given() -> None:
+    s = _steps(3000)
+    objective = _decay(s)
+    objective[1500] = 10.0
+    history = {"objective": (s, objective), "train/loss": (s, _decay(s, seed=1))}
+    found = _of_kind(detect_anomalies(history, roles={"loss": "objective"}), "spike")
+    assert [(a.metric, a.step) for a in found] == [("objective", 1500)]
+    report = detect_anomalies(history, roles={"loss": "not_there"})
+    assert report.checks_skipped["spikes"] == "no loss metric"
+
+
+def test_sorted_by_severity_then_step_and_truncated() -> None:
+    n = 100
+    history: dict[str, Series] = {}
+    for i in range(30):
+        values = np.ones(n)
+        values[i + 10] = np.nan
+        history[f"m{i:02d}"] = (_steps(n), values)
+    loss = np.ones(n)
+    loss[90] = np.nan
+    history["loss"] = (_steps(n), loss)
+    report = detect_anomalies(history, max_anomalies=5)
+    assert len(report.anomalies) == 5 and report.truncated == 26
+    assert report.anomalies[0].metric == "loss" and report.anomalies[0].severity == "critical"
+    assert [a.step for a in report.anomalies[1:]] == [10, 11, 12, 13]
+
+
+def test_spikes_are_capped_per_metric() -> None:
+    s = _steps(20_000)
+    loss = 1.0 + np.random.default_rng(9).standard_t(2, s.size) * 0.01  # heavy tails: many outliers
+    spikes = [a for a in _of_kind(detect_anomalies({"loss": (s, loss)}), "spike") if a.severity == "warning"]
+    assert len(spikes) == 5
+    assert sum("not listed" in a.message for a in spikes) == 1
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([], dtype=np.float64), np.array([1.0]), np.full(1000, np.nan), np.full(1000, 2.0),
+     np.full(1000, np.inf)],
+    ids=["empty", "single", "all-nan", "constant", "all-inf"],
+)
+def test_degenerate_series_do_not_crash(values: np.ndarray) -> None:
+    s = _steps(values.size)
+    history = {role: (s, values) for role in ("loss", "val_loss", "grad_norm", "throughput")}
+    report = detect_anomalies(history)
+    assert set(report.checks_run) | set(report.checks_skipped) == set(CHECKS)
+    if values.size and np.isnan(values).all():
+        assert {a.kind for a in report.anomalies} == {"nan"}
+    if values.size == 1000 and np.isfinite(values).all():  # constant: a plateau and nothing else
+        assert {a.kind for a in report.anomalies} == {"plateau"}
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError):
+        detect_anomalies({"loss": (np.array([3, 1, 2]), np.zeros(3))})
+    with pytest.raises(ValueError):
+        detect_anomalies({}, max_anomalies=-1)
+    with pytest.raises(ValueError):
+        Thresholds(throughput_drop_threshold=1.5)
+
+
+def test_thresholds_mirror_the_config_model() -> None:
+    cfg = AnomalyThresholds()
+    assert {f.name for f in dataclasses.fields(Thresholds)} == set(cfg.model_dump())
+    assert Thresholds(**cfg.model_dump()) == Thresholds()
+    custom = Thresholds(**{**cfg.model_dump(), "overfit_baseline_steps": [10, 50]})
+    assert custom.overfit_baseline_steps == (10, 50)
+
+
+def test_huge_magnitudes_raise_no_warnings() -> None:
+    s = _steps(1000)
+    values = np.linspace(1e300, -1e300, 1000)
+    history = {role: (s, values) for role in ("loss", "val_loss", "grad_norm", "throughput")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = detect_anomalies(history)
+    assert report.checks_run
