@@ -147,3 +147,13 @@ def test_discovery_and_state(tmp_path: Path) -> None:
     assert set(entries) == {"old", "exp1/seed2"}
     assert jsonl.load(entries["old"], cfg).state == "unknown"
     assert jsonl.load(entries["exp1/seed2"], cfg).state == "running"  # just written
+
+
+@pytest.mark.parametrize(
+    ("meta", "state", "code"),
+    [({"state": "finished", "exit_code": 0}, "finished", 0), ({"exit_code": 3}, "failed", 3),
+     ({"state": "crashed"}, "crashed", None)],
+)
+def test_state_from_last_meta_row(tmp_path: Path, meta: dict[str, object], state: str, code: int | None) -> None:
+    run = read_jsonl(write(tmp_path / "k.jsonl", [{"step": 0, "loss": 1.0}, {"_meta": meta}]))
+    assert (run.state, run.exit_code) == (state, code)

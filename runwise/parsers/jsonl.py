@@ -5,7 +5,9 @@ booleans, NaN/Infinity (bare tokens, as Python's json writes them), null (no val
 step) or anything else (strings, lists: listed in `Run.non_numeric`, kept out of series).
 Nested objects are flattened with "/" (`{"train": {"loss": 1}}` -> `train/loss`).
 Reserved rows or keys: `config` / `_config` (an object: the run's config), `_meta` (an object with
-name, notes, tags, group, job_type), `_runtime` / `_timestamp` (seconds; not series).
+name, notes, tags, group, job_type, and state / exit_code, which a script may write as its last
+row), `_runtime` / `_timestamp` (seconds; not series). Without a state in `_meta`, a file written
+in the last LIVE_SECONDS is "running", else "unknown" (a log alone cannot tell finished from killed).
 
 Damage never stops a read: a line that is not JSON, not an object, not UTF-8, longer than
 `MAX_LINE` bytes, or half-written at the end of the file is skipped, counted, and reported in
@@ -31,7 +33,7 @@ import orjson
 
 from runwise.analysis.compare import flatten_config
 from runwise.errors import SourceError
-from runwise.model import RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
+from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 
 BLOCK = 20_000
@@ -363,6 +365,13 @@ def _build_run(
         if rt.size:
             runtime = float(rt.max())
     live = (time.time() - st.st_mtime) < LIVE_SECONDS
+    state = RUNNING if live else UNKNOWN
+    exit_code = meta.get("exit_code")
+    exit_code = int(exit_code) if isinstance(exit_code, (int, float)) and not isinstance(exit_code, bool) else None
+    if meta.get("state") in (FINISHED, FAILED, CRASHED, RUNNING):
+        state = str(meta["state"])
+    elif exit_code is not None:
+        state = FINISHED if exit_code == 0 else FAILED
     summary = {k: float(s.values[-1]) for k, s in history.items() if len(s)}
     tags = meta.get("tags")
     return Run(
@@ -370,7 +379,8 @@ def _build_run(
         source="jsonl",
         path=str(path),
         name=str(meta.get("name") or ""),
-        state=RUNNING if live else UNKNOWN,
+        state=state,
+        exit_code=exit_code,
         group=str(meta.get("group") or ""),
         job_type=str(meta.get("job_type") or ""),
         notes=str(meta.get("notes") or ""),
