@@ -16,6 +16,7 @@ Result = list[Anomaly] | str
 DIVERGENCE_MIN_POINTS = 30  # finite loss points the level check needs
 DIVERGENCE_BLOCKS = 50  # the loss level is tracked as the median of at most this many blocks
 VAL_RISE = 0.05  # validation loss this far (relative) above its minimum counts as rising
+SMOOTH_BLOCKS = 25  # validation points are judged as at most this many block medians
 EDGE_POINTS = 3  # ratios/levels at the start and end of a series are medians of this many points
 HUGE_JUMP = 10.0  # a single grad-norm point above HUGE_JUMP x multiplier x its baseline
 PLATEAU_MIN_POINTS = 4
@@ -99,15 +100,20 @@ def check_overfitting(loss_key: str, ts: IntArray, tv: FloatArray, val_key: str,
 
     onset: int | None = None
     notes: list[str] = []
-    j_min = int(np.argmin(vv))
-    v_min = float(vv[j_min])
-    tail = float(np.median(vv[-EDGE_POINTS:]))
+    # judge the rise on block medians, so one lucky low validation point is not "the minimum"
+    blocks = np.array_split(np.arange(vv.size), min(vv.size, SMOOTH_BLOCKS))
+    sv = np.array([np.median(vv[b]) for b in blocks])
+    st = np.array([np.median(train[b]) for b in blocks])
+    j_min = int(np.argmin(sv))
+    v_min = float(sv[j_min])
+    tail = float(sv[-1])
     tol = VAL_RISE * abs(v_min)
-    if j_min < vv.size - 1 and tail > v_min + tol and train[-1] < train[j_min]:
-        onset = j_min + 1 + int(np.argmax(vv[j_min + 1:] > v_min + tol))
+    if j_min < sv.size - 1 and tail > v_min + tol and st[-1] < st[j_min]:
+        k = j_min + 1 + int(np.argmax(sv[j_min + 1:] > v_min + tol))
+        onset = int(blocks[k][0])
         pct = (tail - v_min) / abs(v_min) * 100 if v_min else float("inf")
-        notes.append(f"{val_key} rose {pct:.0f}% from its minimum {fmt_num(v_min)} at step "
-                     f"{fmt_step(int(vs[j_min]))} while {loss_key} kept falling")
+        notes.append(f"{val_key} rose {pct:.0f}% from its minimum {fmt_num(v_min)} near step "
+                     f"{fmt_step(int(vs[blocks[j_min][0]]))} while {loss_key} kept falling")
 
     if np.all(vv > 0) and np.all(train > 0):
         ratio = vv / train
@@ -128,7 +134,9 @@ def check_overfitting(loss_key: str, ts: IntArray, tv: FloatArray, val_key: str,
 
 
 def check_plateau(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Loss whose level moved less than plateau_improvement_threshold over the last plateau_min_steps.
+    """Loss whose level moved less than plateau_improvement_threshold over its last stretch.
+
+    The stretch is the last plateau_min_steps steps, or the last tenth of the run if longer.
 
     Level = median of the first and of the last tenth of the finite points in that window; the
     relative change must stay within the threshold either way (a clear rise is not a plateau).
@@ -137,9 +145,10 @@ def check_plateau(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Resul
     fs, fv = s[finite], v[finite]
     if fv.size == 0:
         return f"{key} has no finite values"
-    span = th.plateau_min_steps
-    if int(fs[-1] - fs[0]) < span:
-        return f"{key} spans fewer than {span:,} steps"
+    if int(fs[-1] - fs[0]) < th.plateau_min_steps:
+        return f"{key} spans fewer than {th.plateau_min_steps:,} steps"
+    # the last plateau_min_steps, or the last tenth of a long run: 500 steps of a million say nothing
+    span = max(th.plateau_min_steps, int(fs[-1] - fs[0]) // 10)
     window = fs >= fs[-1] - span
     wv = fv[window]
     if wv.size < PLATEAU_MIN_POINTS:

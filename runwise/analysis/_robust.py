@@ -35,6 +35,46 @@ def block_baselines(values: FloatArray, window: int) -> tuple[FloatArray, FloatA
     return med[prev][block], scale[prev][block], med[nxt][block], scale[nxt][block]
 
 
+LOCAL = 3  # neighbours on each side a spike must stand out from
+
+
+def _require_local_contrast(
+    values: FloatArray, up: np.ndarray, down: np.ndarray, scale: FloatArray, threshold: float
+) -> None:
+    """Keep only candidates that also stand out from the median of their LOCAL neighbours on each side.
+
+    The block test alone flags the first points of a steeply falling curve (its first block has no
+    predecessor, so it is judged against its own median): a real spike rises above the points just
+    before it as well as the points just after it. A point with no finite neighbour before it (the
+    first point of a series) is never a spike. Works on the few candidates only; in place.
+    """
+    cand = np.flatnonzero(up | down)
+    if cand.size == 0:
+        return
+    offsets = np.arange(1, LOCAL + 1)
+    n = values.size
+
+    def side_median(idx: np.ndarray) -> FloatArray:
+        ok = (idx >= 0) & (idx < n)
+        vals = np.where(ok, values[np.clip(idx, 0, n - 1)], np.nan)
+        vals = np.where(np.isfinite(vals), vals, np.nan)
+        out = np.full(vals.shape[0], np.nan)
+        has = np.isfinite(vals).any(axis=1)
+        out[has] = np.nanmedian(vals[has], axis=1)
+        return out
+
+    left = side_median(cand[:, None] - offsets[None, :])
+    right = side_median(cand[:, None] + offsets[None, :])
+    right = np.where(np.isfinite(right), right, left)  # the last point: judged by what came before
+    with np.errstate(invalid="ignore"):
+        zl = (values[cand] - left) / scale[cand]
+        zr = (values[cand] - right) / scale[cand]
+    keep_up = (zl > threshold) & (zr > threshold)
+    keep_down = (zl < -threshold) & (zr < -threshold)
+    up[cand] &= keep_up
+    down[cand] &= keep_down
+
+
 def spike_scores(values: FloatArray, *, window: int, threshold: float) -> tuple[IndexArray, FloatArray]:
     """Peak index and signed robust z-score of each group of consecutive spike points.
 
@@ -52,6 +92,7 @@ def spike_scores(values: FloatArray, *, window: int, threshold: float) -> tuple[
     finite = np.isfinite(values) & np.isfinite(z_prev) & np.isfinite(z_next)
     up = finite & (z_prev > threshold) & (z_next > threshold)
     down = finite & (z_prev < -threshold) & (z_next < -threshold)
+    _require_local_contrast(values, up, down, prev_scale, threshold)
     z = np.where(np.abs(z_prev) < np.abs(z_next), z_prev, z_next)
     parts_idx: list[IndexArray] = []
     for mask in (up, down):
