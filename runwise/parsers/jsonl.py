@@ -249,7 +249,9 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
             start = total
             total += len(block)
             objs: list[Any] | None = None
-            if max(map(len, block)) <= MAX_LINE:
+            size = sum(map(len, block))
+            done_bytes += size
+            if size <= MAX_LINE or max(map(len, block)) <= MAX_LINE:
                 try:
                     objs = list(map(orjson.loads, block))
                     if set(map(type, objs)) != {dict}:
@@ -263,7 +265,6 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
                 if good:
                     cols.add_block(good, np.asarray(numbers, dtype=np.int64))
             if progress is not None:
-                done_bytes += sum(map(len, block))
                 progress(float(done_bytes), float(st.st_size))
     return _build_run(path, st, cols, skipped, first_bad, total, step_key)
 
