@@ -130,6 +130,7 @@ def test_single_file_and_registry(project: Path) -> None:
 
 
 def test_fresh_file_is_running(project: Path) -> None:
+    age(project / "lightning_logs", 0)
     run = tb.load_file(project / "lightning_logs" / "version_0", cfg_of(project))
     assert run.state == RUNNING and run.last_write is not None
 
@@ -203,3 +204,12 @@ def test_writer_that_died_at_once(project: Path) -> None:
     (d / "events.out.tfevents.1.x").write_bytes(b"")
     run = tb.load_file(d, cfg_of(project))
     assert run.history == {} and run.start_time is None
+
+
+def test_progress_reports_bytes(project: Path) -> None:
+    cfg = cfg_of(project)
+    (entry,) = [e for e in tb.discover(cfg) if e.id == "restarted"]
+    seen: list[tuple[float, float]] = []
+    tb.load(entry, cfg, lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (entry.size, entry.size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,15 @@ def test_frames_expose_offsets() -> None:
     fr = frames[0]
     assert fr.offsets.tolist() == [12, 12 + 3 + 16] and fr.lengths.tolist() == [3, 4]
     assert struct.unpack("<Q", fr.buf[:8].tobytes())[0] == 3
+
+
+FIXTURE_FILES = sorted((Path(__file__).parent / "data" / "tensorboard").rglob("*tfevents*"))
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.parent.name)
+def test_same_records_as_tensorboards_loader(path: Path) -> None:
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+
+    theirs = list(RawEventFileLoader(str(path)).Load())
+    got, stats = records(path.read_bytes())
+    assert got == theirs and stats.records == len(theirs)
