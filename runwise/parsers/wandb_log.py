@@ -108,8 +108,12 @@ def check_header(head: bytes, path: str) -> None:
                                 path=path, offset=4)
 
 
-def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tuple[I64, I64, I64]:
-    """Positions, payload lengths and types of the well-formed chunks of u8[:n], in file order."""
+NONE = np.iinfo(np.int64).max
+
+
+def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tuple[I64, I64, I64, I64]:
+    """Positions, payload lengths and types of the well-formed chunks of u8[:n], in file order,
+    and per block the position of an impossible chunk header (NONE if there is none)."""
     nb = -(-n // BLOCK)
     bstart = np.arange(nb, dtype=np.int64) * BLOCK
     bend = np.minimum(bstart + BLOCK, n)
@@ -117,6 +121,7 @@ def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tu
     if base == 0 and nb:
         pos[0] = HEADER_LEN
     live = np.arange(nb, dtype=np.int64)
+    broken = np.full(nb, NONE, dtype=np.int64)
     got_p: list[I64] = []
     got_l: list[I64] = []
     got_t: list[I64] = []
@@ -144,8 +149,7 @@ def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tu
                 damage.truncated = True
                 damage.tail_bytes += int((e[cut] - p[cut]).sum())
             hurt = bad & ~cut
-            damage.bad_chunks += int(hurt.sum())
-            damage.lost_bytes += int((e[hurt] - p[hurt]).sum())
+            broken[live[hurt]] = p[hurt]
         got_p.append(p[good])
         got_l.append(ln[good])
         got_t.append(typ[good])
@@ -153,16 +157,19 @@ def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tu
         pos[live] = p[good] + CHUNK_HEADER + ln[good]
     if not got_p:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty
+        return empty, empty, empty, broken
     cp, cl, ct = np.concatenate(got_p), np.concatenate(got_l), np.concatenate(got_t)
     order = np.argsort(cp, kind="stable")
-    return cp[order], cl[order], ct[order]
+    return cp[order], cl[order], ct[order], broken
 
 
-def _check_crcs(buf: bytearray, n: int, cp: I64, cl: I64, ct: I64, damage: Damage) -> tuple[I64, I64, I64]:
-    """Drop chunks whose CRC fails, and the rest of their block (wandb's reader resyncs there)."""
-    if not cp.size:
-        return cp, cl, ct
+def _check_crcs(
+    buf: bytearray, n: int, cp: I64, cl: I64, ct: I64, broken: I64, damage: Damage
+) -> tuple[I64, I64, I64]:
+    """Drop chunks whose CRC fails, and the rest of their block (wandb's reader resyncs there).
+
+    Each damaged block counts once: from its first bad chunk (or impossible header) to its end.
+    """
     mv = memoryview(buf)
     crc32 = zlib.crc32
     got = np.fromiter(
@@ -173,13 +180,13 @@ def _check_crcs(buf: bytearray, n: int, cp: I64, cl: I64, ct: I64, damage: Damag
     expect = (u8[cp].astype(np.uint32) | (u8[cp + 1].astype(np.uint32) << 8)
               | (u8[cp + 2].astype(np.uint32) << 16) | (u8[cp + 3].astype(np.uint32) << 24))
     bad = got != expect
-    if not bad.any():
+    if not bad.any() and not (broken != NONE).any():
         return cp, cl, ct
     blk = cp // BLOCK
-    first_bad = np.full(int(blk.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    first_bad = broken.copy()
     np.minimum.at(first_bad, blk[bad], cp[bad])
     keep = cp < first_bad[blk]
-    hit = np.flatnonzero(first_bad != np.iinfo(np.int64).max)
+    hit = np.flatnonzero(first_bad != NONE)
     damage.bad_chunks += int(hit.size)
     damage.lost_bytes += int((np.minimum((hit + 1) * BLOCK, n) - first_bad[hit]).sum())
     return cp[keep], cl[keep], ct[keep]
@@ -188,8 +195,8 @@ def _check_crcs(buf: bytearray, n: int, cp: I64, cl: I64, ct: I64, damage: Damag
 def frame(buf: bytearray, n: int, base: int, pending: _Pending, damage: Damage, *, at_eof: bool) -> Window:
     """Turn buf[:n] (file bytes from offset `base`, a multiple of BLOCK) into a Window of records."""
     u8 = np.frombuffer(buf, np.uint8)
-    cp, cl, ct = _walk_chunks(u8, n, base, damage)
-    cp, cl, ct = _check_crcs(buf, n, cp, cl, ct, damage)
+    cp, cl, ct, broken = _walk_chunks(u8, n, base, damage)
+    cp, cl, ct = _check_crcs(buf, n, cp, cl, ct, broken, damage)
     full = ct == FULL
     starts, ends, offs = cp[full] + CHUNK_HEADER, cp[full] + CHUNK_HEADER + cl[full], cp[full] + base
     joined: list[bytes] = []
