@@ -120,7 +120,8 @@ def test_first_segment_alone_failed() -> None:
 
 def test_rich_values(runs: dict) -> None:
     r = runs["rich0001"]
-    assert r.non_numeric == {"text": "string", "hist": "histogram", "img": "image-file", "table": "table-file"}
+    kinds = {"text": "string", "hist": "histogram", "img": "image-file", "table": "table-file"}
+    assert r.non_numeric == kinds
     assert sorted(r.history) == ["big", "flag", "inf", "nan", "ninf", "x"]
     assert r.history["flag"].values.tolist() == [1, 0, 1, 0, 1]
     assert np.isnan(r.history["nan"].values).all() and len(r.history["nan"]) == 5
