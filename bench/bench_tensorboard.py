@@ -92,6 +92,20 @@ points = sum(len(s) for s in run.history.values())
 print(t2 - t1, t1 - t0, points, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
+CRC_COST = """
+import sys, time
+from pathlib import Path
+from runwise.parsers.tfevents import read_events
+f = next(Path(sys.argv[1]).glob("events.out.tfevents.*"))
+best = {}
+for check in (True, False, True, False):
+    with f.open("rb") as fp:
+        t = time.perf_counter()
+        read_events(fp, path=f.name, check_crc=check)
+        best[check] = min(best.get(check, 1e9), time.perf_counter() - t)
+print(best[True], best[False], 0, 0)
+"""
+
 EVENT_ACCUMULATOR = """
 import resource, sys, time
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -194,6 +208,8 @@ def main() -> None:
     results["rustboard"] = min(
         (run_rustboard(logdir, expected) for _ in range(args.repeat)), key=lambda r: r["seconds"]
     )
+    crc = run_python(CRC_COST, logdir)
+    crc_note = {"with_crc_s": crc["seconds"], "without_crc_s": crc["import_s"]}
     if args.peers != "skip":
         peer_dir, scale = logdir, 1.0
         if args.peers == "prefix":
@@ -213,9 +229,13 @@ def main() -> None:
         print(
             f"{name:18s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB  points {int(r['points']):>10,}{ratio}{extra}"
         )
+    print(
+        f"runwise read_events alone: {crc_note['with_crc_s']:.2f} s checking every data CRC, "
+        f"{crc_note['without_crc_s']:.2f} s without (CRC cost {crc_note['with_crc_s'] - crc_note['without_crc_s']:.2f} s)"
+    )
     out = ROOT / "bench" / "_results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tensorboard.json").write_text(json.dumps({"steps": args.steps, "results": results}, indent=2))
+    (out / "tensorboard.json").write_text(json.dumps({"steps": args.steps, "results": results, "crc": crc_note}, indent=2))
 
 
 if __name__ == "__main__":

@@ -144,3 +144,21 @@ def test_tensorboardx_add_scalar_bytes_match_the_generator(tmp_path: Path) -> No
     ]
     assert txb == ours
     shutil.rmtree(tmp_path)
+
+
+def test_data_crc_is_checked_on_fast_and_slow_paths() -> None:
+    raw = bytearray(_tensorboardx_stream(list(range(100)), ["loss", "acc"]))
+    starts = [0]
+    while starts[-1] < len(raw):
+        starts.append(starts[-1] + 16 + int.from_bytes(raw[starts[-1] : starts[-1] + 8], "little"))
+    starts.pop()
+    raw[starts[0] + 14] ^= 0x01  # inside the file_version event (Python decoder)
+    raw[starts[51] + 12 + 3] ^= 0x01  # wall-time byte of an add_scalar event (varies per record)
+    raw[starts[80] + 12 + 20] ^= 0x01  # a byte the layout template shares (tag or framing of fields)
+    checked = tfevents.read_events(io.BytesIO(bytes(raw)), path="x")
+    assert checked.stats.bad_crc == 3 and checked.stats.records == 1 + 200 - 3
+    assert sorted(checked.stats.damage_offsets) == [starts[0], starts[51], starts[80]]
+    assert checked.file_version is None
+    assert sum(tc.arrays()[0].size for tc in checked.scalars.values()) == 198
+    unchecked = tfevents.read_events(io.BytesIO(bytes(raw)), path="x", check_crc=False)
+    assert unchecked.stats.bad_crc == 0

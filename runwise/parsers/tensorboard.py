@@ -235,7 +235,7 @@ def _damage_notes(files: list[tuple[Path, EventColumns]], replaced: dict[str, in
     notes: list[str] = []
     for p, cols in files:
         st = cols.stats
-        first = f" (first at byte {st.damage_offsets[0]})" if st.damage_offsets else ""
+        first = f" (first at byte {min(st.damage_offsets)})" if st.damage_offsets else ""
         if st.bad_crc:
             notes.append(f"{p.name}: skipped {st.bad_crc} records whose checksum failed{first}")
         if st.lost_framing:

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from runwise.parsers.crc32c import crc32c_many, crc32c_rows, mask_array
 from runwise.parsers.tfevents_wire import Event, decode_event, decode_hparams
 from runwise.parsers.tfrecord import (
     CHUNK,
@@ -85,28 +86,49 @@ class EventColumns:
 
 
 def read_events(
-    fp: BinaryIO, *, path: str, chunk_size: int = CHUNK, progress: Callable[[int], None] | None = None
+    fp: BinaryIO,
+    *,
+    path: str,
+    chunk_size: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+    check_crc: bool = True,
 ) -> EventColumns:
     """Read a whole tfevents stream into columns. Raises UnsupportedFormat if it is not TFRecord."""
     out = EventColumns()
-    for fr in iter_frames(fp, path=path, stats=out.stats, chunk_size=chunk_size, progress=progress):
-        _decode_chunk(fr, out)
+    # data CRCs are checked here, per layout group: bytes shared with the template row cost once
+    frames = iter_frames(
+        fp, path=path, stats=out.stats, chunk_size=chunk_size, progress=progress, check_crc=False
+    )
+    for fr in frames:
+        _decode_chunk(fr, out, check_crc)
     return out
 
 
-def _decode_chunk(fr: Frames, out: EventColumns) -> None:
+def _decode_chunk(fr: Frames, out: EventColumns, check_crc: bool) -> None:
     parts: dict[tuple[bool, str], list[Part]] = {}
     slow: list[int] = []
     lens = fr.lengths
+    stored = None
+    if check_crc:
+        ends = fr.offsets + lens
+        stored = (
+            np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(fr.buf, 4)[ends])
+            .view("<u4")
+            .ravel()
+        )
     order = np.argsort(lens, kind="stable")
     for idx in np.split(order, np.flatnonzero(np.diff(lens[order])) + 1):
         length = int(lens[idx[0]])
         if idx.size < MIN_GROUP or length > BLOCK_MAX:
             slow.extend(idx.tolist())
         else:
-            _decode_group(fr, np.sort(idx), length, parts, out, slow)
+            _decode_group(fr, np.sort(idx), length, parts, out, slow, stored)
     if slow:
-        _decode_slow(fr, sorted(slow), parts, out)
+        picked = np.array(sorted(slow), dtype=np.int64)
+        if stored is not None:
+            crc = crc32c_many(fr.buf, fr.offsets[picked], lens[picked])
+            picked = picked[_keep_valid(fr, out, picked, mask_array(crc) == stored[picked])]
+        _decode_slow(fr, picked.tolist(), parts, out)
     for (is_tensor, tag), plist in parts.items():
         if len(plist) == 1:
             _, steps, values, walls = plist[0]
@@ -133,6 +155,7 @@ def _decode_group(
     parts: dict[tuple[bool, str], list[Part]],
     out: EventColumns,
     slow: list[int],
+    stored: NDArray[np.uint32] | None,
 ) -> None:
     """Records of one length: decode one with the Python decoder, then every record that differs
     from it only in the wall-time, step and value bytes, all at once; repeat with the rest."""
@@ -160,6 +183,11 @@ def _decode_group(
                 match &= rows[:, c] >= 0x80
         sel = rows if match.all() else rows[match]
         seq = idx[remaining[match]]
+        remaining = remaining[~match]
+        if stored is not None:  # sel[0] is the template: every other byte equals it
+            ok = _keep_valid(fr, out, seq, mask_array(crc32c_rows(sel, const_cols=~variable)) == stored[seq])
+            if not ok.all():
+                sel, seq = sel[ok], seq[ok]
         steps = (
             _varints(sel, step_span) if step_span is not None else np.full(sel.shape[0], ev.step, np.int64)
         )
@@ -176,8 +204,18 @@ def _decode_group(
             parts.setdefault((v.kind != "scalar", v.tag), []).append((seq, steps, values, walls))
             if v.plugin:
                 out.plugins.setdefault(v.tag, v.plugin)
-        remaining = remaining[~match]
     slow.extend(idx[remaining].tolist())
+
+
+def _keep_valid(fr: Frames, out: EventColumns, seq: I64, ok: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Count and note the records whose data CRC failed; return `ok`."""
+    bad = int(ok.size - np.count_nonzero(ok))
+    if bad:
+        out.stats.bad_crc += bad
+        out.stats.records -= bad
+        for off in fr.offsets[seq[~ok]][:8].tolist():
+            out.stats.note(fr.base + off - HEADER)
+    return ok
 
 
 def _layout(ev: Event, length: int) -> tuple[NDArray[np.bool_], tuple[int, int] | None] | None:
