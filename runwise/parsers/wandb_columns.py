@@ -19,7 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.parsers import wandb_records as rec
+from runwise.parsers import wandb_walk as ww
 from runwise.parsers.wandb_log import Window
+from runwise.parsers.wandb_walk import M64, MASKS, same_bytes, u64view, varints, walk
 
 I64 = NDArray[np.int64]
 U8 = NDArray[np.uint8]
@@ -28,20 +30,6 @@ HISTORY, SUMMARY = 2, 3
 SKIP = (7, 11, 6, 26, 21)  # stats, telemetry, files, environment, header: not needed
 MAX_NUM_WIDTH = 40
 INTERNAL = (("_runtime",), ("_timestamp",), ("_step",))
-M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-@dataclass(slots=True)
-class Fields:
-    """Every field of a batch of messages: message index, number, wire type, value span, tag start."""
-
-    msg: I64
-    num: I64
-    wt: I64
-    vs: I64
-    ve: I64
-    fs: I64
-    bad: NDArray[np.bool_]  # per message: malformed (field past its end)
 
 
 @dataclass(slots=True)
@@ -64,169 +52,6 @@ class Columns:
         if steps.size:
             self.steps.setdefault(key, []).append(steps)
             self.values.setdefault(key, []).append(values)
-
-
-def _u64view(buf: bytearray) -> NDArray[np.uint64]:
-    """Little-endian uint64 starting at every byte offset (unaligned gathers of 8 bytes)."""
-    return np.ndarray(shape=(len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
-
-
-def varints(u8: U8, p: I64) -> tuple[I64, I64]:
-    """Decode the varints starting at positions p: (values, positions after them)."""
-    last = u8.size - 1
-    b = u8[np.minimum(p, last)].astype(np.int64)
-    val = b & 0x7F
-    q = p + 1
-    more = np.flatnonzero(b >= 0x80)
-    shift = 7
-    while more.size and shift < 64:
-        b = u8[np.minimum(q[more], last)].astype(np.int64)
-        val[more] |= (b & 0x7F) << shift
-        q[more] += 1
-        more = more[b >= 0x80]
-        shift += 7
-    return val, q
-
-
-def _skip_varints(u8: U8, q: I64) -> I64:
-    """Positions just after the varints starting at q."""
-    last = u8.size - 1
-    end = q + 1
-    more = np.flatnonzero(u8[np.minimum(q, last)] >= 0x80)
-    while more.size:
-        b = u8[np.minimum(end[more], last)]
-        end[more] += 1
-        more = more[b >= 0x80]
-    return end
-
-
-def walk(u8: U8, s: I64, e: I64) -> Fields:
-    """All fields of the messages u8[s[i]:e[i]], found one field position per numpy pass."""
-    out: list[tuple[I64, ...]] = []
-    bad = np.zeros(s.size, dtype=bool)
-    live = np.flatnonzero(e > s)
-    pos = s.copy()
-    last = u8.size - 1
-    while live.size:
-        p = pos[live]
-        tag = u8[p].astype(np.int64)
-        q = p + 1
-        big = np.flatnonzero(tag >= 0x80)  # two-byte tags: fields 16 and up
-        if big.size:
-            tag[big], q[big] = varints(u8, p[big])
-        wt = tag & 7
-        ve = np.full(p.size, -1, dtype=np.int64)
-        vs = q.copy()
-        i2 = np.flatnonzero(wt == 2)
-        if i2.size:
-            q2 = q[i2]
-            ln = u8[np.minimum(q2, last)].astype(np.int64)
-            vs2 = q2 + 1
-            long = np.flatnonzero(ln >= 0x80)
-            if long.size:
-                ln[long], vs2[long] = varints(u8, q2[long])
-            vs[i2], ve[i2] = vs2, vs2 + ln
-        i0 = np.flatnonzero(wt == 0)
-        if i0.size:
-            ve[i0] = _skip_varints(u8, q[i0])
-        i1 = np.flatnonzero(wt == 1)
-        ve[i1] = q[i1] + 8
-        i5 = np.flatnonzero(wt == 5)
-        ve[i5] = q[i5] + 4
-        broken = (ve < 0) | (ve > e[live]) | (tag < 8)
-        if broken.any():
-            bad[live[broken]] = True
-            ok = ~broken
-            live, tag, wt, vs, ve, p = live[ok], tag[ok], wt[ok], vs[ok], ve[ok], p[ok]
-        out.append((live, tag >> 3, wt, vs, ve, p))
-        pos[live] = ve
-        live = live[ve < e[live]]
-    if not out:
-        z = np.zeros(0, np.int64)
-        return Fields(z, z, z, z, z, z, bad)
-    cols = [np.concatenate([o[k] for o in out]) for k in range(6)]
-    return Fields(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], bad)
-
-
-MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
-
-
-def _hash_spans(u64: NDArray[np.uint64], s: I64, n: I64) -> NDArray[np.uint64]:
-    """A 64-bit hash of each byte span (s, length n), eight bytes per numpy pass."""
-    h = n.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    for j in range(int(n.max(initial=0) + 7) // 8):
-        w = u64[s + 8 * j] & MASKS[np.clip(n - 8 * j, 0, 8)]
-        h ^= w
-        h *= np.uint64(0x100000001B3)
-        h ^= h >> np.uint64(29)
-    return h
-
-
-def _groups(h: NDArray[np.uint64]) -> list[I64]:
-    """Indices of each distinct hash, each in array order."""
-    if not h.size:
-        return []
-    uniq, inv = np.unique(h, return_inverse=True)
-    if uniq.size == 1:
-        return [np.arange(h.size, dtype=np.int64)]
-    order = np.argsort(inv.astype(np.uint16 if uniq.size < 65536 else np.int64), kind="stable")
-    cuts = np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1]
-    return list(np.split(order, cuts))
-
-
-def _same_bytes(u64: NDArray[np.uint64], s: I64, n: I64, ref: int, ref_n: int) -> NDArray[np.bool_]:
-    """Which spans (s, n) equal the span at `ref` byte for byte (guards against hash collisions)."""
-    ok = n == ref_n
-    for j in range((ref_n + 7) // 8):
-        mask = MASKS[min(8, ref_n - 8 * j)]
-        ok &= (u64[s + 8 * j] & mask) == (u64[ref + 8 * j] & mask)
-    return np.asarray(ok, dtype=bool)
-
-
-def _items(u8: U8, s: I64, e: I64) -> tuple[I64, I64, I64, NDArray[np.bool_], NDArray[np.bool_]]:
-    """Key span end, value_json span and flags of items u8[s:e]: (key_end, val_s, val_e, odd, typed).
-
-    The key span is s..key_end (tags included, so `key` and `nested_key` never look alike). Items
-    shaped `tag len key 0x82 0x01 len value` are read with a few gathers; the rest are walked.
-    """
-    last = u8.size - 1
-    ke = s.copy()
-    fast = (u8[s] == 0x0A) | (u8[s] == 0x12)
-    live = np.flatnonzero(fast)
-    for _ in range(4):  # key or up to four nested_key parts, each `tag len(<128) text`
-        ln = u8[np.minimum(ke[live] + 1, last)].astype(np.int64)
-        okl = ln < 0x80
-        fast[live[~okl]] = False
-        live = live[okl]
-        ke[live] += 2 + ln[okl]
-        live = live[u8[np.minimum(ke[live], last)] == 0x12]
-    kc = np.minimum(ke, last - 3)
-    v0 = u8[kc + 2].astype(np.int64)
-    v1 = u8[kc + 3].astype(np.int64)
-    one = v0 < 0x80
-    val_s = np.where(one, ke + 3, ke + 4)
-    val_e = val_s + np.where(one, v0, (v0 & 0x7F) | (v1 << 7))
-    fast &= (u8[kc] == 0x82) & (u8[kc + 1] == 0x01) & (one | (v1 < 0x80)) & (val_e == e)
-    key_end = np.where(fast, ke, -1)
-    odd = ~fast
-    typed = np.zeros(s.size, dtype=bool)
-    slow = np.flatnonzero(~fast)
-    if slow.size:
-        f = walk(u8, s[slow], e[slow])
-        n = slow.size
-        kend = np.full(n, -1, dtype=np.int64)
-        is_key = ((f.num == 1) | (f.num == 2)) & (f.wt == 2)
-        np.maximum.at(kend, f.msg[is_key], f.ve[is_key])
-        first_other = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first_other, f.msg[~is_key], f.fs[~is_key])
-        vj = np.flatnonzero((f.num == 16) & (f.wt == 2))
-        vs_, ve_ = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
-        vs_[f.msg[vj]], ve_[f.msg[vj]] = f.vs[vj], f.ve[vj]
-        ty = np.zeros(n, dtype=bool)
-        ty[f.msg[(f.num >= 3) & (f.num <= 8)]] = True
-        key_end[slow], val_s[slow], val_e[slow], typed[slow] = kend, vs_, ve_, ty
-        odd[slow] = ty | f.bad | (kend < 0) | (vs_ < 0) | (first_other < kend)
-    return key_end, val_s, val_e, odd, typed
 
 
 def numbers(
@@ -288,14 +113,14 @@ def _key_groups(u8: U8, u64: NDArray[np.uint64], item_s: I64, key_end: I64, idx:
         h *= np.uint64(0x100000001B3)
         h ^= h >> np.uint64(29)
     out: list[tuple[tuple[str, ...], I64]] = []
-    for g in _groups(h):
+    for g in ww.groups(h):
         while g.size:
             r = g[0]
             a, ln = int(st[r]), int(n[r])
             if ln <= 24:
                 same = (n[g] == ln) & (w0[g] == w0[r]) & (w1[g] == w1[r]) & (w2[g] == w2[r])
             else:
-                same = _same_bytes(u64, st[g], n[g], a, ln)
+                same = same_bytes(u64, st[g], n[g], a, ln)
             out.append((_key_path(bytes(u8[a : a + ln]), cache), idx[g[same]]))
             g = g[~same]
     return out
@@ -313,7 +138,7 @@ def _history(u8: U8, u64: NDArray[np.uint64], s: I64, e: I64, cols: Columns) -> 
         steps[body.msg[st][sf.msg[k]]] = varints(u8, sf.vs[k])[0]
     imsg = body.msg[items]
     item_s, item_e = body.vs[items], body.ve[items]
-    key_end, val_s, val_e, odd, _ = _items(u8, item_s, item_e)
+    key_end, val_s, val_e, odd, _ = ww.items(u8, item_s, item_e)
     odd |= body.bad[imsg]
     slow_rows: dict[int, list[tuple[tuple[str, ...], Any]]] = {}
     for i in np.flatnonzero(odd).tolist():  # typed values, odd layouts: decode exactly
@@ -390,7 +215,7 @@ def _summary(u8: U8, u64: NDArray[np.uint64], s: I64, e: I64, offs: I64, cols: C
         return
     item_s, item_e = body.vs[up], body.ve[up]
     order = offs[body.msg[up]]
-    key_end, _, _, odd, _ = _items(u8, item_s, item_e)
+    key_end, _, _, odd, _ = ww.items(u8, item_s, item_e)
     for i in np.flatnonzero(odd).tolist():
         _set_summary(cols, bytes(u8[item_s[i] : item_e[i]]), int(order[i]))
     for _, members in _key_groups(u8, u64, item_s, key_end, np.flatnonzero(~odd), cols.key_cache):
@@ -414,7 +239,7 @@ def _set_summary(cols: Columns, item: bytes, offset: int) -> None:
 def decode_window(win: Window, cols: Columns) -> None:
     """Add a window's history, summary and other records to `cols`."""
     u8 = np.frombuffer(win.buf, np.uint8)
-    u64 = _u64view(win.buf)
+    u64 = u64view(win.buf)
     top = walk(u8, win.starts, win.ends)
     cols.undecodable += int(top.bad.sum())
     one = np.flatnonzero(np.isin(top.num, ONEOF) & (top.wt == 2) & ~top.bad[top.msg])
