@@ -136,9 +136,7 @@ def test_tensorboardx_add_scalar_bytes_match_the_generator(tmp_path: Path) -> No
         event_pb2.Event(
             wall_time=1.7e9 + s,
             step=s,
-            summary=summary_pb2.Summary(
-                value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.25 * s)]
-            ),
+            summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=0.25 * s)]),
         ).SerializeToString()
         for s in (0, 5, 300)
     ]
@@ -162,3 +160,18 @@ def test_data_crc_is_checked_on_fast_and_slow_paths() -> None:
     assert sum(tc.arrays()[0].size for tc in checked.scalars.values()) == 198
     unchecked = tfevents.read_events(io.BytesIO(bytes(raw)), path="x", check_crc=False)
     assert unchecked.stats.bad_crc == 0
+
+
+@pytest.mark.parametrize("chunk", [4096, 1 << 20])
+def test_resync_in_a_long_stream(chunk: int) -> None:
+    raw = _tensorboardx_stream(list(range(1000)), ["loss", "acc"])
+    starts = [0]
+    while starts[-1] < len(raw):
+        starts.append(starts[-1] + 16 + int.from_bytes(raw[starts[-1] : starts[-1] + 8], "little"))
+    damaged = bytearray(raw[: starts[700]] + b"\x00\x13" * 50 + raw[starts[700] :])
+    shifted = starts[1500] + 100
+    damaged[shifted + 2] ^= 0x01  # the length of record 1500: framing is lost there
+    cols = tfevents.read_events(io.BytesIO(bytes(damaged)), path="x", chunk_size=chunk)
+    assert cols.stats.lost_framing == 2 and cols.stats.skipped_bytes == 100 + starts[1501] - starts[1500]
+    assert cols.stats.records == 2001 - 1
+    assert sorted(cols.stats.damage_offsets) == [starts[700], shifted]
