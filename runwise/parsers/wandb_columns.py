@@ -1,13 +1,13 @@
 """Bulk decoding of W&B records with numpy: many records per operation, never one Python call per item.
 
-A window's records are walked as protobuf *in parallel*: each numpy pass reads the next field of
-every message still open (`walk`), so the cost is one pass per field position, not per field.
-History items are grouped by their key bytes (hashed 8 bytes at a time, then checked byte for
-byte), and each key's value_json texts are parsed at once (`numbers`). Summary records, two thirds
-of a log, are walked the same way but only the last update of each key is decoded. Anything the
-bulk path does not expect (typed history values, fields out of order, dict values of old clients)
-goes to the exact per-item decoder in `wandb_records`, so the bulk path is a shortcut, never a
-different answer.
+A window's records are walked as protobuf *in parallel* (`wandb_walk`): each numpy pass reads the
+next field of every message still open. History items are grouped by their exact key bytes
+(three 8-byte words identify keys of up to 24 bytes; longer ones are hashed, then compared byte
+for byte), and each key's value_json texts are parsed at once (`numbers`). Summary records, two
+thirds of a log, are walked the same way but only the last update of each key is decoded.
+Anything the bulk path does not expect (typed history values, fields out of order, dict values of
+old clients) goes to the exact per-item decoder in `wandb_records`, so the bulk path is a
+shortcut, never a different answer.
 """
 
 from __future__ import annotations

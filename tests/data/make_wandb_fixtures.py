@@ -6,6 +6,13 @@ Each scenario runs in a child process from a neutral temporary directory (WANDB_
 path of this machine ends up in the files. Afterwards the run directories are copied here without
 logs/, tmp/ and debug logs, and every copied file is checked for absolute paths.
 
+Old clients, each in a throw-away venv outside the repo (Python 3.11):
+  python3 -m venv /tmp/wandb015 && /tmp/wandb015/bin/pip install "wandb==0.15.12"
+  python3 -m venv /tmp/oldwandb && /tmp/oldwandb/bin/pip install "wandb==0.9.7"
+wandb 0.9.7 installs but fails on `collections.Iterable`; a sitecustomize.py in that venv's
+site-packages that sets collections.Iterable/Mapping/MutableMapping/Sequence/Callable/Hashable/
+MutableSet/Set from collections.abc makes it run (its helper process needs it too).
+
 Scenarios (known values: the tests assert them):
   finished   id fin00001: 60 steps; train/loss = 1/(s+1), train/acc = s/60 every step; val/loss =
              2/(s+1) at s % 10 == 9 (separate log call, same step); opt.lr (nested dict) =
