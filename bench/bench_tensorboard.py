@@ -72,7 +72,8 @@ def generate(d: Path, steps: int) -> Path:
                 w.write(ev.SerializeToString())
     tmp.rename(f)
     print(
-        f"generated {f.relative_to(ROOT)} ({f.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - started:.0f} s"
+        f"generated {f.relative_to(ROOT)} ({f.stat().st_size / 2**20:.0f} MiB)"
+        f" in {time.perf_counter() - started:.0f} s"
     )
     return f
 
@@ -193,8 +194,8 @@ def run_rustboard(logdir: Path, expected: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1_000_000)
-    ap.add_argument("--peers", choices=["full", "prefix", "skip"], default="full",
-                    help="EventAccumulator and tbparse on the full file, a 10%% prefix (extrapolated), or not at all")  # fmt: skip
+    peers_help = "EventAccumulator and tbparse: full file, 10%% prefix (extrapolated), or skip"
+    ap.add_argument("--peers", choices=["full", "prefix", "skip"], default="full", help=peers_help)
     ap.add_argument("--repeat", type=int, default=3, help="runs of runwise and rustboard (best is reported)")
     args = ap.parse_args()
     data = HERE / "_data"
@@ -227,15 +228,18 @@ def main() -> None:
         extra = f"  (x{r['extrapolated_x']:.0f} from a prefix)" if r.get("extrapolated_x", 1) != 1 else ""
         ratio = "" if name == "runwise" else f"  {r['seconds'] / base:6.1f}x runwise"
         print(
-            f"{name:18s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB  points {int(r['points']):>10,}{ratio}{extra}"
+            f"{name:18s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB"
+            f"  points {int(r['points']):>10,}{ratio}{extra}"
         )
     print(
         f"runwise read_events alone: {crc_note['with_crc_s']:.2f} s checking every data CRC, "
-        f"{crc_note['without_crc_s']:.2f} s without (CRC cost {crc_note['with_crc_s'] - crc_note['without_crc_s']:.2f} s)"
+        f"{crc_note['without_crc_s']:.2f} s without"
     )
     out = ROOT / "bench" / "_results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tensorboard.json").write_text(json.dumps({"steps": args.steps, "results": results, "crc": crc_note}, indent=2))
+    (out / "tensorboard.json").write_text(
+        json.dumps({"steps": args.steps, "results": results, "crc": crc_note}, indent=2)
+    )
 
 
 if __name__ == "__main__":
