@@ -189,13 +189,14 @@ def get_config(req: GetConfigInput, cfg: RunwiseConfig, progress: Progress | Non
     )
 
 
+CONFIG_VALUE_CHARS = 120  # longer values (prompts, file lists) are cut, with "…" saying so
+
+
 def _short(v: object) -> str | int | float | bool | None | list[object] | dict[str, object]:
     if isinstance(v, (bool, int, float)) or v is None:
         return v
-    if isinstance(v, str):
-        return v if len(v) <= 300 else v[:300] + "…"
-    text = repr(v)
-    return text if len(text) <= 300 else text[:300] + "…"
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= CONFIG_VALUE_CHARS else text[:CONFIG_VALUE_CHARS] + "…"
 
 
 # ---------------------------------------------------------------- list_keys
