@@ -98,7 +98,8 @@ def main() -> int:
     if not path.exists():
         t = time.perf_counter()
         generate(path, args.rows)
-        print(f"generated {path.relative_to(HERE.parent)} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+        size = path.stat().st_size / 1e6
+        print(f"generated {path.relative_to(HERE.parent)} ({size:.0f} MB) in {time.perf_counter() - t:.1f}s")
     times: dict[str, list[float]] = {"loop_discard": [], "loop_rows": [], "get_stats": [], "get_history": []}
     outputs: dict[str, str] = {}
     for _ in range(args.repeat):  # interleaved, so drift in machine load hits every reader alike
@@ -124,8 +125,10 @@ def main() -> int:
         print(f"  {k:12s} {v:6.2f} s{ratio}   runs: {', '.join(f'{x:.2f}' for x in times[k])}")
     warm = json.loads(run_py(HANDLER.replace("RUNWISE_NO_CACHE", ""), str(root), "get_stats", "big", env_cache=True))
     print(f"  get_stats from the on-disk cache (second process): {warm['seconds']:.2f} s")
-    print(f"get_history default output: {len(hist):,} chars; spike step kept: {spike_kept}; val/loss present: {val_kept}")
-    print(f"summarize_run flags the spike at {SPIKE_STEP:,}: {spike_flagged}; its output: {len(summ['output']):,} chars")
+    print(f"get_history default output: {len(hist):,} chars; spike step kept: {spike_kept}; "
+          f"val/loss present: {val_kept}")
+    print(f"summarize_run flags the spike at {SPIKE_STEP:,}: {spike_flagged}; "
+          f"its output: {len(summ['output']):,} chars")
     ok = (
         spike_kept and val_kept and len(hist) <= 8000 and spike_flagged
         and med["get_stats"] <= 1.5 * med["loop_rows"] and med["get_history"] <= 1.5 * med["loop_rows"]

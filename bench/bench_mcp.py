@@ -80,7 +80,8 @@ async def main_async(repeat: int) -> int:
         bare.append(await time_to_initialized(bare_params()))
         ours.append(await time_to_initialized(runwise_params(root)))
     b, o = statistics.median(bare), statistics.median(ours)
-    print(f"spawn-to-initialized, median of {repeat}: bare MCPServer {b:.3f}s, runwise-mcp {o:.3f}s, ratio {o / b:.2f}x (limit 1.30x)")
+    print(f"spawn-to-initialized, median of {repeat}: bare MCPServer {b:.3f}s, runwise-mcp {o:.3f}s, "
+          f"ratio {o / b:.2f}x (limit 1.30x)")
     ok = (
         len(rows) == 12 and all(r["read_only"] and r["output_schema"] and r["title"] for r in rows)
         and paid <= 8000 and o <= 1.3 * b

@@ -57,16 +57,18 @@ class AnomalyThresholds(BaseModel):
     """Thresholds of the anomaly checks (same names as runwise.json's `anomaly_detection`)."""
 
     model_config = ConfigDict(extra="forbid")
-    spike_threshold: float = Field(6.0, gt=0, description="robust z-score (MAD) above which a point is a spike")
-    spike_window: int = Field(100, ge=3, description="trailing points the spike baseline uses")
-    overfit_ratio_threshold: float = Field(1.5, gt=1, description="val/train ratio growth that flags overfitting")
+    spike_threshold: float = Field(default=6.0, gt=0, description="robust z-score (MAD) above which a point is a spike")
+    spike_window: int = Field(default=100, ge=3, description="trailing points the spike baseline uses")
+    overfit_ratio_threshold: float = Field(
+        default=1.5, gt=1, description="val/train ratio growth that flags overfitting"
+    )
     overfit_baseline_steps: tuple[int, int] = (100, 500)
-    plateau_min_steps: int = Field(500, ge=1)
-    plateau_improvement_threshold: float = Field(0.01, ge=0)
-    gradient_vanish_threshold: float = Field(1e-7, ge=0)
-    gradient_explode_multiplier: float = Field(10.0, gt=1)
-    gradient_sustained_steps: int = Field(10, ge=1)
-    throughput_drop_threshold: float = Field(0.4, gt=0, lt=1)
+    plateau_min_steps: int = Field(default=500, ge=1)
+    plateau_improvement_threshold: float = Field(default=0.01, ge=0)
+    gradient_vanish_threshold: float = Field(default=1e-7, ge=0)
+    gradient_explode_multiplier: float = Field(default=10.0, gt=1)
+    gradient_sustained_steps: int = Field(default=10, ge=1)
+    throughput_drop_threshold: float = Field(default=0.4, gt=0, lt=1)
 
 
 class FileConfig(BaseModel):
@@ -77,9 +79,9 @@ class FileConfig(BaseModel):
     wandb_dir: str | None = None
     logs_dir: str | None = None
     tensorboard_dirs: list[str] = Field(default_factory=list)
-    downsample_interval: int = Field(1000, ge=1)
-    schema_inline: Schema = Field(default_factory=Schema)
-    anomaly_detection: AnomalyThresholds = Field(default_factory=AnomalyThresholds)
+    downsample_interval: int = Field(default=1000, ge=1)
+    schema_inline: Schema = Field(default_factory=lambda: Schema())
+    anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
     cache: bool = True
 
 

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from runwise import cache, parsers
@@ -68,12 +69,13 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
     by_key = [e for e in entries if e.key == ref]
     if by_key:
         return by_key[0]
-    for match in (
+    matchers: tuple[Callable[[RunEntry], bool], ...] = (
         lambda e: e.id == ref,
         lambda e: bool(e.name) and e.name == ref,
         lambda e: e.id.startswith(ref),
         lambda e: bool(e.name) and e.name.startswith(ref),
-    ):
+    )
+    for match in matchers:
         found = [e for e in entries if match(e)]
         if len(found) == 1:
             return found[0]

@@ -161,7 +161,7 @@ class _Columns:
     def _add_mixed(self, key: str, col: list[Any], line_numbers: np.ndarray) -> None:
         """Slow path for a column holding strings, lists or nested objects."""
         per_key: dict[str, tuple[list[int], list[float]]] = {}
-        for row, v in zip(line_numbers.tolist(), col):
+        for row, v in zip(line_numbers.tolist(), col, strict=True):
             for k, x in _flatten(key, v):
                 num = _as_number(x)
                 if num is None:

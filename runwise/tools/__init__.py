@@ -45,7 +45,14 @@ from runwise.tools.run import (
     live_status,
     summarize_run,
 )
-from runwise.tools.runs import FindBestRunInput, FindBestRunOutput, ListRunsInput, ListRunsOutput, find_best_run, list_runs
+from runwise.tools.runs import (
+    FindBestRunInput,
+    FindBestRunOutput,
+    ListRunsInput,
+    ListRunsOutput,
+    find_best_run,
+    list_runs,
+)
 
 
 @dataclass(frozen=True)

@@ -85,12 +85,13 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
         rows.append([k, *vals, num(delta, 3)] + (at if stepped else []))
     shown = rows[: req.max_metrics]
     omitted = len(rows) - len(shown)
-    groups = None
+    groups: dict[str, list[str]] | None = None
     if req.group:
-        groups = {}
+        by_group: dict[str, list[str]] = {}
         for row in shown:
-            groups.setdefault(group_prefix(row[0]) or "(none)", []).append(row[0])
-        order = {g: i for i, g in enumerate(groups)}
+            by_group.setdefault(group_prefix(row[0]) or "(none)", []).append(row[0])
+        order = {g: i for i, g in enumerate(by_group)}
+        groups = by_group
         shown.sort(key=lambda r: order[group_prefix(r[0]) or "(none)"])
     cfg_table = None
     cfg_omitted = 0
@@ -128,8 +129,9 @@ def _summary(labels: list[str], rows: list[list[Any]], loaded: list[tuple[Run, i
         k = rows[0][0]
         vals = rows[0][1 : 1 + len(labels)]
         delta = rows[0][1 + len(labels)]
-        parts.append(f"{k}: " + " vs ".join(fmt(v) for v in vals) + (f" ({delta:+.3g}%)" if isinstance(delta, float) else ""))
+        change = f" ({delta:+.3g}%)" if isinstance(delta, float) else ""
+        parts.append(f"{k}: " + " vs ".join(str(fmt(v)) for v in vals) + change)
     if cfg is not None:
-        changed = [r[0] for r in cfg.rows[:5]]
+        changed = [str(r[0]) for r in cfg.rows[:5]]
         parts.append(f"{len(cfg.rows)} config keys differ" + (f" ({', '.join(changed)})" if changed else ""))
     return "; ".join(parts)

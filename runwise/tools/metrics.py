@@ -87,7 +87,8 @@ def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | N
         vals = [num(v) for v in ds.values.tolist()]
         steps = ds.steps.tolist()
         if req.format == "csv":
-            csv[k] = "step,value\n" + "\n".join(f"{st},{v if v is not None else ''}" for st, v in zip(steps, vals))
+            lines = (f"{st},{'' if v is None else v}" for st, v in zip(steps, vals, strict=True))
+            csv[k] = "step,value\n" + "\n".join(lines)
             out[k] = MetricHistory(steps=[], values=[], source_points=ds.source_points, method=ds.method,
                                    nan=ds.nan_count, inf=ds.inf_count)
         else:

@@ -120,7 +120,8 @@ def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress
     loss_key = r.get("loss")
     if loss_key:
         st = series_stats(run.history[loss_key].steps, run.history[loss_key].values)
-        lead.append(f"{loss_key} {fmt(num(st.first, 4))}→{fmt(num(st.final, 4))} (min {fmt(num(st.min, 4))} @{fmt_step(st.min_step)})")
+        lead.append(f"{loss_key} {fmt(num(st.first, 4))}→{fmt(num(st.final, 4))} "
+                    f"(min {fmt(num(st.min, 4))} @{fmt_step(st.min_step)})")
     verdict = (
         f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}" if anomalies
         else ("no anomalies found" if req.anomalies else "anomaly checks off")

@@ -72,7 +72,8 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
             continue
         run = _try_load(e, cfg, progress)
         if isinstance(run, str):
-            rows.append([e.id, e.name, e.source, "unreadable", None, None, None, None] + ([""] if req.sparklines else []))
+            bad: list[str | int | float | bool | None] = [e.id, e.name, e.source, "unreadable", None, None, None, None]
+            rows.append(bad + ([""] if req.sparklines else []))
             notes.append(f"{e.key}: {run}")
             continue
         key = req.metric if req.metric in run.history else roles(run.history, cfg).get("loss")
