@@ -113,7 +113,7 @@ def test_restarted_writer_later_write_wins(project: Path) -> None:
     assert loss.values[24] < 1.0 < loss.values[25]
     assert len(run.segments) == 2
     assert any("restarted writer" in w for w in run.warnings)
-    assert any("15 points of 1 tags were replaced" in w for w in run.warnings)
+    assert any("15 points of 1 tag were replaced" in w for w in run.warnings)
 
 
 def test_restart_rule_drops_stale_points_past_the_restart() -> None:

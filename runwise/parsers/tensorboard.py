@@ -244,9 +244,7 @@ def _damage_notes(files: list[tuple[Path, EventColumns]], replaced: dict[str, in
                 f"skipped {st.skipped_bytes} bytes to the next valid record"
             )
         if cols.undecodable:
-            notes.append(
-                f"{p.name}: {cols.undecodable} records passed their checksum but are not valid events"
-            )
+            notes.append(f"{p.name}: {cols.undecodable} records passed their checksum but are not valid events")
         if st.truncated and p != files[-1][0]:
             notes.append(f"{p.name} ends in a partial record ({st.truncated} bytes): its writer was killed")
     if files and files[-1][1].stats.truncated:
@@ -258,7 +256,8 @@ def _damage_notes(files: list[tuple[Path, EventColumns]], replaced: dict[str, in
         notes.append(f"restarted writer: {len(files)} event files read in order")
     if replaced:
         notes.append(
-            f"{sum(replaced.values())} points of {len(replaced)} tags were replaced by later writes at the "
+            f"{sum(replaced.values())} points of {len(replaced)} tag{'s' if len(replaced) > 1 else ''} were "
+            "replaced by later writes at the "
             "same or an earlier step (restart rule: the later write wins)"
         )
     return notes
