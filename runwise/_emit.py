@@ -58,20 +58,6 @@ def fmt_cell(v: Cell, *, raw: bool = False) -> str:
     return str(v)
 
 
-def fmt_duration(seconds: float) -> str:
-    """12s, 3m05s, 2h14m."""
-    if not math.isfinite(seconds):
-        return "-"
-    if seconds < 10 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-
-
 def _numeric(rows: Sequence[Sequence[Cell]], col: int) -> bool:
     """Whether a column holds only numbers (and nan/inf markers): those are right-aligned."""
     seen = False

@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from runwise._emit import Block, emit_md, emit_text, fmt_cell, fmt_duration
+from runwise._emit import Block, emit_md, emit_text, fmt_cell
+from runwise.tools._common import fmt_duration
 
 Format = Literal["text", "md", "json"]
 FORMATS: tuple[Format, ...] = ("text", "md", "json")

@@ -9,8 +9,9 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from runwise._emit import fmt_cell, fmt_duration
+from runwise._emit import fmt_cell
 from runwise.render import history_csv, render, rows_as_dicts, table_csv
+from runwise.tools._common import fmt_duration
 
 
 class Table(BaseModel):

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runwise.parsers._protowire import read_varint
+
 # DataType -> (struct format of one element in tensor_content, numpy dtype) for numeric scalars
 DTYPES: dict[int, tuple[str, str]] = {
     1: ("<f", "<f4"),  # DT_FLOAT
@@ -73,18 +75,7 @@ class Event:
     step_span: tuple[int, int] | None = None  # (offset, length) of the step varint
 
 
-def varint(b: bytes, pos: int) -> tuple[int, int]:
-    """Decode a varint at `pos`: (value, position after it). Raises ValueError if malformed."""
-    result = shift = 0
-    while True:
-        if pos >= len(b) or shift > 63:
-            raise ValueError("malformed varint")
-        byte = b[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
+varint = read_varint  # (value, position after it); ValueError if malformed
 
 
 def fields(b: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:

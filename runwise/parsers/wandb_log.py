@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.errors import CorruptRecord, UnsupportedFormat
+from runwise.parsers._protowire import read_varint as _read_varint
 
 BLOCK = 32768
 HEADER = b":W&B"
@@ -286,19 +287,11 @@ def iter_records(fp: BinaryIO, *, path: str, damage: Damage | None = None) -> It
 # --- protobuf wire format, for single small messages -----------------------------------------
 
 def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode the varint at data[pos]; return (value, next position)."""
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CorruptRecord("varint runs past the end of its message", path="", offset=pos)
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise CorruptRecord("varint longer than 10 bytes", path="", offset=pos)
+    """Decode the varint at data[pos]; return (value, next position). CorruptRecord if malformed."""
+    try:
+        return _read_varint(data, pos)
+    except ValueError as exc:
+        raise CorruptRecord(str(exc), path="", offset=pos) from exc
 
 
 def fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:

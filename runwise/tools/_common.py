@@ -73,8 +73,11 @@ def fmt_step(step: int | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
+    """12s, 3m05s, 2h14m; 0.4s under ten seconds; '-' when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
     s = int(seconds)
     if s < 60:
         return f"{s}s"
