@@ -21,8 +21,14 @@ one numpy conversion.
 
 from __future__ import annotations
 
+import io
+import logging
+import os
+import pickle
+import subprocess
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
@@ -36,7 +42,12 @@ from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 
+log = logging.getLogger("runwise.jsonl")
+
 BLOCK = 20_000
+PARALLEL_BYTES = 32 * 1024 * 1024  # files this big are parsed by several processes at once
+MAX_WORKERS = 3
+FIRST_SHARE = 0.6  # of a file split in two, the part this process reads itself
 MAX_SHAPES = 8  # distinct key sets per block handled by the fast path
 MAX_LINE = 8 * 1024 * 1024
 LIVE_SECONDS = 120.0  # a file written this recently belongs to a run that is probably still going
@@ -228,26 +239,80 @@ def _loads_line(line: bytes) -> Any:
 
 
 def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | None = None) -> Run:
-    """Read one JSONL log into a Run (history, config, meta, warnings)."""
+    """Read one JSONL log into a Run (history, config, meta, warnings).
+
+    A file of PARALLEL_BYTES or more is split at line boundaries and its later parts are parsed
+    in worker processes while this one parses the first; if workers cannot be had, this process
+    reads every part itself.
+    """
     try:
         st = path.stat()
-        fp = path.open("rb")
+        with path.open("rb") as fp:
+            bounds = _split(fp, st.st_size)
     except OSError as exc:
         raise SourceError(f"cannot read {path.name}: {exc.strerror or exc}", path=str(path)) from exc
-    cols = _Columns()
-    skipped: dict[str, int] = {}
-    first_bad: dict[str, int] = {}
+    futures = _submit(str(path), bounds[1:])
+    first = _read_part(str(path), *bounds[0], progress=progress, total_size=st.st_size)
+    parts = [first]
+    for (lo, hi), worker in zip(bounds[1:], futures, strict=True):
+        part = None
+        if worker is not None:
+            try:
+                part = worker.result()
+            except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:  # read the part here
+                log.debug("worker failed on %s: %s", path.name, exc)
+        parts.append(part if part is not None else _read_part(str(path), lo, hi))
+    if progress is not None:
+        progress(float(st.st_size), float(st.st_size))
+    return _build_run(path, st, *_merge(parts), step_key)
 
-    def skip(reason: str, line_no: int) -> None:
-        skipped[reason] = skipped.get(reason, 0) + 1
-        first_bad.setdefault(reason, line_no + 1)
 
-    total = 0
+class _Part:
+    """What one stretch of lines gave; line numbers are relative to its first line."""
+
+    def __init__(self) -> None:
+        self.cols = _Columns()
+        self.lines = 0
+        self.skipped: dict[str, int] = {}
+        self.first_bad: dict[str, int] = {}
+
+    def skip(self, reason: str, line_no: int) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        self.first_bad.setdefault(reason, line_no)
+
+
+def _split(fp: Any, size: int) -> list[tuple[int, int | None]]:
+    """Byte ranges (start, end) that begin at line starts; one range unless the file is big."""
+    n = min(os.cpu_count() or 1, MAX_WORKERS + 1, size // PARALLEL_BYTES + 1)
+    # this process starts at once; a worker first pays its interpreter start-up (~0.15 s) and
+    # the trip of its columns back, so the first part is larger than the others
+    first = FIRST_SHARE if n == 2 else 1 / n
+    cuts = [0]
+    for i in range(1, n):
+        target = first + (1 - first) * (i - 1) / (n - 1)
+        fp.seek(max(int(size * target), cuts[-1]))
+        fp.readline()  # to the start of the next line
+        pos = fp.tell()
+        if pos >= size:
+            break
+        if pos > cuts[-1]:
+            cuts.append(pos)
+    ends: list[int | None] = [*cuts[1:], None]
+    return list(zip(cuts, ends, strict=True))
+
+
+def _read_part(
+    path: str, start: int, end: int | None, *, progress: Progress | None = None, total_size: int = 0
+) -> _Part:
+    """Parse the lines in bytes [start, end) of `path` (to the end of the file if `end` is None)."""
+    part = _Part()
     done_bytes = 0
-    with fp:
-        while block := list(islice(fp, BLOCK)):
-            start = total
-            total += len(block)
+    with open(path, "rb") as fp:
+        fp.seek(start)
+        source: Any = fp if end is None else io.BytesIO(fp.read(end - start))
+        while block := list(islice(source, BLOCK)):
+            first = part.lines
+            part.lines += len(block)
             objs: list[Any] | None = None
             size = sum(map(len, block))
             done_bytes += size
@@ -259,17 +324,92 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
                 except orjson.JSONDecodeError:
                     objs = None
             if objs is not None:
-                cols.add_block(objs, np.arange(start, start + len(block), dtype=np.int64))
+                part.cols.add_block(objs, np.arange(first, first + len(block), dtype=np.int64))
             else:
-                good, numbers = _parse_slowly(block, start, skip)
+                good, numbers = _parse_slowly(block, first, part.skip)
                 if good:
-                    cols.add_block(good, np.asarray(numbers, dtype=np.int64))
-            if progress is not None:
-                progress(float(done_bytes), float(st.st_size))
-    return _build_run(path, st, cols, skipped, first_bad, total, step_key)
+                    part.cols.add_block(good, np.asarray(numbers, dtype=np.int64))
+            if progress is not None and total_size:
+                # the first part reports for all: the others run alongside at the same pace
+                share = (end - start) / total_size if end is not None else 1.0
+                progress(float(min(done_bytes / share, total_size)), float(total_size))
+    return part
 
 
-def _parse_slowly(block: list[bytes], start: int, skip: Any) -> tuple[list[dict[str, Any]], list[int]]:
+def _merge(parts: list[_Part]) -> tuple[_Columns, dict[str, int], dict[str, int], int]:
+    """One set of columns from consecutive parts, line numbers made global."""
+    if len(parts) == 1:
+        p = parts[0]
+        return p.cols, p.skipped, p.first_bad, p.lines
+    cols = _Columns()
+    skipped: dict[str, int] = {}
+    first_bad: dict[str, int] = {}
+    offset = 0
+    for p in parts:
+        for key, arrays in p.cols.rows.items():
+            cols.rows.setdefault(key, []).extend(a + offset for a in arrays)
+            cols.vals.setdefault(key, []).extend(p.cols.vals[key])
+        for key, kind in p.cols.non_numeric.items():
+            cols.non_numeric.setdefault(key, kind)
+        cols.config.update(p.cols.config)
+        cols.meta.update(p.cols.meta)
+        for reason, n in p.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+            first_bad.setdefault(reason, p.first_bad[reason] + offset)
+        offset += p.lines
+    return cols, skipped, first_bad, offset
+
+
+_WORKER = "import sys; from runwise.parsers.jsonl import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
+
+
+class _Worker:
+    """A child interpreter parsing one byte range of the file (see _WORKER).
+
+    A fresh interpreter, not fork() (unsafe in the MCP server's threads) nor multiprocessing's
+    spawn (which re-runs the caller's main script). It writes the pickled _Part to its stdout pipe.
+    """
+
+    def __init__(self, path: str, start: int, end: int | None) -> None:
+        package_parent = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, path, str(start), "" if end is None else str(end)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+
+    def result(self) -> _Part:
+        out, err = self.proc.communicate()
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"worker exited with {self.proc.returncode}: {err.decode(errors='replace')[-300:]}")
+        part = pickle.loads(out)  # our own child's output
+        if not isinstance(part, _Part):
+            raise RuntimeError("worker returned something else")
+        return part
+
+
+def _submit(path: str, bounds: list[tuple[int, int | None]]) -> list[_Worker | None]:
+    """Start parsing `bounds` in worker processes; None where no worker could be started."""
+    workers: list[_Worker | None] = []
+    for lo, hi in bounds:
+        try:
+            workers.append(_Worker(path, lo, hi))
+        except OSError as exc:  # no processes here (sandbox, limits): this process reads the part
+            log.debug("no worker process: %s", exc)
+            workers.append(None)
+    return workers
+
+
+def _worker_main(argv: list[str]) -> int:
+    path, start, end = argv
+    part = _read_part(path, int(start), int(end) if end else None)
+    sys.stdout.buffer.write(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+    return 0
+
+
+def _parse_slowly(
+    block: list[bytes], start: int, skip: Callable[[str, int], None]
+) -> tuple[list[dict[str, Any]], list[int]]:
     """Line by line, for a block with a damaged, blank, NaN-bearing or non-object line."""
     good: list[dict[str, Any]] = []
     numbers: list[int] = []
@@ -314,6 +454,7 @@ def _build_run(
     total_lines: int,
     step_key: str | None,
 ) -> Run:
+    first_bad = {reason: line + 1 for reason, line in first_bad.items()}  # 1-based, as editors count
     def column(key: str) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(cols.rows[key]), np.concatenate(cols.vals[key])
 
@@ -396,3 +537,4 @@ def _build_run(
         warnings=warnings,
         truncated=skipped.get("half-written last line", 0) > 0,
     )
+
