@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runwise.config import RunwiseConfig
-from runwise.parsers import jsonl
+from runwise.parsers import jsonl, jsonl_rows, jsonl_workers
 from runwise.parsers.jsonl import read_jsonl
 
 
@@ -102,7 +102,7 @@ def test_half_written_last_line(tmp_path: Path) -> None:
 
 
 def test_very_long_line_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jsonl, "MAX_LINE", 1000)
+    monkeypatch.setattr(jsonl_rows, "MAX_LINE", 1000)
     path = tmp_path / "g.jsonl"
     huge = json.dumps({"step": 1, "blob": "x" * 5000}).encode()
     path.write_bytes(b'{"step": 0, "loss": 1.0}\n' + huge + b'\n{"step": 2, "loss": 0.5}\n')
@@ -113,7 +113,7 @@ def test_very_long_line_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_blocks_mix_fast_and_slow_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Damage in one block must not change what the clean blocks give."""
-    monkeypatch.setattr(jsonl, "BLOCK", 7)
+    monkeypatch.setattr(jsonl_rows, "BLOCK", 7)
     rows = [{"step": i, "loss": float(i), **({"val": -float(i)} if i % 5 == 0 else {})} for i in range(40)]
     path = tmp_path / "h.jsonl"
     lines = [json.dumps(r).encode() for r in rows]
@@ -169,10 +169,10 @@ def test_parallel_parts_give_the_same_run(tmp_path: Path, monkeypatch: pytest.Mo
     lines[2500] = b"{broken"  # damage in a later part
     path.write_bytes(b"\n".join(lines) + b"\n")
     single = read_jsonl(path)
-    monkeypatch.setattr(jsonl, "PARALLEL_BYTES", 1000)
-    monkeypatch.setattr(jsonl.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(jsonl_workers, "PARALLEL_BYTES", 1000)
+    monkeypatch.setattr(jsonl_workers.os, "cpu_count", lambda: cpus)
     with path.open("rb") as fp:
-        assert len(jsonl._split(fp, path.stat().st_size)) == cpus
+        assert len(jsonl_workers.split(fp, path.stat().st_size)) == cpus
     split = read_jsonl(path)
     assert sorted(split.history) == sorted(single.history) == ["loss", "val"]
     for key in single.history:
@@ -185,8 +185,8 @@ def test_parallel_parts_give_the_same_run(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_a_failing_worker_falls_back_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path / "q.jsonl", [{"step": i, "loss": float(i)} for i in range(500)])
-    monkeypatch.setattr(jsonl, "PARALLEL_BYTES", 1000)
-    monkeypatch.setattr(jsonl.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(jsonl, "_WORKER", "import sys; sys.exit(3)")
+    monkeypatch.setattr(jsonl_workers, "PARALLEL_BYTES", 1000)
+    monkeypatch.setattr(jsonl_workers.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(jsonl_workers, "WORKER", "import sys; sys.exit(3)")
     run = read_jsonl(path)
     assert run.history["loss"].steps.tolist() == list(range(500))

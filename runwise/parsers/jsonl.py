@@ -13,49 +13,31 @@ Damage never stops a read: a line that is not JSON, not an object, not UTF-8, lo
 `MAX_LINE` bytes, or half-written at the end of the file is skipped, counted, and reported in
 `Run.warnings`.
 
-Speed: lines are parsed by orjson in blocks of `BLOCK` lines as one JSON array (one call per
-block instead of one per line); a block that fails is re-parsed line by line, so only damaged
-or NaN-bearing blocks pay the per-line price. Columns are built per key with one list pass and
-one numpy conversion.
+Parsing lines into columns is `jsonl_rows`; spreading a big file over several processes is
+`jsonl_workers`; this module finds runs and turns columns into the run model.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 import pickle
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable
-from itertools import chain, islice
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from runwise.analysis.compare import flatten_config
 from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
-from runwise.parsers import Progress
+from runwise.parsers import Progress, jsonl_workers
+from runwise.parsers.jsonl_rows import Columns, merge, read_part
 
 log = logging.getLogger("runwise.jsonl")
 
-BLOCK = 20_000
-PARALLEL_BYTES = 32 * 1024 * 1024  # files this big are parsed by several processes at once
-MAX_WORKERS = 3
-FIRST_SHARE = 0.6  # of a file split in two, the part this process reads itself
-MAX_SHAPES = 8  # distinct key sets per block handled by the fast path
-MAX_LINE = 8 * 1024 * 1024
 LIVE_SECONDS = 120.0  # a file written this recently belongs to a run that is probably still going
 STEP_KEYS = ("step", "_step")
-META_KEYS = ("_meta",)
-CONFIG_KEYS = ("config", "_config")
 TIME_KEYS = ("_runtime", "_timestamp")
-_NONFINITE = (b"NaN", b"Infinity")
 
 
 def discover(cfg: Any) -> list[RunEntry]:
@@ -99,145 +81,6 @@ def _relative(path: Path, cfg: Any) -> str:
         return str(path)
 
 
-class _Columns:
-    """Accumulates per-key (row index, value) columns block by block."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[np.ndarray]] = {}
-        self.vals: dict[str, list[np.ndarray]] = {}
-        self.non_numeric: dict[str, str] = {}
-        self.config: dict[str, Any] = {}
-        self.meta: dict[str, Any] = {}
-
-    def add_block(self, objs: list[dict[str, Any]], line_numbers: np.ndarray) -> None:
-        """Columns from parsed rows: rows sharing a key set go through one C-level pass."""
-        lens = np.fromiter(map(len, objs), dtype=np.int64, count=len(objs))
-        todo = np.arange(len(objs))
-        for _ in range(MAX_SHAPES):
-            if not todo.size:
-                return
-            ref = tuple(objs[todo[0]])
-            cand = todo[lens[todo] == len(ref)]
-            rows = [objs[i] for i in cand.tolist()]
-            values = _numeric_rows(rows, ref)
-            if values is None:  # a missing key, null, string or nested value: key by key instead
-                break
-            for j, key in enumerate(ref):
-                self._add_numeric(key, values[:, j], line_numbers[cand])
-            todo = todo[lens[todo] != len(ref)]
-        if todo.size:
-            rows = [objs[i] for i in todo.tolist()]
-            keys: dict[str, None] = {}
-            for obj in rows:
-                keys.update(dict.fromkeys(obj))
-            for key in keys:
-                self._add_column(key, [o.get(key) for o in rows], line_numbers[todo])
-
-    def _add_numeric(self, key: str, values: np.ndarray, rows: np.ndarray) -> None:
-        if key in CONFIG_KEYS or key in META_KEYS:
-            self._note(key, 0.0)
-            return
-        self.rows.setdefault(key, []).append(rows)
-        self.vals.setdefault(key, []).append(values)
-
-    def _add_column(self, key: str, col: list[Any], line_numbers: np.ndarray) -> None:
-        if key in CONFIG_KEYS or key in META_KEYS:
-            for v in col:
-                if isinstance(v, dict):
-                    (self.config if key in CONFIG_KEYS else self.meta).update(v)
-                elif v is not None:
-                    self._note(key, v)
-            return
-        if any(isinstance(v, str) for v in col):  # numpy would silently turn "2.5" into 2.5
-            self._add_mixed(key, col, line_numbers)
-            return
-        try:
-            values = np.array(col, dtype=np.float64)
-        except (ValueError, TypeError):
-            self._add_mixed(key, col, line_numbers)
-            return
-        if values.ndim != 1:  # lists of equal length become 2-D
-            self._add_mixed(key, col, line_numbers)
-            return
-        present = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
-        if not present.all():
-            values = values[present]
-            rows = line_numbers[present]
-        else:
-            rows = line_numbers
-        if values.size:
-            self.rows.setdefault(key, []).append(rows)
-            self.vals.setdefault(key, []).append(values)
-
-    def _add_mixed(self, key: str, col: list[Any], line_numbers: np.ndarray) -> None:
-        """Slow path for a column holding strings, lists or nested objects."""
-        per_key: dict[str, tuple[list[int], list[float]]] = {}
-        for row, v in zip(line_numbers.tolist(), col, strict=True):
-            for k, x in _flatten(key, v):
-                num = _as_number(x)
-                if num is None:
-                    if x is not None:
-                        self._note(k, x)
-                    continue
-                rows, vals = per_key.setdefault(k, ([], []))
-                rows.append(row)
-                vals.append(num)
-        for k, (rows, vals) in per_key.items():
-            self.rows.setdefault(k, []).append(np.asarray(rows, dtype=np.int64))
-            self.vals.setdefault(k, []).append(np.asarray(vals, dtype=np.float64))
-
-    def _note(self, key: str, value: Any) -> None:
-        if key not in self.non_numeric:
-            kind = "string" if isinstance(value, str) else "list" if isinstance(value, list) else type(value).__name__
-            self.non_numeric[key] = kind
-
-
-def _numeric_rows(rows: list[dict[str, Any]], ref: tuple[str, ...]) -> np.ndarray | None:
-    """A (rows, keys) float array if every row has exactly the keys `ref` with numeric values, else None.
-
-    Rows were chosen with len(row) == len(ref), so a row that has every key of `ref` has no other.
-    """
-    if not ref:
-        return np.empty((len(rows), 0))
-    get = itemgetter(*ref)
-    flat = chain.from_iterable(map(get, rows)) if len(ref) > 1 else map(get, rows)
-    try:
-        values = np.fromiter(flat, dtype=np.float64, count=len(rows) * len(ref))
-    except (KeyError, TypeError, ValueError):
-        return None
-    if any(type(rows[0][k]) is str for k in ref):  # fromiter parses numeric strings; they are not numbers
-        return None
-    return values.reshape(len(rows), len(ref))
-
-
-def _flatten(key: str, value: Any) -> Iterable[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _flatten(f"{key}/{k}", v)
-    else:
-        yield key, value
-
-
-def _as_number(x: Any) -> float | None:
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, (int, float)):
-        return float(x)
-    return None
-
-
-def _loads_line(line: bytes) -> Any:
-    """Parse one line; bare NaN/Infinity tokens go through the stdlib parser, which accepts them."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        if not any(tok in line for tok in _NONFINITE):
-            raise
-    import json
-
-    return json.loads(line.decode("utf-8"), parse_constant=lambda c: float(c.replace("Infinity", "inf")))
-
-
 def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | None = None) -> Run:
     """Read one JSONL log into a Run (history, config, meta, warnings).
 
@@ -248,11 +91,11 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
     try:
         st = path.stat()
         with path.open("rb") as fp:
-            bounds = _split(fp, st.st_size)
+            bounds = jsonl_workers.split(fp, st.st_size)
     except OSError as exc:
         raise SourceError(f"cannot read {path.name}: {exc.strerror or exc}", path=str(path)) from exc
-    futures = _submit(str(path), bounds[1:])
-    first = _read_part(str(path), *bounds[0], progress=progress, total_size=st.st_size)
+    futures = jsonl_workers.submit(str(path), bounds[1:])
+    first = read_part(str(path), *bounds[0], progress=progress, total_size=st.st_size)
     parts = [first]
     for (lo, hi), worker in zip(bounds[1:], futures, strict=True):
         part = None
@@ -261,194 +104,16 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
                 part = worker.result()
             except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:  # read the part here
                 log.debug("worker failed on %s: %s", path.name, exc)
-        parts.append(part if part is not None else _read_part(str(path), lo, hi))
+        parts.append(part if part is not None else read_part(str(path), lo, hi))
     if progress is not None:
         progress(float(st.st_size), float(st.st_size))
-    return _build_run(path, st, *_merge(parts), step_key)
-
-
-class _Part:
-    """What one stretch of lines gave; line numbers are relative to its first line."""
-
-    def __init__(self) -> None:
-        self.cols = _Columns()
-        self.lines = 0
-        self.skipped: dict[str, int] = {}
-        self.first_bad: dict[str, int] = {}
-
-    def skip(self, reason: str, line_no: int) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-        self.first_bad.setdefault(reason, line_no)
-
-
-def _split(fp: Any, size: int) -> list[tuple[int, int | None]]:
-    """Byte ranges (start, end) that begin at line starts; one range unless the file is big."""
-    n = min(os.cpu_count() or 1, MAX_WORKERS + 1, size // PARALLEL_BYTES + 1)
-    # this process starts at once; a worker first pays its interpreter start-up (~0.15 s) and
-    # the trip of its columns back, so the first part is larger than the others
-    first = FIRST_SHARE if n == 2 else 1 / n
-    cuts = [0]
-    for i in range(1, n):
-        target = first + (1 - first) * (i - 1) / (n - 1)
-        fp.seek(max(int(size * target), cuts[-1]))
-        fp.readline()  # to the start of the next line
-        pos = fp.tell()
-        if pos >= size:
-            break
-        if pos > cuts[-1]:
-            cuts.append(pos)
-    ends: list[int | None] = [*cuts[1:], None]
-    return list(zip(cuts, ends, strict=True))
-
-
-def _read_part(
-    path: str, start: int, end: int | None, *, progress: Progress | None = None, total_size: int = 0
-) -> _Part:
-    """Parse the lines in bytes [start, end) of `path` (to the end of the file if `end` is None)."""
-    part = _Part()
-    done_bytes = 0
-    with open(path, "rb") as fp:
-        fp.seek(start)
-        source: Any = fp if end is None else io.BytesIO(fp.read(end - start))
-        while block := list(islice(source, BLOCK)):
-            first = part.lines
-            part.lines += len(block)
-            objs: list[Any] | None = None
-            size = sum(map(len, block))
-            done_bytes += size
-            if size <= MAX_LINE or max(map(len, block)) <= MAX_LINE:
-                try:
-                    objs = list(map(orjson.loads, block))
-                    if set(map(type, objs)) != {dict}:
-                        objs = None
-                except orjson.JSONDecodeError:
-                    objs = None
-            if objs is not None:
-                part.cols.add_block(objs, np.arange(first, first + len(block), dtype=np.int64))
-            else:
-                good, numbers = _parse_slowly(block, first, part.skip)
-                if good:
-                    part.cols.add_block(good, np.asarray(numbers, dtype=np.int64))
-            if progress is not None and total_size:
-                # the first part reports for all: the others run alongside at the same pace
-                share = (end - start) / total_size if end is not None else 1.0
-                progress(float(min(done_bytes / share, total_size)), float(total_size))
-    return part
-
-
-def _merge(parts: list[_Part]) -> tuple[_Columns, dict[str, int], dict[str, int], int]:
-    """One set of columns from consecutive parts, line numbers made global."""
-    if len(parts) == 1:
-        p = parts[0]
-        return p.cols, p.skipped, p.first_bad, p.lines
-    cols = _Columns()
-    skipped: dict[str, int] = {}
-    first_bad: dict[str, int] = {}
-    offset = 0
-    for p in parts:
-        for key, arrays in p.cols.rows.items():
-            cols.rows.setdefault(key, []).extend(a + offset for a in arrays)
-            cols.vals.setdefault(key, []).extend(p.cols.vals[key])
-        for key, kind in p.cols.non_numeric.items():
-            cols.non_numeric.setdefault(key, kind)
-        cols.config.update(p.cols.config)
-        cols.meta.update(p.cols.meta)
-        for reason, n in p.skipped.items():
-            skipped[reason] = skipped.get(reason, 0) + n
-            first_bad.setdefault(reason, p.first_bad[reason] + offset)
-        offset += p.lines
-    return cols, skipped, first_bad, offset
-
-
-_WORKER = "import sys; from runwise.parsers.jsonl import _worker_main; sys.exit(_worker_main(sys.argv[1:]))"
-
-
-class _Worker:
-    """A child interpreter parsing one byte range of the file (see _WORKER).
-
-    A fresh interpreter, not fork() (unsafe in the MCP server's threads) nor multiprocessing's
-    spawn (which re-runs the caller's main script). It writes the pickled _Part to its stdout pipe.
-    """
-
-    def __init__(self, path: str, start: int, end: int | None) -> None:
-        package_parent = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, path, str(start), "" if end is None else str(end)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-        )
-
-    def result(self) -> _Part:
-        out, err = self.proc.communicate()
-        if self.proc.returncode != 0:
-            raise RuntimeError(f"worker exited with {self.proc.returncode}: {err.decode(errors='replace')[-300:]}")
-        part = pickle.loads(out)  # our own child's output
-        if not isinstance(part, _Part):
-            raise RuntimeError("worker returned something else")
-        return part
-
-
-def _submit(path: str, bounds: list[tuple[int, int | None]]) -> list[_Worker | None]:
-    """Start parsing `bounds` in worker processes; None where no worker could be started."""
-    workers: list[_Worker | None] = []
-    for lo, hi in bounds:
-        try:
-            workers.append(_Worker(path, lo, hi))
-        except OSError as exc:  # no processes here (sandbox, limits): this process reads the part
-            log.debug("no worker process: %s", exc)
-            workers.append(None)
-    return workers
-
-
-def _worker_main(argv: list[str]) -> int:
-    path, start, end = argv
-    part = _read_part(path, int(start), int(end) if end else None)
-    sys.stdout.buffer.write(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
-    return 0
-
-
-def _parse_slowly(
-    block: list[bytes], start: int, skip: Callable[[str, int], None]
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Line by line, for a block with a damaged, blank, NaN-bearing or non-object line."""
-    good: list[dict[str, Any]] = []
-    numbers: list[int] = []
-    for i, raw in enumerate(block, start):
-        if not raw.strip():
-            continue
-        if len(raw) > MAX_LINE:
-            skip("line too long", i)
-            continue
-        try:
-            obj = _loads_line(raw)
-        except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError):
-            if not raw.endswith(b"\n") and i == start + len(block) - 1:
-                skip("half-written last line", i)
-            elif _is_utf8(raw):
-                skip("not JSON", i)
-            else:
-                skip("not UTF-8", i)
-            continue
-        if not isinstance(obj, dict):
-            skip("not a JSON object", i)
-            continue
-        good.append(obj)
-        numbers.append(i)
-    return good, numbers
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    return _build_run(path, st, *merge(parts), step_key)
 
 
 def _build_run(
     path: Path,
     st: Any,
-    cols: _Columns,
+    cols: Columns,
     skipped: dict[str, int],
     first_bad: dict[str, int],
     total_lines: int,
