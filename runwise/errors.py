@@ -53,13 +53,16 @@ def _names(items: Sequence[str], limit: int = 8) -> str:
 class RunNotFound(RunwiseError):
     """No run matches a reference."""
 
-    def __init__(self, ref: str, candidates: Sequence[str] = (), *, total: int | None = None) -> None:
+    def __init__(
+        self, ref: str, candidates: Sequence[str] = (), *, total: int | None = None, missing_path: bool = False
+    ) -> None:
+        head = f"no log file or run directory at {ref!r}" if missing_path else f"no run matches {ref!r}"
         if total == 0:
-            msg = f"no run matches {ref!r}: no runs were found (check wandb_dir / logs_dir or --root)"
+            msg = f"{head}: no runs were found (check wandb_dir / logs_dir or --root)"
         elif candidates:
-            msg = f"no run matches {ref!r}; closest: {_names(candidates)}"
+            msg = f"{head}; closest: {_names(candidates)}"
         else:
-            msg = f"no run matches {ref!r}; use list_runs to see the available runs"
+            msg = f"{head}; list the runs to see what exists (list_runs, or `runwise list`)"
         super().__init__(msg)
         self.ref, self.candidates = ref, list(candidates)
 

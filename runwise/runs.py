@@ -83,13 +83,15 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
             if all(e.source == found[0].source and e.id == found[0].id for e in found):
                 return found[0]
             raise AmbiguousRun(ref, [e.key for e in found])
+    missing_path = False
     if _looks_like_path(ref) or "/" in ref:
         path = cfg.check_inside(Path(ref))
         if path.exists():
             return _file_entry(path, cfg)
-    names = [e.id for e in entries] + [e.name for e in entries if e.name]
+        missing_path = _looks_like_path(ref)
+    names = list(dict.fromkeys([e.id for e in entries] + [e.name for e in entries if e.name]))
     close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
-    raise RunNotFound(ref, close, total=len(entries))
+    raise RunNotFound(ref, close, total=len(entries), missing_path=missing_path)
 
 
 def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:

@@ -100,3 +100,14 @@ def test_disk_cache_round_trip_and_corruption(cfg: RunwiseConfig, monkeypatch: p
     assert rebuilt.history["loss"].values.tolist() == run.history["loss"].values.tolist()
     # nothing was written next to the runs
     assert sorted(p.name for p in cfg.logs_dir.iterdir()) == ["alpha-1.jsonl", "alpha-2.jsonl", "beta.jsonl"]
+
+
+def test_missing_path_says_so(cfg: RunwiseConfig) -> None:
+    with pytest.raises(RunNotFound, match="no log file or run directory at './logs/gone.jsonl'"):
+        runs.resolve("./logs/gone.jsonl", cfg)
+
+
+def test_candidates_are_not_repeated(cfg: RunwiseConfig) -> None:
+    with pytest.raises(RunNotFound) as info:
+        runs.resolve("beta-x", cfg)
+    assert str(info.value).count("beta") == 2  # the reference and one candidate, not the id twice
