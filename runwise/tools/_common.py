@@ -23,6 +23,7 @@ RunRef = Annotated[
     str,
     Field(description="'latest', id, id prefix, name, source:id or path"),
 ]
+Prefix = Annotated[str, Field(description="Only keys starting with this", max_length=200)]
 Keys = Annotated[
     list[str] | None,
     Field(description="Metric names or prefixes ('val/'); default: main metrics"),

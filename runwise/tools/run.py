@@ -18,6 +18,7 @@ from runwise.tools._common import (
     Keys,
     Num,
     Out,
+    Prefix,
     RunRef,
     Table,
     age,
@@ -170,7 +171,7 @@ def get_run_context(req: RunContextInput, cfg: RunwiseConfig, progress: Progress
 
 class GetConfigInput(In):
     run: RunRef = "latest"
-    prefix: Annotated[str, Field(description="Only keys starting with this", max_length=200)] = ""
+    prefix: Prefix = ""
     max_keys: Annotated[int, Field(ge=1, le=2000)] = 100
 
 
@@ -205,7 +206,7 @@ def _short(v: object) -> str | int | float | bool | None | list[object] | dict[s
 
 class ListKeysInput(In):
     run: RunRef = "latest"
-    prefix: Annotated[str, Field(description="Only keys starting with this", max_length=200)] = ""
+    prefix: Prefix = ""
     max_keys: Annotated[int, Field(ge=1, le=5000)] = 200
 
 
