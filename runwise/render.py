@@ -151,6 +151,8 @@ def to_blocks(out: BaseModel) -> list[Block]:
             continue
         if _is_table(v):
             flush_pairs()
+            if not v.rows:  # type: ignore[attr-defined]  # the summary line already says "none"
+                continue
             if kind == "CompareRunsOutput" and name == "metrics" and getattr(out, "groups", None):
                 blocks += _grouped(v, out.groups)  # type: ignore[attr-defined]
             else:
