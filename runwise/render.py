@@ -151,7 +151,7 @@ def to_blocks(out: BaseModel) -> list[Block]:
             continue
         if _is_table(v):
             flush_pairs()
-            if not v.rows:  # type: ignore[attr-defined]  # the summary line already says "none"
+            if not v.rows:  # the summary line already says there is none
                 continue
             if kind == "CompareRunsOutput" and name == "metrics" and getattr(out, "groups", None):
                 blocks += _grouped(v, out.groups)  # type: ignore[attr-defined]
