@@ -30,7 +30,7 @@ log = logging.getLogger("runwise.cache")
 FORMAT = 1
 MIN_SECONDS = 0.3  # runs that parse faster than this are not worth a cache file
 MAX_AGE = 7 * 24 * 3600
-_SKIP = {"history"}
+_SKIP = {"history", "resume"}
 
 
 def _file(cache_dir: Path, identity: tuple[object, ...]) -> Path:

@@ -97,6 +97,9 @@ class Run:
     output_tail: list[str] = field(default_factory=list)  # last console lines, oldest first
     warnings: list[str] = field(default_factory=list)  # what was skipped, truncated or lost
     truncated: bool = False  # the last record was cut short (crashed or still being written)
+    # Source-private state for reading only what is appended later (see parsers.__init__: refresh).
+    # Never written to the disk cache; None when the source cannot resume.
+    resume: Any = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:

@@ -33,6 +33,7 @@ from runwise.parsers import Progress
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
+_latest: dict[str, Run] = {}  # run key -> the newest Run read for it, for reading only what is appended
 _lock = threading.Lock()
 
 
@@ -126,7 +127,14 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         if cached is not None:
             _cache.move_to_end(ident)
             return cached
-    run = cache.read(cfg.cache_dir, ident) if cfg.cache_enabled else None
+        previous = _latest.get(entry.key)
+    run: Run | None = None
+    if previous is not None:  # the same run, read before it grew: read only what was appended
+        run = parsers.refresh(entry, cfg, previous, progress)
+        if run is not None and entry.extra.get("file"):
+            run.id = entry.id
+    if run is None and cfg.cache_enabled:
+        run = cache.read(cfg.cache_dir, ident)
     if run is None:
         started = time.perf_counter()
         if entry.extra.get("file"):
@@ -139,8 +147,11 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
             cache.write(cfg.cache_dir, ident, run)
     with _lock:
         _cache[ident] = run
+        _latest[entry.key] = run
         while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+            _, dropped = _cache.popitem(last=False)
+            if _latest.get(dropped.key) is dropped:
+                del _latest[dropped.key]
     return run
 
 
@@ -153,6 +164,7 @@ def get_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> t
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _latest.clear()
 
 
 def is_cached(entry: RunEntry) -> bool:

@@ -8,7 +8,14 @@ Every source module provides two functions:
         Parse one run into the run model. Damage is reported in `Run.warnings`, never raised,
         unless nothing at all is readable (then a SourceError naming the file).
 
-and optionally `load_file(path: Path, cfg) -> Run` for a single log file given by path.
+and optionally `load_file(path: Path, cfg, progress=None) -> Run` for a single log file given by
+path, and
+
+    refresh(entry: RunEntry, cfg, previous: Run, progress: Progress | None = None) -> Run | None
+        Read only what was appended to the run's files since `previous` was read (from the state
+        the source left in `previous.resume`) and return a new Run equal to what a full load
+        would give now; None when it cannot (a file replaced, shortened or rewritten, a new
+        file or segment), and the caller then loads in full. Never modifies `previous`.
 """
 
 from __future__ import annotations
@@ -59,6 +66,17 @@ def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
 
 def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     run: Run = source_module(entry.source).load(entry, cfg, progress)
+    return run
+
+
+def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
+    """The source's incremental re-read of a grown run, or None if it has none or cannot."""
+    if previous.resume is None:
+        return None
+    fn = getattr(source_module(entry.source), "refresh", None)
+    if fn is None:
+        return None
+    run: Run | None = fn(entry, cfg, previous, progress)
     return run
 
 
