@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from runwise.analysis.compare import flatten_config
 from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress, jsonl_workers
-from runwise.parsers.jsonl_rows import Columns, merge, read_part
+from runwise.parsers.jsonl_rows import MAX_LINE, Columns, Part, merge, read_part
 
 log = logging.getLogger("runwise.jsonl")
 
@@ -107,7 +108,92 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
         parts.append(part if part is not None else read_part(str(path), lo, hi))
     if progress is not None:
         progress(float(st.st_size), float(st.st_size))
-    return _build_run(path, st, *merge(parts), step_key)
+    return _finish(path, st, merge(parts), step_key)
+
+
+def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
+    """Read only the lines appended since `previous` was read; None unless the file only grew."""
+    state = previous.resume
+    if not isinstance(state, _Resume):
+        return None
+    path = Path(state.path)
+    try:
+        st = path.stat()
+        if (st.st_dev, st.st_ino) != state.ident or st.st_size < state.offset:
+            return None  # replaced or shortened: not an append
+        with path.open("rb") as fp:
+            fp.seek(state.offset - len(state.tail))
+            if fp.read(len(state.tail)) != state.tail:
+                return None  # rewritten before the point we had read to
+        new = read_part(str(path), state.offset, st.st_size)
+    except OSError:
+        return None
+    run = _finish(path, st, merge([state.part, new]), _step_key(cfg))
+    run.id, run.name, run.path = previous.id, run.name or entry.name, previous.path
+    return run
+
+
+TAIL = 4096  # bytes before the resume offset compared on refresh, to tell an append from a rewrite
+
+
+@dataclass(frozen=True)
+class _Resume:
+    """Where a read stopped: the complete lines before `offset`, as columns."""
+
+    path: str
+    ident: tuple[int, int]  # st_dev, st_ino: a replaced file is not the same run grown
+    offset: int  # the end of the last complete line read
+    tail: bytes  # the TAIL bytes before `offset`
+    part: Part  # the columns of every complete line before `offset`
+
+
+Merged = tuple[Columns, dict[str, int], dict[str, int], int]  # columns, skipped, first bad line, lines
+
+
+def _finish(path: Path, st: Any, merged: Merged, step_key: str | None) -> Run:
+    """The Run from merged columns, with the state a later refresh resumes from."""
+    cols, skipped, first_bad, total = merged
+    run = _build_run(path, st, cols, skipped, first_bad, total, step_key)
+    run.resume = _resume_state(path, st, cols, skipped, first_bad, total)
+    return run
+
+
+def _resume_state(
+    path: Path, st: Any, cols: Columns, skipped: dict[str, int], first_bad: dict[str, int], total: int
+) -> _Resume | None:
+    """Keep the complete lines: a last line without its newline is read again next time."""
+    size = st.st_size
+    base = max(0, size - MAX_LINE)
+    try:
+        with path.open("rb") as fp:
+            fp.seek(base)
+            window = fp.read(size - base)
+    except OSError:
+        return None
+    if len(window) != size - base:
+        return None
+    complete = total
+    offset = size
+    if window and not window.endswith(b"\n"):
+        cut = window.rfind(b"\n")
+        if cut < 0 and base > 0:
+            return None  # a last line longer than MAX_LINE: read in full next time
+        offset = base + cut + 1
+        complete = total - 1
+    part = Part()
+    part.lines = complete
+    for key, arrays in cols.rows.items():
+        rows, vals = np.concatenate(arrays), np.concatenate(cols.vals[key])
+        keep = rows < complete
+        if keep.any():
+            part.cols.rows[key], part.cols.vals[key] = [rows[keep]], [vals[keep]]
+    part.cols.non_numeric = dict(cols.non_numeric)
+    part.cols.config, part.cols.meta = dict(cols.config), dict(cols.meta)
+    for reason, n in skipped.items():
+        if reason != "half-written last line":  # the only line that can be, and it is read again
+            part.skipped[reason], part.first_bad[reason] = n, first_bad[reason]
+    tail = window[max(0, offset - base - TAIL) : offset - base]
+    return _Resume(str(path), (st.st_dev, st.st_ino), offset, tail, part)
 
 
 def _build_run(
@@ -198,7 +284,7 @@ def _build_run(
         runtime=runtime,
         last_write=st.st_mtime,
         history=history,
-        non_numeric=cols.non_numeric,
+        non_numeric=dict(cols.non_numeric),
         warnings=warnings,
         truncated=skipped.get("half-written last line", 0) > 0,
     )

@@ -8,7 +8,6 @@ NaN-bearing or non-object line is re-read line by line, and what is skipped is c
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable
 from itertools import chain, islice
 from operator import itemgetter
@@ -181,20 +180,26 @@ class Part:
 
 
 def read_part(
-    path: str, start: int, end: int | None, *, progress: Progress | None = None, total_size: int = 0
+    path: str, start: int, end: int, *, progress: Progress | None = None, total_size: int = 0
 ) -> Part:
-    """Parse the lines in bytes [start, end) of `path` (to the end of the file if `end` is None)."""
+    """Parse the lines in bytes [start, end) of `path`.
+
+    Bytes past `end` are never parsed, even if the file has grown since: a line that crosses
+    `end` is cut there (and so counts as half-written), which keeps every row read exactly once
+    when a later read starts from where this one stopped.
+    """
     part = Part()
     done_bytes = 0
     with open(path, "rb") as fp:
         fp.seek(start)
-        source: Any = fp if end is None else io.BytesIO(fp.read(end - start))
-        while block := list(islice(source, BLOCK)):
+        while done_bytes < end - start and (block := list(islice(fp, BLOCK))):
+            size = sum(map(len, block))
+            if done_bytes + size > end - start:
+                block, size = _cut(block, end - start - done_bytes)
+            done_bytes += size
             first = part.lines
             part.lines += len(block)
             objs: list[Any] | None = None
-            size = sum(map(len, block))
-            done_bytes += size
             if size <= MAX_LINE or max(map(len, block)) <= MAX_LINE:
                 try:
                     objs = list(map(orjson.loads, block))
@@ -210,9 +215,22 @@ def read_part(
                     part.cols.add_block(good, np.asarray(numbers, dtype=np.int64))
             if progress is not None and total_size:
                 # the first part reports for all: the others run alongside at the same pace
-                share = (end - start) / total_size if end is not None else 1.0
+                share = (end - start) / total_size
                 progress(float(min(done_bytes / share, total_size)), float(total_size))
     return part
+
+
+def _cut(block: list[bytes], budget: int) -> tuple[list[bytes], int]:
+    """The lines of `block` within `budget` bytes, the last one cut at the budget."""
+    kept: list[bytes] = []
+    used = 0
+    for line in block:
+        if used + len(line) >= budget:
+            kept.append(line[: budget - used])
+            return kept, budget
+        kept.append(line)
+        used += len(line)
+    return kept, used
 
 
 def merge(parts: list[Part]) -> tuple[Columns, dict[str, int], dict[str, int], int]:
@@ -248,13 +266,15 @@ def parse_slowly(
     for i, raw in enumerate(block, start):
         if not raw.strip():
             continue
+        # only the file's last line can lack its newline; unparsable, it is still being written
+        unterminated = not raw.endswith(b"\n") and i == start + len(block) - 1
         if len(raw) > MAX_LINE:
-            skip("line too long", i)
+            skip("half-written last line" if unterminated else "line too long", i)
             continue
         try:
             obj = loads_line(raw)
         except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError):
-            if not raw.endswith(b"\n") and i == start + len(block) - 1:
+            if unterminated:
                 skip("half-written last line", i)
             elif is_utf8(raw):
                 skip("not JSON", i)

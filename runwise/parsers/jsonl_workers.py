@@ -24,7 +24,7 @@ MAX_WORKERS = 3
 FIRST_SHARE = 0.6  # of a file split in two, the part this process reads itself
 
 
-def split(fp: Any, size: int) -> list[tuple[int, int | None]]:
+def split(fp: Any, size: int) -> list[tuple[int, int]]:
     """Byte ranges (start, end) that begin at line starts; one range unless the file is big."""
     n = min(os.cpu_count() or 1, MAX_WORKERS + 1, size // PARALLEL_BYTES + 1)
     # this process starts at once; a worker first pays its interpreter start-up (~0.15 s) and
@@ -40,8 +40,7 @@ def split(fp: Any, size: int) -> list[tuple[int, int | None]]:
             break
         if pos > cuts[-1]:
             cuts.append(pos)
-    ends: list[int | None] = [*cuts[1:], None]
-    return list(zip(cuts, ends, strict=True))
+    return list(zip(cuts, [*cuts[1:], size], strict=True))
 
 
 WORKER = "import sys; from runwise.parsers.jsonl_workers import worker_main; sys.exit(worker_main(sys.argv[1:]))"
@@ -50,12 +49,12 @@ WORKER = "import sys; from runwise.parsers.jsonl_workers import worker_main; sys
 class Worker:
     """A child interpreter parsing one byte range of the file; its pickled Part comes back on a pipe."""
 
-    def __init__(self, path: str, start: int, end: int | None) -> None:
+    def __init__(self, path: str, start: int, end: int) -> None:
         package_parent = str(Path(__file__).resolve().parents[2])
         path_list = [package_parent, os.environ.get("PYTHONPATH")]  # importable also from a source tree
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path_list if p))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, path, str(start), "" if end is None else str(end)],
+            [sys.executable, "-c", WORKER, path, str(start), str(end)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
 
@@ -69,7 +68,7 @@ class Worker:
         return part
 
 
-def submit(path: str, bounds: list[tuple[int, int | None]]) -> list[Worker | None]:
+def submit(path: str, bounds: list[tuple[int, int]]) -> list[Worker | None]:
     """Start parsing `bounds` in worker processes; None where no worker could be started."""
     workers: list[Worker | None] = []
     for lo, hi in bounds:
@@ -82,8 +81,8 @@ def submit(path: str, bounds: list[tuple[int, int | None]]) -> list[Worker | Non
 
 
 def worker_main(argv: list[str]) -> int:
-    """The child's side: parse PATH from byte START to END (empty: to the end) and pickle the Part."""
+    """The child's side: parse PATH from byte START to END and pickle the Part."""
     path, start, end = argv
-    part = read_part(path, int(start), int(end) if end else None)
+    part = read_part(path, int(start), int(end))
     sys.stdout.buffer.write(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
