@@ -33,7 +33,8 @@ from runwise.parsers import Progress
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
-_latest: dict[str, Run] = {}  # run key -> the newest Run read for it, for reading only what is appended
+# (run key, its paths) -> the newest Run read for it, for reading only what was appended since
+_latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
 
 
@@ -106,6 +107,10 @@ def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
                     extra={"file": True})
 
 
+def _latest_key(entry: RunEntry) -> tuple[object, ...]:
+    return (entry.key, *map(str, entry.paths))
+
+
 def _identity(entry: RunEntry) -> tuple[object, ...]:
     parts: list[object] = [entry.key]
     for p in entry.paths:
@@ -127,7 +132,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         if cached is not None:
             _cache.move_to_end(ident)
             return cached
-        previous = _latest.get(entry.key)
+        previous = _latest.get(_latest_key(entry))
     run: Run | None = None
     if previous is not None:  # the same run, read before it grew: read only what was appended
         run = parsers.refresh(entry, cfg, previous, progress)
@@ -147,11 +152,11 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
             cache.write(cfg.cache_dir, ident, run)
     with _lock:
         _cache[ident] = run
-        _latest[entry.key] = run
+        _latest[_latest_key(entry)] = run
         while len(_cache) > _CACHE_SIZE:
             _, dropped = _cache.popitem(last=False)
-            if _latest.get(dropped.key) is dropped:
-                del _latest[dropped.key]
+            for k in [k for k, v in _latest.items() if v is dropped]:
+                del _latest[k]
     return run
 
 

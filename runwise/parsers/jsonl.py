@@ -114,7 +114,7 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
 def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
     """Read only the lines appended since `previous` was read; None unless the file only grew."""
     state = previous.resume
-    if not isinstance(state, _Resume):
+    if not isinstance(state, _Resume) or str(entry.paths[0]) != state.path:
         return None
     path = Path(state.path)
     try:
