@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from runwise.errors import SourceError
+from runwise.errors import RunwiseError, SourceError
 from runwise.model import CRASHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
+from runwise.parsers.tensorboard_resume import FileState, TBResume, grow_files, snapshot
 from runwise.parsers.tfevents import EventColumns, TagColumns, read_events
 
 LIVE_SECONDS = 120.0
@@ -103,7 +104,11 @@ def _files(d: Path) -> list[Path]:
 
 def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
     """Load one tfevents file, or a run directory (its event files and hparams children)."""
-    path = cfg.check_inside(path)
+    return load(_file_entry(cfg.check_inside(path), cfg), cfg, progress)
+
+
+def _file_entry(path: Path, cfg: Any) -> RunEntry:
+    """The run a tfevents file or a run directory given by path stands for."""
     if path.is_dir():
         files = sorted(p for p in _files(path) if is_event_file(p.name))
         files += [
@@ -119,8 +124,28 @@ def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
     else:
         files, run_dir = [path], path.parent
     run_id = _rel(run_dir, cfg)
-    entry = RunEntry(run_id, "tensorboard", tuple(files), name=run_id, extra={"dir": str(run_dir)})
-    return load(entry, cfg, progress)
+    return RunEntry(run_id, "tensorboard", tuple(files), name=run_id, extra={"dir": str(run_dir)})
+
+
+def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
+    """`previous` re-read from the bytes its files appended since (and event files added after
+    them): the Run a full load gives now, or None when it cannot (see tensorboard_resume)."""
+    state = previous.resume
+    if not isinstance(state, TBResume):
+        return None
+    if entry.extra.get("file"):
+        try:
+            entry = _file_entry(cfg.check_inside(entry.paths[0]), cfg)
+        except (RunwiseError, OSError):
+            return None
+    run_dir = Path(entry.extra.get("dir") or entry.paths[0].parent)
+    files = grow_files(entry.paths, run_dir, state, lambda p: _rel(p, cfg), progress)
+    if files is None:
+        return None
+    main = [(f.path, f.cols) for f in files if f.path.parent == run_dir]
+    run = _assemble(entry, cfg, run_dir, main, [f.cols for f in files if f.path.parent != run_dir], [])
+    run.resume = TBResume(run_dir, tuple(files))
+    return run
 
 
 def _rel(path: Path, cfg: Any) -> str:
@@ -139,6 +164,7 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
     total, done = float(sum(sizes.values())), 0.0
     warnings: list[str] = []
     read: list[tuple[Path, EventColumns]] = []
+    states: list[FileState] = []
     errors: list[SourceError] = []
     for p in own + extra:
         rel = _rel(p, cfg)
@@ -149,7 +175,9 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
 
         try:
             with p.open("rb") as fp:
-                read.append((p, read_events(fp, path=rel, progress=tick)))
+                cols = read_events(fp, path=rel, progress=tick)
+                read.append((p, cols))
+                states.append(snapshot(fp, p, cols))
         except SourceError as exc:
             errors.append(exc)
             warnings.append(f"skipped {p.name}: {exc}")
@@ -160,7 +188,10 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
     main = [(p, c) for p, c in read if p.parent == run_dir]
     if not main and errors:
         raise errors[0]
-    return _assemble(entry, cfg, run_dir, main, [c for p, c in read if p.parent != run_dir], warnings)
+    run = _assemble(entry, cfg, run_dir, main, [c for p, c in read if p.parent != run_dir], warnings)
+    if not errors and len(states) == len(read):
+        run.resume = TBResume(run_dir, tuple(states))
+    return run
 
 
 def _assemble(

@@ -34,7 +34,16 @@ from runwise.parsers.tfrecord import (
     iter_records,
 )
 
-__all__ = ["EventColumns", "FrameStats", "Frames", "TagColumns", "iter_frames", "iter_records", "read_events"]
+__all__ = [
+    "EventColumns",
+    "FrameStats",
+    "Frames",
+    "TagColumns",
+    "iter_frames",
+    "iter_records",
+    "merge_columns",
+    "read_events",
+]
 
 U8 = NDArray[np.uint8]
 I64 = NDArray[np.int64]
@@ -92,15 +101,78 @@ def read_events(
     chunk_size: int = CHUNK,
     progress: Callable[[int], None] | None = None,
     check_crc: bool = True,
+    start: int = 0,
 ) -> EventColumns:
-    """Read a whole tfevents stream into columns. Raises UnsupportedFormat if it is not TFRecord."""
+    """Read a tfevents stream into columns. Raises UnsupportedFormat if it is not TFRecord.
+
+    With `start`, read from that offset (a record boundary) on: the records a grown file appended
+    after a previous read, to be joined to it with `merge_columns`.
+    """
     out = EventColumns()
+    if start:
+        fp.seek(start)
     # data CRCs are checked here, per layout group: bytes shared with the template row cost once
     frames = iter_frames(
-        fp, path=path, stats=out.stats, chunk_size=chunk_size, progress=progress, check_crc=False
+        fp, path=path, stats=out.stats, chunk_size=chunk_size, progress=progress, check_crc=False, start=start
     )
     for fr in frames:
         _decode_chunk(fr, out, check_crc)
+    return out
+
+
+MAX_PARTS = 64  # chunk arrays kept per tag before merge_columns joins them
+
+
+def merge_columns(old: EventColumns, new: EventColumns) -> EventColumns:
+    """`old` (a file read up to a record boundary) followed by `new` (the rest, read from there):
+    the columns a single read of the whole file gives. Neither input is modified (arrays are shared).
+    """
+    plugins, kinds = dict(old.plugins), dict(old.kinds)
+    for tag, plugin in new.plugins.items():
+        plugins.setdefault(tag, plugin)
+    for tag, kind in new.kinds.items():
+        kinds.setdefault(tag, kind)
+    firsts = [w for w in (old.first_wall, new.first_wall) if w is not None]
+    lasts = [w for w in (old.last_wall, new.last_wall) if w is not None]
+    a, b = old.stats, new.stats
+    stats = FrameStats(
+        records=a.records + b.records,
+        bad_crc=a.bad_crc + b.bad_crc,
+        lost_framing=a.lost_framing + b.lost_framing,
+        skipped_bytes=a.skipped_bytes + b.skipped_bytes,
+        truncated=b.truncated,
+        damage_offsets=(a.damage_offsets + b.damage_offsets)[:8],
+        size=a.size - a.truncated + b.size,
+        resyncing=b.resyncing,
+    )
+    return EventColumns(
+        scalars=_merge_tags(old.scalars, new.scalars),
+        tensors=_merge_tags(old.tensors, new.tensors),
+        plugins=plugins,
+        kinds=kinds,
+        texts=old.texts + new.texts,
+        hparams={**old.hparams, **new.hparams},
+        file_version=old.file_version if old.file_version is not None else new.file_version,
+        first_wall=min(firsts) if firsts else None,
+        last_wall=max(lasts) if lasts else None,
+        purge_steps=old.purge_steps + new.purge_steps,
+        undecodable=old.undecodable + new.undecodable,
+        stats=stats,
+    )
+
+
+def _merge_tags(old: dict[str, TagColumns], new: dict[str, TagColumns]) -> dict[str, TagColumns]:
+    out = dict(old)
+    for tag, tc in new.items():
+        prev = out.get(tag)
+        if prev is None:
+            out[tag] = tc
+            continue
+        joined = TagColumns(prev.steps + tc.steps, prev.values + tc.values, prev.walls + tc.walls)
+        if len(joined.steps) > MAX_PARTS:
+            steps, values, walls = joined.arrays()
+            joined = TagColumns([steps], [values], [walls])
+        out[tag] = joined
     return out
 
 

@@ -164,16 +164,19 @@ def iter_frames(
     chunk_size: int = CHUNK,
     progress: Callable[[int], None] | None = None,
     check_crc: bool = True,
+    start: int = 0,
 ) -> Iterator[Frames]:
     """Yield the CRC-valid records of a tfevents stream chunk by chunk (see the module docstring).
 
-    `progress(bytes_read)` is called after each chunk. `check_crc=False` skips the data CRCs
+    `start` is the file offset `fp` is positioned at (a record boundary: resuming a read of a
+    grown file); offsets in `stats` are file offsets. `progress(bytes_read)` is called after
+    each chunk. `check_crc=False` skips the data CRCs
     (length CRCs are always checked: framing depends on them); it exists to measure their cost.
     Raises UnsupportedFormat if the stream does not start with a valid record header.
     """
     stats = stats if stats is not None else FrameStats()
     carry = b""
-    base = 0
+    base = start
     while True:
         want = chunk_size
         if len(carry) >= HEADER:  # a record longer than the chunk: read it whole
@@ -189,7 +192,8 @@ def iter_frames(
         if starts and not check_crc:
             s = np.concatenate(starts)
             stats.records += int(s.size)
-            yield Frames(a, s + HEADER, np.concatenate(lengths), base)
+            if s.size:  # a chunk can hold only the start of one record
+                yield Frames(a, s + HEADER, np.concatenate(lengths), base)
         elif starts:
             s = np.concatenate(starts)
             ln = np.concatenate(lengths)

@@ -1,0 +1,135 @@
+"""Reading only what a growing TensorBoard run appended (for `tensorboard.refresh`).
+
+A full load leaves a `TBResume` in `Run.resume`: per event file a `FileState` with the file's
+identity (device, inode), the offset after its last complete record, the bytes at its start and
+just before that offset, and the columns read so far. `grow_files` checks that each known file is
+the same file grown by appending (same identity, not shorter, those bytes unchanged), reads its
+new bytes from the offset on and joins them to its columns (tfevents.merge_columns: the columns a
+single read of the whole file gives); the caller then assembles the run exactly as a full load
+does (restart rule across files, config, notes, state, warnings). An event file that appeared in
+the run directory after the known ones (a restarted writer) is read whole.
+
+Anything else answers None and the caller reads the run in full: a file replaced, shortened or
+rewritten; a file whose end framing was still resynchronising through (damage at the end: its
+next bytes decide where framing resumes); a known file gone; a new file that sorts before the known
+ones or in an hparams child directory; a file that cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from runwise.errors import SourceError
+from runwise.parsers import Progress
+from runwise.parsers.tfevents import EventColumns, merge_columns, read_events
+
+PROBE = 64  # bytes compared at the start of a file and before its resume offset
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """One event file as far as it was read."""
+
+    path: Path
+    dev: int
+    ino: int
+    size: int  # bytes read, a partial last record included
+    offset: int  # after the last complete record (where a refresh resumes)
+    head: bytes  # the first bytes of the file (up to PROBE, before `offset`)
+    tail: bytes  # the bytes just before `offset` (up to PROBE)
+    cols: EventColumns
+
+
+@dataclass(frozen=True, slots=True)
+class TBResume:
+    """What a TensorBoard run was built from: its directory and its files in load order."""
+
+    run_dir: Path
+    files: tuple[FileState, ...]
+
+
+def snapshot(fp: BinaryIO, path: Path, cols: EventColumns) -> FileState:
+    """The state of the file open as `fp` after reading it into `cols`."""
+    st = os.fstat(fp.fileno())
+    offset = cols.stats.size - cols.stats.truncated
+    fp.seek(0)
+    head = fp.read(min(PROBE, offset))
+    fp.seek(max(0, offset - PROBE))
+    tail = fp.read(offset - max(0, offset - PROBE))
+    return FileState(path, st.st_dev, st.st_ino, cols.stats.size, offset, head, tail, cols)
+
+
+def grow_files(
+    paths: tuple[Path, ...],
+    run_dir: Path,
+    state: TBResume,
+    rel: Callable[[Path], str],
+    progress: Progress | None = None,
+) -> list[FileState] | None:
+    """The state of every file of the run now (in load order), reading only appended bytes."""
+    if run_dir != state.run_dir:
+        return None
+    own = [p for p in paths if p.parent == run_dir]
+    extra = [p for p in paths if p.parent != run_dir]
+    known = [f.path for f in state.files]
+    known_own = [p for p in known if p.parent == run_dir]
+    if own[: len(known_own)] != known_own or known[len(known_own) :] != extra:
+        return None
+    added = own[len(known_own) :]
+    by_path = {f.path: f for f in state.files}
+    sizes: dict[Path, int] = {}
+    try:
+        for p in own + extra:
+            sizes[p] = p.stat().st_size
+    except OSError:
+        return None
+    todo = {p: sizes[p] - (by_path[p].offset if p in by_path else 0) for p in own + extra}
+    total = float(sum(n for p, n in todo.items() if p not in by_path or sizes[p] != by_path[p].size))
+    done = 0.0
+    out: list[FileState] = []
+    for p in own + extra:
+
+        def tick(n: int, base: float = done) -> None:
+            if progress is not None:
+                progress(base + n, total)
+
+        fs = _grow(by_path[p], rel(p), tick) if p in by_path else _read_new(p, rel(p), tick)
+        if fs is None:
+            return None
+        if p in added or fs is not by_path[p]:
+            done += todo[p]
+        out.append(fs)
+    return out
+
+
+def _grow(fs: FileState, rel: str, tick: Callable[[int], None]) -> FileState | None:
+    try:
+        with fs.path.open("rb") as fp:
+            st = os.fstat(fp.fileno())
+            if (st.st_dev, st.st_ino) != (fs.dev, fs.ino) or st.st_size < fs.size:
+                return None
+            if fp.read(len(fs.head)) != fs.head:
+                return None
+            fp.seek(fs.offset - len(fs.tail))
+            if fp.read(len(fs.tail)) != fs.tail:
+                return None
+            if st.st_size == fs.size:
+                return fs
+            if fs.cols.stats.resyncing:
+                return None
+            new = read_events(fp, path=rel, start=fs.offset, progress=tick)
+            return snapshot(fp, fs.path, merge_columns(fs.cols, new))
+    except (OSError, SourceError):
+        return None
+
+
+def _read_new(path: Path, rel: str, tick: Callable[[int], None]) -> FileState | None:
+    try:
+        with path.open("rb") as fp:
+            return snapshot(fp, path, read_events(fp, path=rel, progress=tick))
+    except (OSError, SourceError):
+        return None
