@@ -128,3 +128,18 @@ def test_get_run_reads_only_the_appended_lines(cfg: RunwiseConfig, monkeypatch: 
     after, _ = runs.get_run("run", cfg)
     assert after.history["loss"].steps.tolist() == list(range(150))
     assert len(before.history["loss"]) == 100
+
+
+def test_unterminated_last_row_with_a_rarer_key(cfg: RunwiseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last row is in a block with rows of two key sets; it must be dropped from each column."""
+    path = cfg.logs_dir / "shapes.jsonl"
+    body = lines(range(20))  # row 0, 10 carry val/loss: two key sets per block
+    path.write_bytes(body + json.dumps(row(20)).encode())  # row 20 (with val/loss) lacks its newline
+    os.utime(path, (OLD, OLD))
+    e = entry_for(cfg)
+    first = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    grow(path, b"\n" + lines(range(21, 31)))
+    second = jsonl.refresh(e, cfg, first)  # type: ignore[arg-type]
+    assert second is not None
+    same(second, jsonl.load(e, cfg))  # type: ignore[arg-type]
+    assert second.history["val/loss"].steps.tolist() == [0, 10, 20, 30]

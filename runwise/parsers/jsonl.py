@@ -183,10 +183,13 @@ def _resume_state(
     part = Part()
     part.lines = complete
     for key, arrays in cols.rows.items():
-        rows, vals = np.concatenate(arrays), np.concatenate(cols.vals[key])
-        keep = rows < complete
-        if keep.any():
-            part.cols.rows[key], part.cols.vals[key] = [rows[keep]], [vals[keep]]
+        rows, vals = list(arrays), list(cols.vals[key])  # the arrays are shared, never changed
+        for i, r in enumerate(rows):  # each chunk is ascending: its last row says if it holds the line
+            if complete < total and r.size and r[-1] >= complete:
+                keep = r < complete
+                rows[i], vals[i] = r[keep], vals[i][keep]
+        if sum(map(len, rows)):
+            part.cols.rows[key], part.cols.vals[key] = rows, vals
     part.cols.non_numeric = dict(cols.non_numeric)
     part.cols.config, part.cols.meta = dict(cols.config), dict(cols.meta)
     for reason, n in skipped.items():
