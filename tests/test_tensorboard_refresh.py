@@ -290,3 +290,19 @@ def test_second_read_through_get_run_reads_only_the_new_bytes(
     assert full is not second
     assert_same_run(second, full)
     runs.clear_cache()
+
+
+def test_restarted_writer_through_get_run_by_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs.clear_cache()
+    g = Grower(tmp_path, "restarted")
+    g.grow_to(len(g.raw[g.own[0]]) - 5)
+    first, _ = runs.get_run("runs/restarted", g.cfg)
+    g.grow_to(g.total)  # the first file completed, then a second file
+    with monkeypatch.context() as m:
+        m.setattr(tb, "load", lambda *a, **k: pytest.fail("full load on the second read"))
+        second, _ = runs.get_run("runs/restarted", g.cfg)
+    runs.clear_cache()
+    full, _ = runs.get_run("runs/restarted", g.cfg)
+    assert len(second.segments) == 2
+    assert_same_run(second, full)
+    runs.clear_cache()

@@ -24,6 +24,9 @@ Loading (runwise.parsers.tfevents does the bytes):
 - State: TensorBoard writes no exit record. `running` if an event file changed in the last
   LIVE_SECONDS; else `crashed` if the newest file ends in a partial record (the writer died
   mid-write); else `unknown` (finished and killed look the same).
+- Growing runs: a full load leaves per-file state in `Run.resume`; `refresh` reads only the bytes
+  appended since (and event files a restarted writer added after the known ones) and assembles
+  the run by the same rules (see tensorboard_resume).
 - Damage: records that fail their CRC are skipped and counted, lost framing is resynchronised
   (see tfevents); a file that is not a TFRecord becomes a warning when other files of the run are
   readable, and a SourceError naming it when none is.
@@ -336,6 +339,6 @@ def _rate(steps: NDArray[np.int64], walls: NDArray[np.float64]) -> float | None:
     ok = walls > 0
     if np.count_nonzero(ok) < 2:
         return None
-    s, w = steps[ok], walls[ok]
-    span = float(w[-1] - w[0])
-    return float(s[-1] - s[0]) / span if span > 0 else None
+    i, j = int(np.argmax(ok)), int(ok.size - 1 - np.argmax(ok[::-1]))  # first and last with a wall time
+    span = float(walls[j] - walls[i])
+    return float(steps[j] - steps[i]) / span if span > 0 else None

@@ -1,0 +1,119 @@
+"""A live TensorBoard run: the first read, then the read after the writer appended 1% more.
+
+    python bench/bench_tb_live.py [--steps 1000000] [--start 0.95] [--grow 0.01]
+
+Takes the generated file of bench_tensorboard.py (bench/_data/tb_<steps>/, made if missing),
+copies its first 95% of bytes (cut mid-record, as a running writer leaves it) into
+bench/_data/tb_live/run/, and reads the run through `runwise.runs.get_run` (no disk cache): a
+full read. Then it appends the next 1% of the original bytes and reads again: `runs.load` finds
+the previous Run and the TensorBoard source reads only the appended bytes (`refresh`). The
+second result is checked against a full read of the grown file (every point, every field).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from bench_tensorboard import generate  # noqa: E402
+
+from runwise import runs  # noqa: E402
+from runwise.config import RunwiseConfig  # noqa: E402
+from runwise.model import Run  # noqa: E402
+from runwise.parsers import tensorboard as tb  # noqa: E402
+
+FIELDS = ["state", "config", "notes", "non_numeric", "start_time", "runtime", "truncated", "warnings", "segments"]
+
+
+def copy_prefix(src: Path, dst: Path, n: int, start: int = 0) -> None:
+    with src.open("rb") as fi, dst.open("ab") as fo:
+        fi.seek(start)
+        left = n - start
+        while left > 0:
+            buf = fi.read(min(left, 64 << 20))
+            fo.write(buf)
+            left -= len(buf)
+
+
+def differences(a: Run, b: Run) -> list[str]:
+    out = [f for f in FIELDS if getattr(a, f) != getattr(b, f)]
+    if a.summary.keys() != b.summary.keys() or any(
+        not (a.summary[k] == v or (math.isnan(a.summary[k]) and math.isnan(v))) for k, v in b.summary.items()
+    ):
+        out.append("summary")
+    if list(a.history) != list(b.history):
+        out.append("history keys")
+    for tag, s in b.history.items():
+        t = a.history.get(tag)
+        if t is None or not (np.array_equal(t.steps, s.steps) and np.array_equal(t.values, s.values, equal_nan=True)):
+            out.append(f"history {tag}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=1_000_000)
+    ap.add_argument("--start", type=float, default=0.95, help="fraction of the file present at the first read")
+    ap.add_argument("--grow", type=float, default=0.01, help="fraction appended before the second read")
+    args = ap.parse_args()
+    src = generate(HERE / "_data" / f"tb_{args.steps}", args.steps)
+    root = HERE / "_data" / "tb_live"
+    run_dir = root / "run"
+    shutil.rmtree(root, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    live = run_dir / src.name
+    size = src.stat().st_size
+    first, second = int(size * args.start), int(size * (args.start + args.grow))
+    copy_prefix(src, live, first)
+    cfg = RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1"})
+    ref = str(run_dir)
+    runs.clear_cache()
+
+    t0 = time.perf_counter()
+    before, _ = runs.get_run(ref, cfg)
+    t_first = time.perf_counter() - t0
+
+    copy_prefix(src, live, second, start=first)
+    calls = {"full": 0}
+    full_load = tb.load
+
+    def counting_load(*a: object, **k: object) -> Run:
+        calls["full"] += 1
+        return full_load(*a, **k)  # type: ignore[arg-type]
+
+    tb.load = counting_load  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    after, _ = runs.get_run(ref, cfg)
+    t_second = time.perf_counter() - t0
+    tb.load = full_load  # type: ignore[assignment]
+
+    t0 = time.perf_counter()
+    full = tb.load_file(run_dir, cfg)
+    t_full = time.perf_counter() - t0
+    full.id = after.id
+    diff = differences(after, full)
+    points = sum(len(s) for s in after.history.values())
+    print(f"file: {src.relative_to(HERE.parent)}  {size / 2**20:.0f} MiB; live copy {first / 2**20:.1f} MiB "
+          f"+ {(second - first) / 2**20:.1f} MiB appended")
+    print(f"first read (full)          {t_first:7.3f} s  {sum(len(s) for s in before.history.values()):>10,} points")
+    print(f"second read (appended 1%)  {t_second:7.3f} s  {points:>10,} points  "
+          f"{'refresh' if calls['full'] == 0 else 'FULL READ'}")
+    print(f"full read of the grown run {t_full:7.3f} s  (for comparison)")
+    print("equal to the full read: " + ("yes" if not diff else f"NO: {', '.join(diff)}"))
+    runs.clear_cache()
+    if diff or calls["full"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
