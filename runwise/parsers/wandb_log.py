@@ -88,6 +88,7 @@ class Window:
     starts: I64
     ends: I64
     offsets: I64
+    tail: int = -1  # buf position after the last good chunk of the last block; -1 if that block is damaged
 
     def payload(self, i: int) -> bytes:
         return bytes(self.buf[int(self.starts[i]) : int(self.ends[i])])
@@ -97,6 +98,21 @@ class Window:
 class _Pending:
     parts: list[bytes] = field(default_factory=list)
     offset: int = -1
+
+
+@dataclass(slots=True)
+class Cursor:
+    """Where framing stopped, to go on once the file has grown (it is only ever appended to).
+
+    `pos` is the file offset of the next chunk header (-1: cannot go on, the last, partial block
+    is damaged), `parts` and `offset` the pieces of a split record still open there, `end` the
+    bytes read. Treat as immutable once filled: `iter_windows` only reads a cursor it is given.
+    """
+
+    pos: int = 0
+    parts: tuple[bytes, ...] = ()
+    offset: int = -1
+    end: int = 0
 
 
 def check_header(head: bytes, path: str) -> None:
@@ -112,15 +128,18 @@ def check_header(head: bytes, path: str) -> None:
 NONE = np.iinfo(np.int64).max
 
 
-def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tuple[I64, I64, I64, I64]:
+def _walk_chunks(
+    u8: NDArray[np.uint8], n: int, first: int, damage: Damage
+) -> tuple[I64, I64, I64, I64, int]:
     """Positions, payload lengths and types of the well-formed chunks of u8[:n], in file order,
-    and per block the position of an impossible chunk header (NONE if there is none)."""
+    per block the position of an impossible chunk header (NONE if there is none), and where the
+    walk of the last block stopped. The first block's chunks begin at `first`."""
     nb = -(-n // BLOCK)
     bstart = np.arange(nb, dtype=np.int64) * BLOCK
     bend = np.minimum(bstart + BLOCK, n)
     pos = bstart.copy()
-    if base == 0 and nb:
-        pos[0] = HEADER_LEN
+    if nb:
+        pos[0] = first
     live = np.arange(nb, dtype=np.int64)
     broken = np.full(nb, NONE, dtype=np.int64)
     got_p: list[I64] = []
@@ -156,20 +175,22 @@ def _walk_chunks(u8: NDArray[np.uint8], n: int, base: int, damage: Damage) -> tu
         got_t.append(typ[good])
         live = live[good]
         pos[live] = p[good] + CHUNK_HEADER + ln[good]
+    stop = int(pos[-1]) if nb else first
     if not got_p:
         empty = np.zeros(0, np.int64)
-        return empty, empty, empty, broken
+        return empty, empty, empty, broken, stop
     cp, cl, ct = np.concatenate(got_p), np.concatenate(got_l), np.concatenate(got_t)
     order = np.argsort(cp, kind="stable")
-    return cp[order], cl[order], ct[order], broken
+    return cp[order], cl[order], ct[order], broken, stop
 
 
 def _check_crcs(
     buf: bytearray, n: int, cp: I64, cl: I64, ct: I64, broken: I64, damage: Damage
-) -> tuple[I64, I64, I64]:
+) -> tuple[I64, I64, I64, bool]:
     """Drop chunks whose CRC fails, and the rest of their block (wandb's reader resyncs there).
 
     Each damaged block counts once: from its first bad chunk (or impossible header) to its end.
+    The flag says whether the last block is damaged.
     """
     mv = memoryview(buf)
     crc32 = zlib.crc32
@@ -182,7 +203,7 @@ def _check_crcs(
               | (u8[cp + 2].astype(np.uint32) << 16) | (u8[cp + 3].astype(np.uint32) << 24))
     bad = got != expect
     if not bad.any() and not (broken != NONE).any():
-        return cp, cl, ct
+        return cp, cl, ct, False
     blk = cp // BLOCK
     first_bad = broken.copy()
     np.minimum.at(first_bad, blk[bad], cp[bad])
@@ -190,14 +211,22 @@ def _check_crcs(
     hit = np.flatnonzero(first_bad != NONE)
     damage.bad_chunks += int(hit.size)
     damage.lost_bytes += int((np.minimum((hit + 1) * BLOCK, n) - first_bad[hit]).sum())
-    return cp[keep], cl[keep], ct[keep]
+    return cp[keep], cl[keep], ct[keep], bool(first_bad[-1] != NONE)
 
 
-def frame(buf: bytearray, n: int, base: int, pending: _Pending, damage: Damage, *, at_eof: bool) -> Window:
-    """Turn buf[:n] (file bytes from offset `base`, a multiple of BLOCK) into a Window of records."""
+def frame(
+    buf: bytearray, n: int, base: int, pending: _Pending, damage: Damage, *, at_eof: bool, first: int = -1
+) -> Window:
+    """Turn buf[:n] (file bytes from offset `base`, a multiple of BLOCK) into a Window of records.
+
+    The first block's chunks begin at buf position `first` (default: after the file header at
+    offset 0, else at the block start).
+    """
     u8 = np.frombuffer(buf, np.uint8)
-    cp, cl, ct, broken = _walk_chunks(u8, n, base, damage)
-    cp, cl, ct = _check_crcs(buf, n, cp, cl, ct, broken, damage)
+    if first < 0:
+        first = HEADER_LEN if base == 0 else 0
+    cp, cl, ct, broken, stop = _walk_chunks(u8, n, first, damage)
+    cp, cl, ct, hurt = _check_crcs(buf, n, cp, cl, ct, broken, damage)
     full = ct == FULL
     starts, ends, offs = cp[full] + CHUNK_HEADER, cp[full] + CHUNK_HEADER + cl[full], cp[full] + base
     joined: list[bytes] = []
@@ -239,21 +268,30 @@ def frame(buf: bytearray, n: int, base: int, pending: _Pending, damage: Damage, 
         offs = np.concatenate([offs, np.array(joined_offs, np.int64)])
         order = np.argsort(offs, kind="stable")
         starts, ends, offs = starts[order], ends[order], offs[order]
-    return Window(buf, starts, ends, offs)
+    return Window(buf, starts, ends, offs, -1 if hurt else stop)
 
 
 def iter_windows(
     fp: BinaryIO, *, path: str, damage: Damage, window: int = WINDOW,
     progress: Callable[[float, float], None] | None = None, total: int = 0, limit: int | None = None,
+    start: Cursor | None = None, end: Cursor | None = None,
 ) -> Iterator[Window]:
     """Yield the complete records of the file, a window (default 8 MiB) at a time.
 
     `limit` reads at most that many bytes (rounded up to a block), for a cheap look at the head.
+    `start` goes on from where an earlier read of the same (grown) file stopped; `end`, if given,
+    is filled with where this read stopped (when the whole file was read).
     Raises UnsupportedFormat if the file does not start with the W&B header.
     """
     window = max(BLOCK, window - window % BLOCK)
     pending = _Pending()
-    base = 0
+    base, first = 0, -1
+    if start is not None and start.pos > 0:
+        base = start.pos - start.pos % BLOCK
+        first = start.pos - base
+        pending = _Pending(list(start.parts), start.offset)
+        fp.seek(base)
+    stop = base
     while True:
         want = window if limit is None else min(window, max(0, limit - base))
         if want <= 0:
@@ -261,19 +299,25 @@ def iter_windows(
         buf = bytearray(want + PAD)
         n = fp.readinto(memoryview(buf)[:want])  # type: ignore[attr-defined]
         n = n or 0
-        if base == 0:
+        if base == 0 and first < 0:
             check_header(bytes(buf[:HEADER_LEN]), path)
-        at_eof = n < want and limit is None
         if n:
-            yield frame(buf, n, base, pending, damage, at_eof=at_eof)
-        elif pending.parts and limit is None:
-            damage.truncated = True
-            damage.tail_bytes += sum(len(x) for x in pending.parts)
+            win = frame(buf, n, base, pending, damage, at_eof=False, first=first)
+            first = -1
+            stop = base + n if n % BLOCK == 0 else (-1 if win.tail < 0 else base + win.tail)
+            yield win
         base += n
         if progress is not None:
             progress(float(base), float(max(total, base)))
         if n < want:
-            return
+            break
+    if limit is not None:
+        return
+    if end is not None:
+        end.pos, end.parts, end.offset, end.end = stop, tuple(pending.parts), pending.offset, base
+    if pending.parts:
+        damage.truncated = True
+        damage.tail_bytes += sum(len(x) for x in pending.parts)
 
 
 def iter_records(fp: BinaryIO, *, path: str, damage: Damage | None = None) -> Iterator[bytes]:

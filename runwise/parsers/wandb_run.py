@@ -30,7 +30,7 @@ from runwise.parsers import wandb_records as rec
 from runwise.parsers.wandb_columns import Columns, decode_window
 from runwise.parsers.wandb_legacy import read_side_files, side_name, side_size
 from runwise.parsers.wandb_log import BLOCK, Damage, iter_windows
-from runwise.parsers.wandb_segment import Segment, log_file, newest_mtime, read_log
+from runwise.parsers.wandb_segment import Segment, log_file, newest_mtime, read_log, read_on
 
 RUN_DIR = re.compile(r"^(?:run|offline-run|dryrun)-(\d{8}_\d{6})-(.+)$")
 RUNNING_WINDOW = 120.0  # seconds: wandb flushes at least every 15 s while a run is alive
@@ -169,8 +169,10 @@ def merge(segs: list[Segment], cfg: RunwiseConfig, *, now: float | None = None) 
             values.setdefault(key, []).append(va)
         prefix = f"{s.dir.name}: " if len(segs) > 1 else ""
         run.warnings.extend(prefix + w for w in s.warnings)
-    for key in steps:
-        st, va = np.concatenate(steps[key]), np.concatenate(values[key])
+    for key in sorted(steps):  # one order however the log was read (windows group keys their own way)
+        st, va = steps[key][0], values[key][0]
+        if len(steps[key]) > 1:
+            st, va = np.concatenate(steps[key]), np.concatenate(values[key])
         run.history[key] = make_series(key, st, va, dedupe=True)  # stable: later segments win
     run.start_time = next((s.start_time for s in segs if s.start_time is not None), None)
     runtimes = [s.runtime for s in segs if s.runtime is not None]
@@ -182,6 +184,8 @@ def merge(segs: list[Segment], cfg: RunwiseConfig, *, now: float | None = None) 
     run.output_tail = last.output[-20:] if last.output else [ln for s in segs for ln in s.output][-20:]
     if len(segs) > 1:
         run.segments = [_rel(s.dir, cfg) for s in segs]
+    if all(s.resume is not None for s in segs):
+        run.resume = tuple(segs)  # read on from each segment's state (see refresh)
     return run
 
 
@@ -211,3 +215,39 @@ def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) 
     else:
         seg = _segment(d, _dir_id(d), progress, 0.0, 0.0)
     return merge([seg], cfg)
+
+
+def _logs(entry: RunEntry, cfg: RunwiseConfig) -> list[tuple[Path, Path | None]]:
+    """(run directory, its .wandb log) of each segment, as `load` / `load_file` read them."""
+    if entry.extra.get("file") and entry.paths:
+        p = cfg.check_inside(entry.paths[0])
+        return [(p.parent, p)] if p.is_file() else [(p, log_file(p))]
+    return [(d, log_file(d)) for d in entry.paths]
+
+
+def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
+    """`previous` brought up to date by reading only what was appended to its logs since.
+
+    None (the caller then loads in full) unless every segment is the same `.wandb` log as before,
+    grown by appending only: a segment added or removed, a log replaced, shortened or rewritten,
+    or a segment read from side files all need a full load. `previous` is not modified.
+    """
+    old = previous.resume
+    if not isinstance(old, tuple) or not all(isinstance(s, Segment) and s.resume is not None for s in old):
+        return None
+    logs = _logs(entry, cfg)
+    if len(logs) != len(old):
+        return None
+    segs: list[Segment] = []
+    done = 0.0
+    for (d, log), seg in zip(logs, old, strict=True):
+        state = seg.resume
+        if log is None or state is None or d != seg.dir or log != state.log:
+            return None
+        wrapped = None if progress is None else (lambda a, b, at=done: progress(at + a, at + b))
+        new = read_on(d, state, wrapped)
+        if new is None:
+            return None
+        segs.append(new)
+        done += new.size
+    return merge(segs, cfg)

@@ -11,15 +11,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
-from runwise.errors import CorruptRecord, SourceError
+from runwise.errors import CorruptRecord, SourceError, UnsupportedFormat
 from runwise.parsers import wandb_records as rec
 from runwise.parsers.wandb_columns import Columns, decode_window
-from runwise.parsers.wandb_log import Damage, iter_windows
+from runwise.parsers.wandb_live import LogState, mark, without_tail
+from runwise.parsers.wandb_log import Cursor, Damage, iter_windows
+
+Progress = Callable[[float, float], None]
 
 HIDDEN = ("_runtime", "_timestamp", "_step")
 
@@ -45,6 +48,7 @@ class Segment:
     warnings: list[str] = field(default_factory=list)
     size: int = 0
     mtime: float = 0.0
+    resume: LogState | None = field(default=None, repr=False, compare=False)  # see read_on
 
 
 def log_file(d: Path) -> Path | None:
@@ -88,8 +92,10 @@ def _finish_columns(seg: Segment, cols: Columns) -> None:
     """Concatenate the per-window chunks; drop media sub-keys; keep the internals aside."""
     media = cols.media
     for key, chunks in cols.steps.items():
-        steps = np.concatenate(chunks)
-        values = np.concatenate(cols.values[key])
+        vchunks = cols.values[key]
+        steps = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        values = vchunks[0] if len(vchunks) == 1 else np.concatenate(vchunks)
+        cols.steps[key], cols.values[key] = [steps], [values]  # joined once; the arrays are shared
         if key in HIDDEN:
             if key == "_runtime" and values.size:
                 seg.runtime = float(np.nanmax(values))
@@ -106,69 +112,81 @@ def _finish_columns(seg: Segment, cols: Columns) -> None:
         seg.non_numeric[m] = str(kind)
 
 
-def _apply_others(seg: Segment, cols: Columns) -> None:
-    """Run, config, exit and console records, in file order."""
-    config: dict[tuple[str, ...], Any] = {}
-    output: list[str] = []
-    for _, kind, body in sorted(cols.others, key=lambda x: x[0]):
-        try:
-            if kind == rec.RUN and not seg.info:
-                seg.info = rec.run_info(body)
-                for path, value, _ in seg.info.pop("config"):
-                    config[path] = value
-                seg.start_time = seg.info.get("start_time")
-            elif kind == rec.CONFIG:
-                for path, value, removed in rec.config_updates(body):
-                    if removed:
-                        config.pop(path, None)
-                    else:
-                        config[path] = value
-            elif kind == rec.EXIT:
-                seg.exit_code, runtime = rec.exit_info(body)
-                if runtime:
-                    seg.runtime = max(seg.runtime or 0.0, runtime)
-            elif kind in (rec.OUTPUT_RAW, rec.OUTPUT):
-                text, ts = rec.output_line(body)
-                output.append(text)
-                if len(output) > 400:
-                    del output[:200]
-                if ts is not None:
-                    seg.last_time = max(seg.last_time or ts, ts)
-        except rec.BAD_ITEM:
-            cols.undecodable += 1
-    for path, value in config.items():
+def _build(d: Path, log: Path, state: LogState, damage: Damage, size: int) -> Segment:
+    """The Segment of everything `state` holds (its column chunks are joined in place)."""
+    seg = Segment(dir=d, id=log.stem[len("run-"):], damage=damage, size=size, mtime=newest_mtime(d, log))
+    cols, others = state.cols, state.others
+    _finish_columns(seg, cols)
+    seg.info = {k: (list(v) if isinstance(v, list) else v) for k, v in others.info.items()}
+    seg.start_time, seg.exit_code = others.start_time, others.exit_code
+    if others.exit_runtime:
+        seg.runtime = max(seg.runtime or 0.0, others.exit_runtime)
+    if others.output_time is not None:
+        seg.last_time = max(seg.last_time or others.output_time, others.output_time)
+    for path, value in others.config.items():
         if path and path[0] != "_wandb":
             rec.flatten(value, ".".join(path), seg.config)
-    seg.output = rec.console_tail(output)
-
-
-def read_log(
-    d: Path, log: Path, *, progress: Callable[[float, float], None] | None = None,
-    done: float = 0.0, total: float = 0.0,
-) -> Segment:
-    """Read one run directory's `.wandb` log. Damage goes to `warnings`; nothing readable -> SourceError."""
-    seg = Segment(dir=d, id=log.stem[len("run-"):])
-    cols = Columns()
-    st = log.stat()
-    seg.size, seg.mtime = st.st_size, newest_mtime(d, log)
-    wrapped = None if progress is None else (lambda a, b: progress(done + a, total or b))
-    try:
-        with log.open("rb") as fp:
-            for win in iter_windows(fp, path=str(log), damage=seg.damage, progress=wrapped, total=st.st_size):
-                decode_window(win, cols)
-    except OSError as exc:
-        raise SourceError(f"cannot read {log.name}: {exc}", path=str(log)) from exc
-    except CorruptRecord as exc:
-        raise SourceError(f"{log.name}: {exc}", path=str(log), offset=exc.offset) from exc
-    _finish_columns(seg, cols)
-    _apply_others(seg, cols)
+    seg.output = rec.console_tail(others.output)
     summary = {p: v for p, (off, v) in cols.summary.items() if cols.removed.get(p, -1) < off}
     seg.summary = flat_summary(summary)
     if not seg.summary:  # no summary record: the last value of each series
         seg.summary = {k: float(v[-1]) for k, (s, v) in seg.history.items() if v.size}
     if seg.start_time is not None and seg.last_time is not None:
         seg.runtime = max(seg.runtime or 0.0, seg.last_time - seg.start_time)
-    seg.warnings.extend(seg.damage.messages())
+    seg.warnings.extend(damage.messages())
     if cols.undecodable:
         seg.warnings.append(f"{cols.undecodable} record(s) or item(s) could not be decoded and were skipped")
     return seg
+
+
+def _scan(fp: BinaryIO, d: Path, log: Path, state: LogState, progress: Progress | None, total: float) -> Segment:
+    """Read on from `state.cursor` to the end of the file into `state`; the Segment of it all."""
+    damage = state.damage
+    end = Cursor()
+    start = state.cursor if state.cursor.pos > 0 else None
+    for win in iter_windows(fp, path=str(log), damage=damage, progress=progress, total=int(total),
+                            start=start, end=end):
+        decode_window(win, state.cols)
+        state.others.apply(state.cols)
+    state.cursor, state.damage = end, without_tail(damage)
+    state.mark = mark(fp, end.pos) if end.pos >= 0 else b""
+    seg = _build(d, log, state, damage, os.fstat(fp.fileno()).st_size)
+    seg.resume = state if end.pos >= 0 else None
+    return seg
+
+
+def read_log(
+    d: Path, log: Path, *, progress: Progress | None = None, done: float = 0.0, total: float = 0.0,
+) -> Segment:
+    """Read one run directory's `.wandb` log. Damage goes to `warnings`; nothing readable -> SourceError.
+
+    The Segment keeps in `resume` what `read_on` needs to read only what is appended later.
+    """
+    wrapped = None if progress is None else (lambda a, b: progress(done + a, total or b))
+    try:
+        with log.open("rb") as fp:
+            st = os.fstat(fp.fileno())
+            return _scan(fp, d, log, LogState(log, st.st_dev, st.st_ino), wrapped, st.st_size)
+    except OSError as exc:
+        raise SourceError(f"cannot read {log.name}: {exc}", path=str(log)) from exc
+    except CorruptRecord as exc:
+        raise SourceError(f"{log.name}: {exc}", path=str(log), offset=exc.offset) from exc
+
+
+def read_on(d: Path, previous: LogState, progress: Progress | None = None) -> Segment | None:
+    """The Segment of the grown log `previous` was read from, reading only the appended bytes.
+
+    None if the file is not the same one grown by appending (replaced, shorter, rewritten before
+    where the last read stopped) or cannot be read: read it in full then.
+    """
+    log = previous.log
+    try:
+        with log.open("rb") as fp:
+            st = os.fstat(fp.fileno())
+            if (st.st_dev, st.st_ino) != (previous.dev, previous.ino) or st.st_size < previous.cursor.end:
+                return None
+            if previous.cursor.pos < 0 or mark(fp, previous.cursor.pos) != previous.mark:
+                return None
+            return _scan(fp, d, log, previous.fork(), progress, st.st_size)
+    except (OSError, CorruptRecord, UnsupportedFormat):
+        return None

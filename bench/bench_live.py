@@ -1,0 +1,116 @@
+"""A live W&B run read twice: the first read is a full read, the second reads only the appended bytes.
+
+    python bench/make_wandb_big.py          # once (offline run into bench/_data/, git-ignored)
+    python bench/bench_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01]
+
+Copies the first 95% of the big log into bench/_data/live/, reads it through
+runwise.runs.get_run (full read), appends the next 1% of the original bytes, reads again
+(refresh), and checks the refreshed run equals a full read of the grown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runwise import runs  # noqa: E402
+from runwise.config import RunwiseConfig  # noqa: E402
+from runwise.model import Run  # noqa: E402
+from runwise.parsers import wandb_run  # noqa: E402
+
+FIELDS = ("state", "config", "summary", "exit_code", "truncated", "output_tail", "warnings", "runtime", "non_numeric")
+
+
+def differences(got: Run, want: Run) -> list[str]:
+    out = [f for f in FIELDS if getattr(got, f) != getattr(want, f)]
+    if list(got.history) != list(want.history):
+        out.append("history keys")
+    for k, s in want.history.items():
+        g = got.history.get(k)
+        if g is None or not np.array_equal(g.steps, s.steps) or not np.array_equal(g.values, s.values, equal_nan=True):
+            out.append(f"history {k}")
+    return out
+
+
+def copy_head(src: Path, dst: Path, n: int) -> None:
+    with src.open("rb") as a, dst.open("wb") as b:
+        left = n
+        while left:
+            buf = a.read(min(left, 64 << 20))
+            b.write(buf)
+            left -= len(buf)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", type=Path)
+    ap.add_argument("--first", type=float, default=0.95)
+    ap.add_argument("--grow", type=float, default=0.01)
+    args = ap.parse_args()
+    src = args.file or next(iter(sorted((ROOT / "bench" / "_data").glob("wandb/*/run-*.wandb"))), None)
+    if src is None:
+        print("no run: python bench/make_wandb_big.py first", file=sys.stderr)
+        return 1
+    src = src.resolve()  # not through the latest-run link
+    size = src.stat().st_size
+    project = ROOT / "bench" / "_data" / "live"
+    shutil.rmtree(project, ignore_errors=True)
+    run_dir = project / "wandb" / src.parent.name
+    run_dir.mkdir(parents=True)
+    log = run_dir / src.name
+    head, grown = int(size * args.first), int(size * (args.first + args.grow))
+    copy_head(src, log, head)
+    cfg = RunwiseConfig(project, env={"RUNWISE_WANDB_DIR": str(project / "wandb"), "RUNWISE_NO_CACHE": "1"})
+    run_id = src.stem[len("run-"):]
+    print(f"file: {src.name} {size / 1e6:.0f} MB; first read of {head / 1e6:.0f} MB, then "
+          f"{(grown - head) / 1e6:.1f} MB appended")
+
+    runs.clear_cache()
+    t = time.perf_counter()
+    first, _ = runs.get_run(run_id, cfg)
+    full_s = time.perf_counter() - t
+
+    with src.open("rb") as a, log.open("ab") as b:
+        a.seek(head)
+        b.write(a.read(grown - head))
+    os.utime(log)
+    refreshed: list[bool] = []
+    real = wandb_run.refresh
+
+    def spy(*a: object, **k: object) -> Run | None:
+        r = real(*a, **k)  # type: ignore[arg-type]
+        refreshed.append(r is not None)
+        return r
+
+    wandb_run.refresh = spy  # type: ignore[assignment]
+    t = time.perf_counter()
+    second, _ = runs.get_run(run_id, cfg)
+    again_s = time.perf_counter() - t
+    wandb_run.refresh = real  # type: ignore[assignment]
+
+    wandb_run._CACHE.clear()
+    runs.clear_cache()
+    t = time.perf_counter()
+    want, _ = runs.get_run(run_id, cfg)
+    grown_s = time.perf_counter() - t
+    diff = differences(second, want)
+    rows = len(second.history[next(iter(second.history))])
+    print(f"  full read        {full_s:6.2f} s  ({len(first.history)} keys)")
+    print(f"  refresh (+{args.grow:.0%})   {again_s:6.2f} s  used refresh: {refreshed == [True]}")
+    print(f"  full read grown  {grown_s:6.2f} s  ({rows} points in the first key)")
+    print(f"  refreshed run {'equals' if not diff else 'DIFFERS from'} the full read of the grown file"
+          + (f": {', '.join(diff[:5])}" if diff else ""))
+    return 0 if not diff and refreshed == [True] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
