@@ -33,7 +33,7 @@ from runwise.parsers import Progress
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
-# (run key, its paths) -> the newest Run read for it, for reading only what was appended since
+# (run key, project root) -> the newest Run read for it, for reading only what was appended since
 _latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
 
@@ -107,8 +107,9 @@ def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
                     extra={"file": True})
 
 
-def _latest_key(entry: RunEntry) -> tuple[object, ...]:
-    return (entry.key, *map(str, entry.paths))
+def _latest_key(entry: RunEntry, cfg: RunwiseConfig) -> tuple[object, ...]:
+    # by project too: the same run id in two projects is two runs (sources also check their files)
+    return (entry.key, str(cfg.root))
 
 
 def _identity(entry: RunEntry) -> tuple[object, ...]:
@@ -132,7 +133,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         if cached is not None:
             _cache.move_to_end(ident)
             return cached
-        previous = _latest.get(_latest_key(entry))
+        previous = _latest.get(_latest_key(entry, cfg))
     run: Run | None = None
     if previous is not None:  # the same run, read before it grew: read only what was appended
         run = parsers.refresh(entry, cfg, previous, progress)
@@ -152,7 +153,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
             cache.write(cfg.cache_dir, ident, run)
     with _lock:
         _cache[ident] = run
-        _latest[_latest_key(entry)] = run
+        _latest[_latest_key(entry, cfg)] = run
         while len(_cache) > _CACHE_SIZE:
             _, dropped = _cache.popitem(last=False)
             for k in [k for k, v in _latest.items() if v is dropped]:
