@@ -1,7 +1,7 @@
 """A live W&B run read twice: the first read is a full read, the second reads only the appended bytes.
 
     python bench/make_wandb_big.py          # once (offline run into bench/_data/, git-ignored)
-    python bench/bench_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01]
+    python bench/bench_wandb_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01]
 
 Copies the first 95% of the big log into bench/_data/live/, reads it through
 runwise.runs.get_run (full read), appends the next 1% of the original bytes, reads again
