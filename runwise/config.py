@@ -123,6 +123,15 @@ class RunwiseConfig:
                 seen.append(p)
         return seen
 
+    def relative(self, path: Path) -> str:
+        """`path` relative to the project root as found, else as resolved, else as given."""
+        for p in (path, path.resolve()):
+            try:
+                return p.relative_to(self.root).as_posix()
+            except ValueError:
+                continue
+        return str(path)
+
     def check_inside(self, path: Path) -> Path:
         """Resolve `path` (relative to the root) and refuse it unless it lies under a root."""
         p = path.expanduser()

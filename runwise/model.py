@@ -15,6 +15,9 @@ from numpy.typing import NDArray
 
 # Run states, the same words for every source.
 FINISHED, FAILED, CRASHED, RUNNING, UNKNOWN = "finished", "failed", "crashed", "running", "unknown"
+# A run with no end record whose files changed this recently is taken to be running (every source;
+# wandb flushes at least every 15 s while a run is alive).
+LIVE_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True)

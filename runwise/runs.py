@@ -99,10 +99,7 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
 def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
     source = parsers.sniff_source(path)
     st = path.stat()
-    try:
-        run_id = path.relative_to(cfg.root).as_posix()
-    except ValueError:
-        run_id = path.as_posix()
+    run_id = cfg.relative(path)
     return RunEntry(run_id, source, (path,), name=path.name, mtime=st.st_mtime, size=st.st_size,
                     extra={"file": True})
 

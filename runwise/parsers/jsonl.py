@@ -30,13 +30,12 @@ import numpy as np
 
 from runwise.analysis.compare import flatten_config
 from runwise.errors import SourceError
-from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
+from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress, jsonl_workers
 from runwise.parsers.jsonl_rows import MAX_LINE, Columns, Part, merge, read_part
 
 log = logging.getLogger("runwise.jsonl")
 
-LIVE_SECONDS = 120.0  # a file written this recently belongs to a run that is probably still going
 STEP_KEYS = ("step", "_step")
 TIME_KEYS = ("_runtime", "_timestamp")
 
@@ -60,26 +59,19 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
     run = read_jsonl(entry.paths[0], progress=progress, step_key=_step_key(cfg))
     run.id = entry.id
     run.name = run.name or entry.name
-    run.path = _relative(entry.paths[0], cfg)
+    run.path = cfg.relative(entry.paths[0])
     return run
 
 
 def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
     run = read_jsonl(path, progress=progress, step_key=_step_key(cfg))
-    run.path = _relative(path, cfg)
+    run.path = cfg.relative(path)
     return run
 
 
 def _step_key(cfg: Any) -> str | None:
     key = getattr(getattr(cfg, "schema", None), "step_key", None)
     return key if isinstance(key, str) and key else None
-
-
-def _relative(path: Path, cfg: Any) -> str:
-    try:
-        return path.resolve().relative_to(cfg.root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | None = None) -> Run:

@@ -44,12 +44,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.errors import RunwiseError, SourceError
-from runwise.model import CRASHED, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
+from runwise.model import CRASHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 from runwise.parsers.tensorboard_resume import FileState, TBResume, grow_files, snapshot
 from runwise.parsers.tfevents import EventColumns, TagColumns, read_events
 
-LIVE_SECONDS = 120.0
 NOTE_CHARS = 1000  # per text tag in Run.notes
 _HPARAMS_DIR = re.compile(r"^\d{9,}\.\d+$")
 
@@ -122,11 +121,11 @@ def _file_entry(path: Path, cfg: Any) -> RunEntry:
             if is_event_file(f.name)
         ]
         if not files:
-            raise SourceError(f"no tfevents files in {_rel(path, cfg)!r}", path=str(path))
+            raise SourceError(f"no tfevents files in {cfg.relative(path)!r}", path=str(path))
         run_dir = path
     else:
         files, run_dir = [path], path.parent
-    run_id = _rel(run_dir, cfg)
+    run_id = cfg.relative(run_dir)
     return RunEntry(run_id, "tensorboard", tuple(files), name=run_id, extra={"dir": str(run_dir)})
 
 
@@ -142,20 +141,13 @@ def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None 
         except (RunwiseError, OSError):
             return None
     run_dir = Path(entry.extra.get("dir") or entry.paths[0].parent)
-    files = grow_files(entry.paths, run_dir, state, lambda p: _rel(p, cfg), progress)
+    files = grow_files(entry.paths, run_dir, state, cfg.relative, progress)
     if files is None:
         return None
     main = [(f.path, f.cols) for f in files if f.path.parent == run_dir]
     run = _assemble(entry, cfg, run_dir, main, [f.cols for f in files if f.path.parent != run_dir], [])
     run.resume = TBResume(run_dir, tuple(files))
     return run
-
-
-def _rel(path: Path, cfg: Any) -> str:
-    try:
-        return path.relative_to(cfg.root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
@@ -170,7 +162,7 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
     states: list[FileState] = []
     errors: list[SourceError] = []
     for p in own + extra:
-        rel = _rel(p, cfg)
+        rel = cfg.relative(p)
 
         def tick(n: int, base: float = done) -> None:
             if progress is not None:
@@ -243,7 +235,7 @@ def _assemble(
     if rate is not None:
         summary["_steps_per_sec"] = rate
     notes = "\n".join(f"{tag} (step {step}): {text[:NOTE_CHARS]}" for tag, (step, text) in texts.items())
-    rel_dir = _rel(run_dir, cfg)
+    rel_dir = cfg.relative(run_dir)
     return Run(
         id=entry.id,
         source="tensorboard",

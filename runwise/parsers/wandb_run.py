@@ -7,7 +7,7 @@ are the segments of a resumed run: they are merged in time order, and for a step
 segments logged, the later segment's value wins.
 
 State: an exit record means finished (exit code 0) or failed; without one, a run whose files
-changed within RUNNING_WINDOW seconds is running, otherwise it crashed or was killed.
+changed within LIVE_SECONDS seconds is running, otherwise it crashed or was killed.
 Reading never writes anywhere; parsed segments are cached in memory per process, keyed by
 (path, size, mtime), so a second read of an unchanged run is instant.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
-from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, UNKNOWN, Run, RunEntry, make_series
+from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress
 from runwise.parsers import wandb_records as rec
 from runwise.parsers.wandb_columns import Columns, decode_window
@@ -33,7 +33,6 @@ from runwise.parsers.wandb_log import BLOCK, Damage, iter_windows
 from runwise.parsers.wandb_segment import Segment, log_file, newest_mtime, read_log, read_on
 
 RUN_DIR = re.compile(r"^(?:run|offline-run|dryrun)-(\d{8}_\d{6})-(.+)$")
-RUNNING_WINDOW = 120.0  # seconds: wandb flushes at least every 15 s while a run is alive
 CACHE_SIZE = 16
 _CACHE: OrderedDict[tuple[str, int, float], Segment] = OrderedDict()
 
@@ -130,19 +129,12 @@ def _segment(d: Path, run_id: str, progress: Progress | None, done: float, total
     return seg
 
 
-def _rel(p: Path, cfg: RunwiseConfig) -> str:
-    try:
-        return str(p.resolve().relative_to(cfg.root))
-    except ValueError:
-        return str(p)
-
-
 def _state(seg: Segment, now: float) -> str:
     if seg.exit_code is not None:
         return FINISHED if seg.exit_code == 0 else FAILED
     if seg.state in ("finished", "failed", "crashed", "killed"):
         return {"finished": FINISHED, "failed": FAILED}.get(seg.state, CRASHED)
-    if seg.mtime and now - seg.mtime < RUNNING_WINDOW:
+    if seg.mtime and now - seg.mtime < LIVE_SECONDS:
         return RUNNING
     return CRASHED if seg.mtime else UNKNOWN
 
@@ -153,7 +145,7 @@ def merge(segs: list[Segment], cfg: RunwiseConfig, *, now: float | None = None) 
     info: dict[str, Any] = {}
     for s in segs:
         info.update({k: v for k, v in s.info.items() if v not in ("", None, [])})
-    run = Run(id=last.id or str(info.get("id", "")), source="wandb", path=_rel(last.dir, cfg))
+    run = Run(id=last.id or str(info.get("id", "")), source="wandb", path=cfg.relative(last.dir))
     run.name = str(info.get("name", ""))
     run.project, run.entity = str(info.get("project", "")), str(info.get("entity", ""))
     run.group, run.job_type = str(info.get("group", "")), str(info.get("job_type", ""))
@@ -183,7 +175,7 @@ def merge(segs: list[Segment], cfg: RunwiseConfig, *, now: float | None = None) 
     run.truncated = last.damage.truncated
     run.output_tail = last.output[-20:] if last.output else [ln for s in segs for ln in s.output][-20:]
     if len(segs) > 1:
-        run.segments = [_rel(s.dir, cfg) for s in segs]
+        run.segments = [cfg.relative(s.dir) for s in segs]
     if all(s.resume is not None for s in segs):
         run.resume = tuple(segs)  # read on from each segment's state (see refresh)
     return run
