@@ -243,7 +243,7 @@ def test_refresh_does_not_change_previous(tmp_path: Path) -> None:
     assert_same_run(run, kept)
     assert run.summary == kept.summary and run.resume.files[0].path == kept_files[0].path
     for a, b in zip(run.resume.files, kept_files, strict=True):
-        assert (a.offset, a.size, a.tail, a.cols.stats) == (b.offset, b.size, b.tail, b.cols.stats)
+        assert (a.offset, a.size, a.mark, a.cols.stats) == (b.offset, b.size, b.mark, b.cols.stats)
         assert {t: len(c.steps) for t, c in a.cols.scalars.items()} == {
             t: len(c.steps) for t, c in b.cols.scalars.items()
         }

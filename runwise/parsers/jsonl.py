@@ -32,6 +32,7 @@ from runwise.analysis.compare import flatten_config
 from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress, jsonl_workers
+from runwise.parsers._growth import FileMark, grown, take
 from runwise.parsers.jsonl_rows import MAX_LINE, Columns, Part, merge, read_part
 
 log = logging.getLogger("runwise.jsonl")
@@ -110,14 +111,11 @@ def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None 
         return None
     path = Path(state.path)
     try:
-        st = path.stat()
-        if (st.st_dev, st.st_ino) != state.ident or st.st_size < state.offset:
-            return None  # replaced or shortened: not an append
         with path.open("rb") as fp:
-            fp.seek(state.offset - len(state.tail))
-            if fp.read(len(state.tail)) != state.tail:
-                return None  # rewritten before the point we had read to
-        new = read_part(str(path), state.offset, st.st_size)
+            st = grown(state.mark, fp)
+        if st is None:
+            return None  # replaced, shortened or rewritten: not an append
+        new = read_part(str(path), state.mark.offset, st.st_size)
     except OSError:
         return None
     run = _finish(path, st, merge([state.part, new]), _step_key(cfg))
@@ -125,18 +123,13 @@ def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None 
     return run
 
 
-TAIL = 4096  # bytes before the resume offset compared on refresh, to tell an append from a rewrite
-
-
 @dataclass(frozen=True)
 class _Resume:
-    """Where a read stopped: the complete lines before `offset`, as columns."""
+    """Where a read stopped: the complete lines before `mark.offset`, as columns."""
 
     path: str
-    ident: tuple[int, int]  # st_dev, st_ino: a replaced file is not the same run grown
-    offset: int  # the end of the last complete line read
-    tail: bytes  # the TAIL bytes before `offset`
-    part: Part  # the columns of every complete line before `offset`
+    mark: FileMark  # mark.offset: the end of the last complete line read
+    part: Part  # the columns of every complete line before it
 
 
 Merged = tuple[Columns, dict[str, int], dict[str, int], int]  # columns, skipped, first bad line, lines
@@ -187,8 +180,12 @@ def _resume_state(
     for reason, n in skipped.items():
         if reason != "half-written last line":  # the only line that can be, and it is read again
             part.skipped[reason], part.first_bad[reason] = n, first_bad[reason]
-    tail = window[max(0, offset - base - TAIL) : offset - base]
-    return _Resume(str(path), (st.st_dev, st.st_ino), offset, tail, part)
+    try:
+        with path.open("rb") as fp:
+            mark = take(fp, size=offset, offset=offset)  # the partial last line is not counted as read
+    except OSError:
+        return None
+    return _Resume(str(path), mark, part)
 
 
 def _build_run(

@@ -1,8 +1,8 @@
 """Reading only what a growing TensorBoard run appended (for `tensorboard.refresh`).
 
-A full load leaves a `TBResume` in `Run.resume`: per event file a `FileState` with the file's
-identity (device, inode), the offset after its last complete record, the bytes at its start and
-just before that offset, and the columns read so far. `grow_files` checks that each known file is
+A full load leaves a `TBResume` in `Run.resume`: per event file a `FileState` with a
+`_growth.FileMark` (the file's identity, the offset after its last complete record, a digest of
+its start and of the bytes before that offset) and the columns read so far. `grow_files` checks that each known file is
 the same file grown by appending (same identity, not shorter, those bytes unchanged), reads its
 new bytes from the offset on and joins them to its columns (tfevents.merge_columns: the columns a
 single read of the whole file gives); the caller then assembles the run exactly as a full load
@@ -17,7 +17,6 @@ ones or in an hparams child directory; a file that cannot be read.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,8 @@ from typing import BinaryIO
 
 from runwise.errors import SourceError
 from runwise.parsers import Progress
+from runwise.parsers._growth import FileMark, grown, take
 from runwise.parsers.tfevents import EventColumns, merge_columns, read_events
-
-PROBE = 64  # bytes compared at the start of a file and before its resume offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +33,16 @@ class FileState:
     """One event file as far as it was read."""
 
     path: Path
-    dev: int
-    ino: int
-    size: int  # bytes read, a partial last record included
-    offset: int  # after the last complete record (where a refresh resumes)
-    head: bytes  # the first bytes of the file (up to PROBE, before `offset`)
-    tail: bytes  # the bytes just before `offset` (up to PROBE)
+    mark: FileMark  # size: bytes read, a partial last record included; offset: after the last complete one
     cols: EventColumns
+
+    @property
+    def size(self) -> int:
+        return self.mark.size
+
+    @property
+    def offset(self) -> int:
+        return self.mark.offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +55,8 @@ class TBResume:
 
 def snapshot(fp: BinaryIO, path: Path, cols: EventColumns) -> FileState:
     """The state of the file open as `fp` after reading it into `cols`."""
-    st = os.fstat(fp.fileno())
-    offset = cols.stats.size - cols.stats.truncated
-    fp.seek(0)
-    head = fp.read(min(PROBE, offset))
-    fp.seek(max(0, offset - PROBE))
-    tail = fp.read(offset - max(0, offset - PROBE))
-    return FileState(path, st.st_dev, st.st_ino, cols.stats.size, offset, head, tail, cols)
+    mark = take(fp, size=cols.stats.size, offset=cols.stats.size - cols.stats.truncated)
+    return FileState(path, mark, cols)
 
 
 def grow_files(
@@ -109,13 +105,8 @@ def grow_files(
 def _grow(fs: FileState, rel: str, tick: Callable[[int], None]) -> FileState | None:
     try:
         with fs.path.open("rb") as fp:
-            st = os.fstat(fp.fileno())
-            if (st.st_dev, st.st_ino) != (fs.dev, fs.ino) or st.st_size < fs.size:
-                return None
-            if fp.read(len(fs.head)) != fs.head:
-                return None
-            fp.seek(fs.offset - len(fs.tail))
-            if fp.read(len(fs.tail)) != fs.tail:
+            st = grown(fs.mark, fp)
+            if st is None:
                 return None
             if st.st_size == fs.size:
                 return fs

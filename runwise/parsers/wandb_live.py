@@ -5,24 +5,23 @@ read therefore stops at a `Cursor` (the next chunk header, plus the pieces of a 
 open there) and keeps everything it accumulated in a `LogState`: the per-key column chunks, the
 summary, the run/config/exit/console records applied so far and the damage counters (without the
 truncated tail, which the next read works out again). The next read checks that the file is the
-same one (device and inode, not shorter, the bytes just before the cursor unchanged), copies the
-state and frames on from the cursor; decoding does not depend on where windows begin, so the
-result equals a read of the whole file. States are never modified once built: they are shared
-by the Runs of several threads.
+same one (`_growth.grown`: device and inode, not shorter, its start and the bytes before the
+cursor unchanged), copies the state and frames on from the cursor; decoding does not depend on
+where windows begin, so the result equals a read of the whole file. States are never modified
+once built: they are shared by the Runs of several threads.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from runwise.parsers import wandb_records as rec
+from runwise.parsers._growth import FileMark
 from runwise.parsers.wandb_columns import Columns
 from runwise.parsers.wandb_log import Cursor, Damage
 
-MARK_BYTES = 4096  # how much of the file before the cursor must be unchanged
 OUTPUT_KEEP, OUTPUT_DROP = 400, 200  # console pieces kept while reading (then the last lines are used)
 
 
@@ -82,13 +81,11 @@ class LogState:
     """Everything read from one log up to `cursor`, to go on from there once the file has grown."""
 
     log: Path
-    dev: int
-    ino: int
     cols: Columns = field(default_factory=Columns)
     others: Others = field(default_factory=Others)
     damage: Damage = field(default_factory=Damage)  # mid-file damage only: the tail is worked out anew
     cursor: Cursor = field(default_factory=Cursor)
-    mark: bytes = b""  # digest of the MARK_BYTES before cursor.pos
+    mark: FileMark | None = None  # where the last read stopped (cursor.pos), None if it cannot go on
 
     def fork(self) -> LogState:
         """A copy to read on into (chunk lists and dicts copied, the arrays in them shared)."""
@@ -100,15 +97,8 @@ class LogState:
             key_cache=dict(c.key_cache),
         )
         d = self.damage
-        return LogState(self.log, self.dev, self.ino, cols, self.others.copy(),
+        return LogState(self.log, cols, self.others.copy(),
                         Damage(d.bad_chunks, d.lost_bytes, d.dropped_records), self.cursor, self.mark)
-
-
-def mark(fp: BinaryIO, pos: int) -> bytes:
-    """Digest of the bytes just before file offset `pos` (so a rewritten file is noticed)."""
-    a = max(0, pos - MARK_BYTES)
-    fp.seek(a)
-    return hashlib.blake2b(fp.read(pos - a), digest_size=16).digest()
 
 
 def without_tail(d: Damage) -> Damage:

@@ -18,8 +18,9 @@ from numpy.typing import NDArray
 
 from runwise.errors import CorruptRecord, SourceError, UnsupportedFormat
 from runwise.parsers import wandb_records as rec
+from runwise.parsers._growth import grown, take
 from runwise.parsers.wandb_columns import Columns, decode_window
-from runwise.parsers.wandb_live import LogState, mark, without_tail
+from runwise.parsers.wandb_live import LogState, without_tail
 from runwise.parsers.wandb_log import Cursor, Damage, iter_windows
 
 Progress = Callable[[float, float], None]
@@ -149,7 +150,7 @@ def _scan(fp: BinaryIO, d: Path, log: Path, state: LogState, progress: Progress 
         decode_window(win, state.cols)
         state.others.apply(state.cols)
     state.cursor, state.damage = end, without_tail(damage)
-    state.mark = mark(fp, end.pos) if end.pos >= 0 else b""
+    state.mark = take(fp, size=end.end, offset=end.pos) if end.pos >= 0 else None
     seg = _build(d, log, state, damage, os.fstat(fp.fileno()).st_size)
     seg.resume = state if end.pos >= 0 else None
     return seg
@@ -165,8 +166,7 @@ def read_log(
     wrapped = None if progress is None else (lambda a, b: progress(done + a, total or b))
     try:
         with log.open("rb") as fp:
-            st = os.fstat(fp.fileno())
-            return _scan(fp, d, log, LogState(log, st.st_dev, st.st_ino), wrapped, st.st_size)
+            return _scan(fp, d, log, LogState(log), wrapped, os.fstat(fp.fileno()).st_size)
     except OSError as exc:
         raise SourceError(f"cannot read {log.name}: {exc}", path=str(log)) from exc
     except CorruptRecord as exc:
@@ -182,10 +182,8 @@ def read_on(d: Path, previous: LogState, progress: Progress | None = None) -> Se
     log = previous.log
     try:
         with log.open("rb") as fp:
-            st = os.fstat(fp.fileno())
-            if (st.st_dev, st.st_ino) != (previous.dev, previous.ino) or st.st_size < previous.cursor.end:
-                return None
-            if previous.cursor.pos < 0 or mark(fp, previous.cursor.pos) != previous.mark:
+            st = grown(previous.mark, fp) if previous.mark is not None else None
+            if st is None:
                 return None
             return _scan(fp, d, log, previous.fork(), progress, st.st_size)
     except (OSError, CorruptRecord, UnsupportedFormat):
