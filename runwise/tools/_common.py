@@ -144,10 +144,26 @@ def select_keys(run: Run, keys: Sequence[str] | None, cfg: RunwiseConfig, *, def
                 alias = find_metric(available, want) if want in _ROLE_NAMES else None
                 found = [alias] if alias else []
         if not found:
-            close = difflib.get_close_matches(want, available, n=5, cutoff=0.4)
-            raise UnknownMetric(want, available, closest=close)
+            raise unknown_metric(want, available)
         chosen += [k for k in found if k not in chosen]
     return chosen
+
+
+def unknown_metric(name: str, available: Iterable[str]) -> UnknownMetric:
+    """The error for a metric no run has, naming the closest names there are."""
+    names = sorted(available)
+    return UnknownMetric(name, names, closest=difflib.get_close_matches(name, names, n=5, cutoff=0.4))
+
+
+VALUE_CHARS = 120  # longer config values (prompts, file lists) are cut, with "…" saying so
+
+
+def short_value(v: object) -> str | int | float | bool | None:
+    """A config value for an answer: scalars as they are, anything else as text of at most VALUE_CHARS."""
+    if isinstance(v, (bool, int, float)) or v is None:
+        return v
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS] + "…"
 
 
 _ROLE_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")

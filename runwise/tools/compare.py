@@ -13,7 +13,7 @@ from runwise.analysis.compare import config_diff, percent_change, value_at_step
 from runwise.config import RunwiseConfig
 from runwise.model import Run, Series
 from runwise.parsers import Progress
-from runwise.tools._common import In, Num, Out, Table, fmt, main_metrics, num, run_label, run_notes
+from runwise.tools._common import In, Num, Out, Table, fmt, main_metrics, num, run_label, run_notes, short_value
 
 
 class CompareRunsInput(In):
@@ -105,7 +105,7 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
                 row[0] = va
         items = sorted(diffs.items())
         cfg_omitted = max(0, len(items) - 30)
-        cfg_table = Table(columns=["key", *ids], rows=[[k, *map(_cell, v)] for k, v in items[:30]])
+        cfg_table = Table(columns=["key", *ids], rows=[[k, *map(short_value, v)] for k, v in items[:30]])
     for run, _ in loaded:
         notes += [f"{run.id}: {n}" for n in run_notes(run)[:2]]
     summary = _summary(labels, shown, loaded, cfg_table)
@@ -113,13 +113,6 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
         summary=summary, runs=labels, at_steps=[s for _, s in loaded], metrics=Table(columns=columns, rows=shown),
         groups=groups, omitted=omitted, config_diff=cfg_table, config_omitted=cfg_omitted, notes=notes[:8],
     )
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v if not isinstance(v, str) or len(v) <= 120 else v[:120] + "…"
-    text = repr(v)
-    return text if len(text) <= 120 else text[:120] + "…"
 
 
 def _summary(labels: list[str], rows: list[list[Any]], loaded: list[tuple[Run, int | None]], cfg: Table | None) -> str:

@@ -33,6 +33,7 @@ from runwise.tools._common import (
     run_label,
     run_notes,
     select_keys,
+    short_value,
 )
 
 
@@ -187,18 +188,10 @@ def get_config(req: GetConfigInput, cfg: RunwiseConfig, progress: Progress | Non
     items = sorted((k, v) for k, v in run.config.items() if k.startswith(req.prefix))
     shown, omitted = clip(items, req.max_keys)
     return GetConfigOutput(
-        run=run_label(run), config={k: _short(v) for k, v in shown}, total_keys=len(run.config), omitted=omitted,
+        run=run_label(run), config={k: short_value(v) for k, v in shown}, total_keys=len(run.config), omitted=omitted,
     )
 
 
-CONFIG_VALUE_CHARS = 120  # longer values (prompts, file lists) are cut, with "…" saying so
-
-
-def _short(v: object) -> str | int | float | bool | None | list[object] | dict[str, object]:
-    if isinstance(v, (bool, int, float)) or v is None:
-        return v
-    text = v if isinstance(v, str) else repr(v)
-    return text if len(text) <= CONFIG_VALUE_CHARS else text[:CONFIG_VALUE_CHARS] + "…"
 
 
 # ---------------------------------------------------------------- list_keys

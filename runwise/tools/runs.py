@@ -11,10 +11,10 @@ from runwise import runs
 from runwise.analysis.aliases import higher_is_better
 from runwise.analysis.sparkline import sparkline
 from runwise.config import RunwiseConfig
-from runwise.errors import RunwiseError, UnknownMetric
+from runwise.errors import RunwiseError
 from runwise.model import Run, RunEntry
 from runwise.parsers import Progress
-from runwise.tools._common import In, Out, Table, fmt, fmt_duration, num, roles
+from runwise.tools._common import In, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
 
 # Runs larger than this are listed from their metadata only unless already cached: a listing
 # must stay fast even with many 600 MB logs around.
@@ -152,10 +152,7 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
         ]
         scored.append((value, row))
     if not scored and entries:
-        import difflib
-
-        close = difflib.get_close_matches(req.metric, sorted(all_keys), n=5, cutoff=0.4)
-        raise UnknownMetric(req.metric, sorted(all_keys), closest=close)
+        raise unknown_metric(req.metric, all_keys)
     scored.sort(key=lambda t: -t[0] if maximize else t[0])
     rows = []
     for rank, (_, row) in enumerate(scored[: req.top_n], 1):
