@@ -30,7 +30,7 @@ from bench_tensorboard import generate  # noqa: E402
 from runwise import runs  # noqa: E402
 from runwise.config import RunwiseConfig  # noqa: E402
 from runwise.model import Run  # noqa: E402
-from runwise.parsers import tensorboard as tb  # noqa: E402
+from runwise.parsers.tensorboard import run as tb  # noqa: E402
 
 FIELDS = ["state", "config", "notes", "non_numeric", "start_time", "runtime", "truncated", "warnings", "segments"]
 

@@ -83,7 +83,7 @@ import resource, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
 from runwise.config import RunwiseConfig
-from runwise.parsers import tensorboard as tb
+from runwise.parsers.tensorboard import run as tb
 d = Path(sys.argv[1])
 cfg = RunwiseConfig(d.parent, env={})
 t1 = time.perf_counter()
@@ -96,7 +96,7 @@ print(t2 - t1, t1 - t0, points, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 CRC_COST = """
 import sys, time
 from pathlib import Path
-from runwise.parsers.tfevents import read_events
+from runwise.parsers.tensorboard.events import read_events
 f = next(Path(sys.argv[1]).glob("events.out.tfevents.*"))
 best = {}
 for check in (True, False, True, False):

@@ -25,7 +25,7 @@ sys.path.insert(0, {root!r})
 from pathlib import Path
 which, path = sys.argv[1], Path(sys.argv[2])
 if which == "runwise":
-    from runwise.parsers.wandb_segment import read_log
+    from runwise.parsers.wandb.segment import read_log
     t = time.perf_counter()
     hist = read_log(path.parent, path).history
     secs = time.perf_counter() - t

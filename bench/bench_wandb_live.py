@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from runwise import runs  # noqa: E402
 from runwise.config import RunwiseConfig  # noqa: E402
 from runwise.model import Run  # noqa: E402
-from runwise.parsers import wandb_run  # noqa: E402
+from runwise.parsers.wandb import run as wandb_run  # noqa: E402
 
 FIELDS = ("state", "config", "summary", "exit_code", "truncated", "output_tail", "warnings", "runtime", "non_numeric")
 

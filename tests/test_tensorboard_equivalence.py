@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from runwise.config import RunwiseConfig
-from runwise.parsers import tensorboard as tb
-from runwise.parsers import tfevents
+from runwise.parsers.tensorboard import events as tfevents
+from runwise.parsers.tensorboard import run as tb
 
 DATA = Path(__file__).parent / "data" / "tensorboard"
 RUN_DIRS = sorted(p.parent for p in DATA.rglob("*tfevents*"))

@@ -22,7 +22,7 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.model import Run
-from runwise.parsers import tensorboard as tb
+from runwise.parsers.tensorboard import run as tb
 
 DATA = Path(__file__).parent / "data" / "tensorboard"
 RUNS = {"tf2": "runs/tf2", "txb": "runs/txb", "restarted": "runs/restarted", "version_0": "lightning_logs/version_0"}

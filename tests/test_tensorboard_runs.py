@@ -14,7 +14,7 @@ from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, RUNNING, UNKNOWN
 from runwise.parsers import load_file as registry_load_file
-from runwise.parsers import tensorboard as tb
+from runwise.parsers.tensorboard import run as tb
 
 DATA = Path(__file__).parent / "data" / "tensorboard"
 

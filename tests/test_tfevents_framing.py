@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from runwise.errors import UnsupportedFormat
-from runwise.parsers.crc32c import crc32c, crc32c_many, crc32c_rows, mask
-from runwise.parsers.tfevents import FrameStats, iter_frames, iter_records
+from runwise.parsers.tensorboard.crc32c import crc32c, crc32c_many, crc32c_rows, mask
+from runwise.parsers.tensorboard.events import FrameStats, iter_frames, iter_records
 
 
 def framed(*payloads: bytes) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runwise.errors import UnsupportedFormat
-from runwise.parsers.wandb_log import BLOCK, Damage, iter_records, iter_windows
+from runwise.parsers.wandb.log import BLOCK, Damage, iter_records, iter_windows
 
 DATA = Path(__file__).parent / "data" / "wandb"
 LOGS = sorted(DATA.glob("*/run-*.wandb"))

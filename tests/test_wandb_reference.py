@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runwise.parsers.wandb_segment import read_log
+from runwise.parsers.wandb.segment import read_log
 
 pytest.importorskip("wandb.proto.wandb_internal_pb2")
 from tests import wandb_reference as ref  # noqa: E402

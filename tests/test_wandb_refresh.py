@@ -13,8 +13,8 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.model import Run
-from runwise.parsers import wandb_run
-from runwise.parsers.wandb_log import BLOCK
+from runwise.parsers.wandb import run as wandb_run
+from runwise.parsers.wandb.log import BLOCK
 
 DATA = Path(__file__).parent / "data" / "wandb"
 OLD = 1_000_000_000.0  # a fixed mtime long ago: the state (crashed) does not depend on the clock

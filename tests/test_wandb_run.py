@@ -16,8 +16,8 @@ import pytest
 from runwise.config import RunwiseConfig
 from runwise.model import CRASHED, FAILED, FINISHED, RUNNING
 from runwise.parsers import load_file as registry_load_file
-from runwise.parsers import wandb_run
-from runwise.parsers.wandb_log import BLOCK
+from runwise.parsers.wandb import run as wandb_run
+from runwise.parsers.wandb.log import BLOCK
 
 DATA = Path(__file__).parent / "data" / "wandb"
 ROOT = Path(__file__).parent.parent
@@ -207,7 +207,7 @@ def test_works_without_wandb_installed() -> None:
         "import sys; sys.modules['wandb'] = None\n"
         "from pathlib import Path\n"
         "from runwise.config import RunwiseConfig\n"
-        "from runwise.parsers import wandb_run\n"
+        "from runwise.parsers.wandb import run as wandb_run\n"
         f"cfg = RunwiseConfig(Path({str(DATA.parent)!r}), env={{'RUNWISE_WANDB_DIR': {str(DATA)!r}}})\n"
         "print(sum(len(wandb_run.load(e, cfg).history) for e in wandb_run.discover(cfg)))\n"
     )

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 Progress = Callable[[float, float], None]
 
 SOURCES: dict[str, str] = {
-    "wandb": "runwise.parsers.wandb_run",
+    "wandb": "runwise.parsers.wandb",
     "tensorboard": "runwise.parsers.tensorboard",
     "jsonl": "runwise.parsers.jsonl",
 }

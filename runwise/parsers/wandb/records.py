@@ -20,16 +20,12 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import orjson
 
 from runwise.errors import CorruptRecord
-from runwise.parsers.wandb_log import as_double, as_int32, fields
-
-if TYPE_CHECKING:
-    from runwise.parsers.wandb_columns import Columns
+from runwise.parsers.wandb.log import as_double, as_int32, fields
 
 BAD_ITEM = (CorruptRecord, ValueError, UnicodeDecodeError, struct.error)
 RUN, CONFIG, OUTPUT, OUTPUT_RAW, METRIC, EXIT, FINAL, FOOTER = 17, 5, 4, 13, 12, 18, 20, 22
@@ -98,25 +94,6 @@ def summary_item(item: bytes) -> tuple[tuple[str, ...], Any]:
     """(key path, value) of a SummaryItem or ConfigItem (value None when absent, as in removes)."""
     raw = next((_blob(v) for num, v in fields(item) if num == 16), None)
     return item_path(item), (loads(raw) if raw is not None else None)
-
-
-def add_value(cols: Columns, path: tuple[str, ...], step: int, value: Any) -> None:
-    """Add one decoded history value: numbers and booleans to series, the rest noted by kind."""
-    key = ".".join(path)
-    if isinstance(value, dict):
-        if "_type" in value:
-            cols.media[key] = str(value["_type"])
-        else:
-            for k, v in value.items():
-                add_value(cols, (*path, str(k)), step, v)
-    elif path[-1] == "_type" and len(path) > 1:
-        cols.media[".".join(path[:-1])] = str(value)
-    elif isinstance(value, (bool, int, float)):
-        cols.add(key, np.array([step], np.int64), np.array([float(value)]))
-    elif isinstance(value, str):
-        cols.kinds.setdefault(key, "string")
-    elif isinstance(value, list):
-        cols.kinds.setdefault(key, "list")
 
 
 def flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:

@@ -1,12 +1,12 @@
 """Bulk decoding of W&B records with numpy: many records per operation, never one Python call per item.
 
-A window's records are walked as protobuf *in parallel* (`wandb_walk`): each numpy pass reads the
+A window's records are walked as protobuf *in parallel* (`wandb.walk`): each numpy pass reads the
 next field of every message still open. History items are grouped by their exact key bytes
 (three 8-byte words identify keys of up to 24 bytes; longer ones are hashed, then compared byte
 for byte), and each key's value_json texts are parsed at once (`numbers`). Summary records, two
 thirds of a log, are walked the same way but only the last update of each key is decoded.
 Anything the bulk path does not expect (typed history values, fields out of order, dict values of
-old clients) goes to the exact per-item decoder in `wandb_records`, so the bulk path is a
+old clients) goes to the exact per-item decoder in `wandb.records`, so the bulk path is a
 shortcut, never a different answer.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from runwise.parsers import wandb_records as rec
-from runwise.parsers import wandb_walk as ww
-from runwise.parsers.wandb_log import Window
-from runwise.parsers.wandb_walk import M64, MASKS, same_bytes, u64view, varints, walk
+from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb import walk as ww
+from runwise.parsers.wandb.log import Window
+from runwise.parsers.wandb.walk import M64, MASKS, same_bytes, u64view, varints, walk
 
 I64 = NDArray[np.int64]
 U8 = NDArray[np.uint8]
@@ -52,6 +52,25 @@ class Columns:
         if steps.size:
             self.steps.setdefault(key, []).append(steps)
             self.values.setdefault(key, []).append(values)
+
+
+def add_value(cols: Columns, path: tuple[str, ...], step: int, value: Any) -> None:
+    """Add one decoded history value: numbers and booleans to series, the rest noted by kind."""
+    key = ".".join(path)
+    if isinstance(value, dict):
+        if "_type" in value:
+            cols.media[key] = str(value["_type"])
+        else:
+            for k, v in value.items():
+                add_value(cols, (*path, str(k)), step, v)
+    elif path[-1] == "_type" and len(path) > 1:
+        cols.media[".".join(path[:-1])] = str(value)
+    elif isinstance(value, (bool, int, float)):
+        cols.add(key, np.array([step], np.int64), np.array([float(value)]))
+    elif isinstance(value, str):
+        cols.kinds.setdefault(key, "string")
+    elif isinstance(value, list):
+        cols.kinds.setdefault(key, "list")
 
 
 def numbers(
@@ -178,7 +197,7 @@ def _history(u8: U8, u64: NDArray[np.uint64], s: I64, e: I64, cols: Columns) -> 
         _add_values(cols, path, steps[imsg[idx]], u8, u64, val_s[idx], val_e[idx])
     for r, pairs in sorted(slow_rows.items()):
         for path, v in pairs:
-            rec.add_value(cols, path, int(steps[r]), v)
+            add_value(cols, path, int(steps[r]), v)
 
 
 def _add_values(cols: Columns, path: tuple[str, ...], steps: I64, u8: U8, u64: NDArray[np.uint64],
@@ -198,7 +217,7 @@ def _add_values(cols: Columns, path: tuple[str, ...], steps: I64, u8: U8, u64: N
     if (c0 == 91).any():
         cols.kinds.setdefault(key, "list")
     for i in rest[c0 == 123].tolist():  # dict values (old clients): flatten, or note the media type
-        rec.add_value(cols, path, int(steps[i]), rec.loads(bytes(u8[vs[i] : ve[i]])))
+        add_value(cols, path, int(steps[i]), rec.loads(bytes(u8[vs[i] : ve[i]])))
 
 
 def _summary(u8: U8, u64: NDArray[np.uint64], s: I64, e: I64, offs: I64, cols: Columns) -> None:

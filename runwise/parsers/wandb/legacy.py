@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from runwise.parsers import wandb_records as rec
-from runwise.parsers.wandb_columns import Columns
-from runwise.parsers.wandb_segment import HIDDEN, Segment, _finish_columns, flat_summary, newest_mtime
+from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb.columns import Columns, add_value
+from runwise.parsers.wandb.segment import HIDDEN, Segment, finish_columns, flat_summary, newest_mtime
 
 
 def _find(d: Path, name: str) -> Path | None:
@@ -118,7 +118,7 @@ def _history(d: Path, cols: Columns) -> None:
                 if key in HIDDEN:
                     cols.add(key, np.array([step], np.int64), np.array([float(value)]))
                 else:
-                    rec.add_value(cols, (key,), step, value)
+                    add_value(cols, (key,), step, value)
 
 
 def _time(value: Any) -> float | None:
@@ -154,7 +154,7 @@ def read_side_files(d: Path, run_id: str) -> Segment:
     seg = Segment(dir=d, id=run_id)
     cols = Columns()
     _history(d, cols)
-    _finish_columns(seg, cols)
+    finish_columns(seg, cols)
     seg.config = _config(d)
     sp = _find(d, "wandb-summary.json")
     if sp is not None:

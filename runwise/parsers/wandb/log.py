@@ -20,7 +20,7 @@ the next block's first FULL or FIRST chunk, counting what was lost.
 Speed: blocks are independent, so the framing walks all blocks of a window at once with numpy (one
 iteration per chunk *position in a block*, not per chunk); only the CRC check is one C call per
 chunk. The protobuf wire helpers at the bottom decode single small messages (run, config, exit,
-output); the bulk history path lives in `wandb_columns`.
+output); the bulk history path lives in `wandb.columns`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One W&B run directory (a *segment*; a resumed run has several) read into plain columns.
 
-`read_log` reads `run-<id>.wandb` through the framing (`wandb_log`) and the bulk decoder
-(`wandb_columns`); `wandb_legacy.read_side_files` fills the same `Segment` from the JSON/YAML side
+`read_log` reads `run-<id>.wandb` through the framing (`wandb.log`) and the bulk decoder
+(`wandb.columns`); `wandb.legacy.read_side_files` fills the same `Segment` from the JSON/YAML side
 files of wandb 0.9 runs or of directories without a log. Nothing is ever written.
 """
 
@@ -17,11 +17,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.errors import CorruptRecord, SourceError, UnsupportedFormat
-from runwise.parsers import wandb_records as rec
 from runwise.parsers._growth import grown, take
-from runwise.parsers.wandb_columns import Columns, decode_window
-from runwise.parsers.wandb_live import LogState, without_tail
-from runwise.parsers.wandb_log import Cursor, Damage, iter_windows
+from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb.columns import Columns, decode_window
+from runwise.parsers.wandb.live import LogState, without_tail
+from runwise.parsers.wandb.log import Cursor, Damage, iter_windows
 
 Progress = Callable[[float, float], None]
 
@@ -89,7 +89,7 @@ def flat_summary(items: dict[tuple[str, ...], Any]) -> dict[str, Any]:
     return out
 
 
-def _finish_columns(seg: Segment, cols: Columns) -> None:
+def finish_columns(seg: Segment, cols: Columns) -> None:
     """Concatenate the per-window chunks; drop media sub-keys; keep the internals aside."""
     media = cols.media
     for key, chunks in cols.steps.items():
@@ -117,7 +117,7 @@ def _build(d: Path, log: Path, state: LogState, damage: Damage, size: int) -> Se
     """The Segment of everything `state` holds (its column chunks are joined in place)."""
     seg = Segment(dir=d, id=log.stem[len("run-"):], damage=damage, size=size, mtime=newest_mtime(d, log))
     cols, others = state.cols, state.others
-    _finish_columns(seg, cols)
+    finish_columns(seg, cols)
     seg.info = {k: (list(v) if isinstance(v, list) else v) for k, v in others.info.items()}
     seg.start_time, seg.exit_code = others.start_time, others.exit_code
     if others.exit_runtime:

@@ -1,10 +1,10 @@
-"""tfevents files: TFRecord framing (runwise.parsers.tfrecord) + `Event` decoding into columns.
+"""tfevents files: TFRecord framing (runwise.parsers.tensorboard.tfrecord) + `Event` decoding into columns.
 
 Byte layout (each record; see tfrecord for the damage policy and crc32c for the checksum):
 
     length u64 LE | mask(crc32c(length)) u32 LE | data: Event protobuf | mask(crc32c(data)) u32 LE
 
-Event payloads (field numbers in tfevents_wire) are decoded per chunk of records, grouped by
+Event payloads (field numbers in tensorboard.wire) are decoded per chunk of records, grouped by
 length. In each group one record is decoded by the Python wire decoder, and every record that
 differs from it only in the wall-time, step and value bytes (tensorboardX `add_scalar`:
 `09 <wall f64> [10 <step varint>] 2a L1 0a L2 0a L3 <tag> 15 <f32>`; TF2 tensor scalars with
@@ -23,9 +23,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from runwise.parsers.crc32c import crc32c_many, crc32c_rows, mask_array
-from runwise.parsers.tfevents_wire import Event, decode_event, decode_hparams
-from runwise.parsers.tfrecord import (
+from runwise.parsers.tensorboard.crc32c import crc32c_many, crc32c_rows, mask_array
+from runwise.parsers.tensorboard.tfrecord import (
     CHUNK,
     HEADER,
     Frames,
@@ -33,6 +32,7 @@ from runwise.parsers.tfrecord import (
     iter_frames,
     iter_records,
 )
+from runwise.parsers.tensorboard.wire import Event, decode_event, decode_hparams
 
 __all__ = [
     "EventColumns",

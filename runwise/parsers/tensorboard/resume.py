@@ -25,7 +25,7 @@ from typing import BinaryIO
 from runwise.errors import SourceError
 from runwise.parsers import Progress
 from runwise.parsers._growth import FileMark, grown, take
-from runwise.parsers.tfevents import EventColumns, merge_columns, read_events
+from runwise.parsers.tensorboard.events import EventColumns, merge_columns, read_events
 
 
 @dataclass(frozen=True, slots=True)

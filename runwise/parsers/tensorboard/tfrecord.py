@@ -3,7 +3,7 @@
 Byte layout of a tfevents file: a sequence of TFRecords, each
 
     length  u64 LE
-    mask(crc32c(length bytes))  u32 LE       (mask: see runwise.parsers.crc32c)
+    mask(crc32c(length bytes))  u32 LE       (mask: see runwise.parsers.tensorboard.crc32c)
     data    `length` bytes: one serialized `Event` protobuf
     mask(crc32c(data))  u32 LE
 
@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.errors import UnsupportedFormat
-from runwise.parsers.crc32c import crc32c, crc32c_many, crc32c_rows, mask, mask_array
+from runwise.parsers.tensorboard.crc32c import crc32c, crc32c_many, crc32c_rows, mask, mask_array
 
 CHUNK = 16 << 20  # bytes read per step; a record longer than this is read whole
 HEADER, FOOTER = 12, 4

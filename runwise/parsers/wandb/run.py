@@ -26,11 +26,11 @@ from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress
-from runwise.parsers import wandb_records as rec
-from runwise.parsers.wandb_columns import Columns, decode_window
-from runwise.parsers.wandb_legacy import read_side_files, side_name, side_size
-from runwise.parsers.wandb_log import BLOCK, Damage, iter_windows
-from runwise.parsers.wandb_segment import Segment, log_file, newest_mtime, read_log, read_on
+from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb.columns import Columns, decode_window
+from runwise.parsers.wandb.legacy import read_side_files, side_name, side_size
+from runwise.parsers.wandb.log import BLOCK, Damage, iter_windows
+from runwise.parsers.wandb.segment import Segment, log_file, newest_mtime, read_log, read_on
 
 RUN_DIR = re.compile(r"^(?:run|offline-run|dryrun)-(\d{8}_\d{6})-(.+)$")
 CACHE_SIZE = 16

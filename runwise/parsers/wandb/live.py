@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runwise.parsers import wandb_records as rec
 from runwise.parsers._growth import FileMark
-from runwise.parsers.wandb_columns import Columns
-from runwise.parsers.wandb_log import Cursor, Damage
+from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb.columns import Columns
+from runwise.parsers.wandb.log import Cursor, Damage
 
 OUTPUT_KEEP, OUTPUT_DROP = 400, 200  # console pieces kept while reading (then the last lines are used)
 

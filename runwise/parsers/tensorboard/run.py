@@ -8,7 +8,7 @@ taken prefixes it with its own name. `*.profile-empty` files are not event files
 directory named like a timestamp (`1700000000.123`) is where tensorboardX's `add_hparams` writes:
 its files belong to the parent run (config and hparam metrics), not to a run of their own.
 
-Loading (runwise.parsers.tfevents does the bytes):
+Loading (runwise.parsers.tensorboard.events does the bytes):
 - Series: `simple_value` scalars and one-element numeric tensors whose plugin is `scalars` (TF2:
   float, double, half, ints), the plugin remembered per tag across files (TF1 writes it once).
 - Restart rule (the one TensorBoard's data server applies): per tag, in file order, a point at
@@ -26,7 +26,7 @@ Loading (runwise.parsers.tfevents does the bytes):
   mid-write); else `unknown` (finished and killed look the same).
 - Growing runs: a full load leaves per-file state in `Run.resume`; `refresh` reads only the bytes
   appended since (and event files a restarted writer added after the known ones) and assembles
-  the run by the same rules (see tensorboard_resume).
+  the run by the same rules (see tensorboard.resume).
 - Damage: records that fail their CRC are skipped and counted, lost framing is resynchronised
   (see tfevents); a file that is not a TFRecord becomes a warning when other files of the run are
   readable, and a SourceError naming it when none is.
@@ -46,8 +46,8 @@ from numpy.typing import NDArray
 from runwise.errors import RunwiseError, SourceError
 from runwise.model import CRASHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers.tensorboard_resume import FileState, TBResume, grow_files, snapshot
-from runwise.parsers.tfevents import EventColumns, TagColumns, read_events
+from runwise.parsers.tensorboard.events import EventColumns, TagColumns, read_events
+from runwise.parsers.tensorboard.resume import FileState, TBResume, grow_files, snapshot
 
 NOTE_CHARS = 1000  # per text tag in Run.notes
 _HPARAMS_DIR = re.compile(r"^\d{9,}\.\d+$")
@@ -131,7 +131,7 @@ def _file_entry(path: Path, cfg: Any) -> RunEntry:
 
 def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
     """`previous` re-read from the bytes its files appended since (and event files added after
-    them): the Run a full load gives now, or None when it cannot (see tensorboard_resume)."""
+    them): the Run a full load gives now, or None when it cannot (see tensorboard.resume)."""
     state = previous.resume
     if not isinstance(state, TBResume):
         return None
