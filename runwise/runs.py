@@ -29,6 +29,7 @@ from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, RunNotFound
 from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
+from runwise.parsers.filetypes import looks_like_path
 
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
 _CACHE_SIZE = 16
@@ -53,10 +54,6 @@ def discover(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
     entries, warnings = parsers.discover_all(cfg)
     entries.sort(key=lambda e: e.mtime, reverse=True)
     return entries, warnings
-
-
-def _looks_like_path(ref: str) -> bool:
-    return ref.startswith((".", "/", "~")) or ref.endswith((".jsonl", ".wandb", ".ndjson")) or "tfevents" in ref
 
 
 def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None) -> RunEntry:
@@ -86,11 +83,11 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
                 return found[0]
             raise AmbiguousRun(ref, [e.key for e in found])
     missing_path = False
-    if _looks_like_path(ref) or "/" in ref:
+    if looks_like_path(ref) or "/" in ref:
         path = cfg.check_inside(Path(ref))
         if path.exists():
             return _file_entry(path, cfg)
-        missing_path = _looks_like_path(ref)
+        missing_path = looks_like_path(ref)
     names = list(dict.fromkeys([e.id for e in entries] + [e.name for e in entries if e.name]))
     close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
     raise RunNotFound(ref, close, total=len(entries), missing_path=missing_path)

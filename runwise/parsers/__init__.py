@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from runwise.errors import UnsupportedFormat
+from runwise.parsers import filetypes
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -81,15 +82,17 @@ def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progre
 
 
 def sniff_source(path: Path) -> str:
-    """Which source reads the file at `path`, from its name."""
+    """Which source reads the file or run directory at `path`, from its name (rules: parsers.filetypes)."""
     name = path.name
-    if name.endswith(".wandb"):
+    if filetypes.is_wandb_log(name):
         return "wandb"
-    if "tfevents" in name or (path.is_dir() and any("tfevents" in p.name for p in path.iterdir())):
+    if filetypes.is_tfevents(name) or (path.is_dir() and any(filetypes.is_tfevents(p.name) for p in path.iterdir())):
         return "tensorboard"
-    if name.endswith((".jsonl", ".ndjson")):
+    if filetypes.is_jsonl(name):
         return "jsonl"
-    if path.is_dir() and (any(path.glob("*.wandb")) or (path / "wandb-history.jsonl").exists()):
+    if path.is_dir() and (
+        any(filetypes.is_wandb_log(p.name) for p in path.iterdir()) or (path / filetypes.WANDB_HISTORY).exists()
+    ):
         return "wandb"
     raise UnsupportedFormat(
         f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file or a .jsonl log",

@@ -46,16 +46,12 @@ from numpy.typing import NDArray
 from runwise.errors import RunwiseError, SourceError
 from runwise.model import CRASHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
+from runwise.parsers.filetypes import is_tfevents
 from runwise.parsers.tensorboard.events import EventColumns, TagColumns, read_events
 from runwise.parsers.tensorboard.resume import FileState, TBResume, grow_files, snapshot
 
 NOTE_CHARS = 1000  # per text tag in Run.notes
 _HPARAMS_DIR = re.compile(r"^\d{9,}\.\d+$")
-
-
-def is_event_file(name: str) -> bool:
-    """True for a tfevents file name (TensorBoard's rule: the name contains `tfevents`)."""
-    return "tfevents" in name and not name.endswith(".profile-empty")
 
 
 def discover(cfg: Any) -> list[RunEntry]:
@@ -69,10 +65,10 @@ def discover(cfg: Any) -> list[RunEntry]:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             here = Path(dirpath)
-            files = sorted(here / f for f in filenames if is_event_file(f))
+            files = sorted(here / f for f in filenames if is_tfevents(f))
             if not files or here in seen:
                 continue
-            if _HPARAMS_DIR.match(here.name) and any(is_event_file(f.name) for f in _files(here.parent)):
+            if _HPARAMS_DIR.match(here.name) and any(is_tfevents(f.name) for f in _files(here.parent)):
                 continue  # belongs to the parent run
             seen.add(here)
             extra = [f for d in dirnames if _HPARAMS_DIR.match(d) for f in sorted(_files(here / d))]
@@ -81,7 +77,7 @@ def discover(cfg: Any) -> list[RunEntry]:
             if run_id in ids:
                 run_id = f"{root.name}/{run_id}"
             ids.add(run_id)
-            paths = tuple(files + [f for f in extra if is_event_file(f.name)])
+            paths = tuple(files + [f for f in extra if is_tfevents(f.name)])
             stats = [p.stat() for p in paths]
             entries.append(
                 RunEntry(
@@ -112,13 +108,13 @@ def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
 def _file_entry(path: Path, cfg: Any) -> RunEntry:
     """The run a tfevents file or a run directory given by path stands for."""
     if path.is_dir():
-        files = sorted(p for p in _files(path) if is_event_file(p.name))
+        files = sorted(p for p in _files(path) if is_tfevents(p.name))
         files += [
             f
             for d in sorted(path.iterdir())
             if d.is_dir() and _HPARAMS_DIR.match(d.name)
             for f in sorted(_files(d))
-            if is_event_file(f.name)
+            if is_tfevents(f.name)
         ]
         if not files:
             raise SourceError(f"no tfevents files in {cfg.relative(path)!r}", path=str(path))

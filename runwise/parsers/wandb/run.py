@@ -14,7 +14,6 @@ Reading never writes anywhere; parsed segments are cached in memory per process,
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -26,20 +25,20 @@ from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress
+from runwise.parsers.filetypes import WANDB_RUN_DIR
 from runwise.parsers.wandb import records as rec
 from runwise.parsers.wandb.columns import Columns, decode_window
 from runwise.parsers.wandb.legacy import read_side_files, side_name, side_size
 from runwise.parsers.wandb.log import BLOCK, Damage, iter_windows
 from runwise.parsers.wandb.segment import Segment, log_file, newest_mtime, read_log, read_on
 
-RUN_DIR = re.compile(r"^(?:run|offline-run|dryrun)-(\d{8}_\d{6})-(.+)$")
 CACHE_SIZE = 16
 _CACHE: OrderedDict[tuple[str, int, float], Segment] = OrderedDict()
 
 
 def _run_dirs(base: Path) -> list[Path]:
     try:
-        return [p for p in base.iterdir() if RUN_DIR.match(p.name) and p.is_dir() and not p.is_symlink()]
+        return [p for p in base.iterdir() if WANDB_RUN_DIR.match(p.name) and p.is_dir() and not p.is_symlink()]
     except OSError:
         return []
 
@@ -48,7 +47,7 @@ def _dir_id(d: Path) -> str:
     log = log_file(d)
     if log is not None:
         return log.stem[len("run-"):]
-    m = RUN_DIR.match(d.name)
+    m = WANDB_RUN_DIR.match(d.name)
     return m.group(2) if m else d.name
 
 
@@ -71,7 +70,7 @@ def _head_name(log: Path) -> str:
 
 
 def _sort_key(d: Path) -> tuple[str, str]:
-    m = RUN_DIR.match(d.name)
+    m = WANDB_RUN_DIR.match(d.name)
     return (m.group(1) if m else "", d.name)
 
 
