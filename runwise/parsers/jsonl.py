@@ -20,7 +20,6 @@ Parsing lines into columns is `jsonl_rows`; spreading a big file over several pr
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,27 +77,15 @@ def _step_key(cfg: Any) -> str | None:
 def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | None = None) -> Run:
     """Read one JSONL log into a Run (history, config, meta, warnings).
 
-    A file of PARALLEL_BYTES or more is split at line boundaries and its later parts are parsed
-    in worker processes while this one parses the first; if workers cannot be had, this process
-    reads every part itself.
+    A file of `jsonl_workers.PARALLEL_BYTES` or more is split at line boundaries and its later
+    parts are parsed in worker processes while this one parses the first (`jsonl_workers`
+    decides, and reads here whatever a worker does not deliver).
     """
     try:
         st = path.stat()
-        with path.open("rb") as fp:
-            bounds = jsonl_workers.split(fp, st.st_size)
+        parts = jsonl_workers.read_parts(str(path), st.st_size, progress=progress)
     except OSError as exc:
         raise SourceError(f"cannot read {path.name}: {exc.strerror or exc}", path=str(path)) from exc
-    futures = jsonl_workers.submit(str(path), bounds[1:])
-    first = read_part(str(path), *bounds[0], progress=progress, total_size=st.st_size)
-    parts = [first]
-    for (lo, hi), worker in zip(bounds[1:], futures, strict=True):
-        part = None
-        if worker is not None:
-            try:
-                part = worker.result()
-            except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:  # read the part here
-                log.debug("worker failed on %s: %s", path.name, exc)
-        parts.append(part if part is not None else read_part(str(path), lo, hi))
     if progress is not None:
         progress(float(st.st_size), float(st.st_size))
     return _finish(path, st, merge(parts), step_key)

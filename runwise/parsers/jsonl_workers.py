@@ -1,8 +1,23 @@
 """Parsing a big JSONL file in several processes: split at line boundaries, one child per extra part.
 
-A child is a fresh interpreter (`python -c WORKER PATH START END`), not fork() (unsafe in the MCP
-server's threads) nor multiprocessing's spawn (which re-runs the caller's main script). It writes
-its pickled Part to a pipe; a child that cannot start or fails leaves its part to this process.
+`read_parts` owns the whole parallel read: the split, starting the children, collecting their
+parts, reading here every part a child did not deliver, and cleaning up. A child is a fresh
+interpreter (`python -c WORKER PARENT PATH START END`), not fork() (unsafe in the MCP server's
+threads) nor multiprocessing's spawn (which re-runs the caller's main script). It writes its
+pickled Part to a pipe.
+
+No children at all when no interpreter can be started: `sys.executable` empty or None (an
+embedded interpreter), a frozen application (its executable is the application itself, not
+Python), or an OS that refuses the process. A child that fails, returns garbage, imports another
+copy of runwise, or is still running WAIT_SECONDS (plus a per-byte allowance) after this process
+asked for its part, is killed and its part is read here. Whatever happens, including an
+exception while this process reads its own part, every child is killed if still running and
+reaped, and its pipes are closed.
+
+The child's environment is this process's environment, unchanged: the package's parent directory
+(site-packages when installed) is appended to the child's `sys.path` only if it is not there
+already, so it never goes ahead of the standard library. On Windows a child opens no console
+window.
 """
 
 from __future__ import annotations
@@ -13,8 +28,9 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
+from runwise.parsers import Progress
 from runwise.parsers.jsonl_rows import Part, read_part
 
 log = logging.getLogger("runwise.jsonl")
@@ -22,9 +38,46 @@ log = logging.getLogger("runwise.jsonl")
 PARALLEL_BYTES = 32 * 1024 * 1024  # files this big are parsed by several processes at once
 MAX_WORKERS = 3
 FIRST_SHARE = 0.6  # of a file split in two, the part this process reads itself
+WAIT_SECONDS = 60.0  # a child's grace, from when its part is asked for ...
+WAIT_BYTES_PER_SECOND = 2 * 1024 * 1024  # ... plus a second per this many bytes of its part
+WRONG_RUNWISE = 17  # the child's exit code when it imported another copy of runwise
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+# argv[1] is the directory holding this copy of runwise: appended, so the standard library and the
+# child's own site-packages keep their places ahead of it
+WORKER = (
+    "import sys; p = sys.argv[1]; p in sys.path or sys.path.append(p); "
+    "from runwise.parsers.jsonl_workers import worker_main; sys.exit(worker_main(sys.argv[1:]))"
+)
 
 
-def split(fp: Any, size: int) -> list[tuple[int, int]]:
+def read_parts(path: str, size: int, *, progress: Progress | None = None) -> list[Part]:
+    """Parse `path` (`size` bytes) into consecutive Parts; the later ones in child processes if possible.
+
+    Raises OSError if the file cannot be read here.
+    """
+    with open(path, "rb") as fp:
+        bounds = split(fp, size)
+    workers = _start(path, bounds[1:])
+    try:
+        parts = [read_part(path, *bounds[0], progress=progress, total_size=size)]
+        for (lo, hi), worker in zip(bounds[1:], workers, strict=True):
+            part = None
+            if worker is not None:
+                try:
+                    part = worker.result(timeout=WAIT_SECONDS + (hi - lo) / WAIT_BYTES_PER_SECOND)
+                except (OSError, RuntimeError, subprocess.TimeoutExpired, pickle.UnpicklingError, EOFError) as exc:
+                    log.debug("worker failed on %s, reading its part here: %s", path, exc)
+            parts.append(part if part is not None else read_part(path, lo, hi))
+    finally:
+        for worker in workers:
+            if worker is not None:
+                worker.close()
+    return parts
+
+
+def split(fp: BinaryIO, size: int) -> list[tuple[int, int]]:
     """Byte ranges (start, end) that begin at line starts; one range unless the file is big."""
     n = min(os.cpu_count() or 1, MAX_WORKERS + 1, size // PARALLEL_BYTES + 1)
     # this process starts at once; a worker first pays its interpreter start-up (~0.15 s) and
@@ -43,23 +96,32 @@ def split(fp: Any, size: int) -> list[tuple[int, int]]:
     return list(zip(cuts, [*cuts[1:], size], strict=True))
 
 
-WORKER = "import sys; from runwise.parsers.jsonl_workers import worker_main; sys.exit(worker_main(sys.argv[1:]))"
+def can_spawn() -> bool:
+    """Whether `sys.executable` is a Python interpreter this process may start."""
+    return bool(sys.executable) and not getattr(sys, "frozen", False)
+
+
+def creation_flags() -> int:
+    """Popen's creationflags: on Windows, a child of a windowless process (pythonw, a GUI client)
+    must not open a console window; elsewhere the flag does not exist."""
+    if sys.platform == "win32":
+        return subprocess.CREATE_NO_WINDOW
+    return 0
 
 
 class Worker:
     """A child interpreter parsing one byte range of the file; its pickled Part comes back on a pipe."""
 
     def __init__(self, path: str, start: int, end: int) -> None:
-        package_parent = str(Path(__file__).resolve().parents[2])
-        path_list = [package_parent, os.environ.get("PYTHONPATH")]  # importable also from a source tree
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in path_list if p))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, path, str(start), str(end)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            [sys.executable, "-c", WORKER, PACKAGE_PARENT, path, str(start), str(end)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            creationflags=creation_flags(),
         )
 
-    def result(self) -> Part:
-        out, err = self.proc.communicate()
+    def result(self, timeout: float) -> Part:
+        """The child's Part; raises TimeoutExpired, RuntimeError or a pickle error if there is none."""
+        out, err = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
             raise RuntimeError(f"worker exited with {self.proc.returncode}: {err.decode(errors='replace')[-300:]}")
         part = pickle.loads(out)  # our own child's output
@@ -67,9 +129,23 @@ class Worker:
             raise RuntimeError("worker returned something else")
         return part
 
+    def close(self) -> None:
+        """Kill the child if it still runs, close its pipes, reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self.proc.wait()
 
-def submit(path: str, bounds: list[tuple[int, int]]) -> list[Worker | None]:
-    """Start parsing `bounds` in worker processes; None where no worker could be started."""
+
+def _start(path: str, bounds: list[tuple[int, int]]) -> list[Worker | None]:
+    """Start parsing `bounds` in child processes; None where no child could be started."""
+    if not bounds:
+        return []
+    if not can_spawn():
+        log.debug("no worker processes: no Python interpreter to start (executable %r)", sys.executable)
+        return [None] * len(bounds)
     workers: list[Worker | None] = []
     for lo, hi in bounds:
         try:
@@ -81,8 +157,16 @@ def submit(path: str, bounds: list[tuple[int, int]]) -> list[Worker | None]:
 
 
 def worker_main(argv: list[str]) -> int:
-    """The child's side: parse PATH from byte START to END and pickle the Part."""
-    path, start, end = argv
+    """The child's side: parse PATH from byte START to END and pickle the Part.
+
+    `argv` is PARENT PATH START END; PARENT is the directory the parent's runwise lives in. A child
+    that imported runwise from elsewhere (another version ahead on its path) exits WRONG_RUNWISE.
+    """
+    parent, path, start, end = argv
+    here = Path(__file__).resolve().parents[2]
+    if here != Path(parent).resolve():
+        sys.stderr.write(f"runwise imported from {here}, expected {parent}\n")
+        return WRONG_RUNWISE
     part = read_part(path, int(start), int(end))
     sys.stdout.buffer.write(pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
     return 0
