@@ -3,8 +3,11 @@
 One `.npz` file per run and file identity (paths, sizes, mtimes) under the cache directory
 (default `~/.cache/runwise`, `RUNWISE_CACHE_DIR`); never inside run directories. A changed
 file has a new identity, so a growing run is re-read; entries unused for a week are removed.
-A corrupt or unreadable cache file is ignored (and replaced). `RUNWISE_NO_CACHE=1` or
-`"cache": false` in runwise.json turns it off.
+A corrupt or unreadable cache file is ignored (and replaced). The file name also holds a digest
+of the Run and Series fields (SCHEMA), so a cache written by a runwise whose run model had other
+fields is a miss, and a cache file whose metadata does not build a Run is ignored too: either way
+the run is parsed again and the entry rebuilt. `RUNWISE_NO_CACHE=1` or `"cache": false` in
+runwise.json turns it off.
 
 Layout of a cache file: `meta` (the Run's metadata as JSON bytes), then `s:<i>` / `v:<i>`
 (steps int64 / values float64 of the i-th metric, names in meta["metrics"]).
@@ -16,6 +19,7 @@ import hashlib
 import logging
 import os
 import time
+import zipfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -33,26 +37,38 @@ MAX_AGE = 7 * 24 * 3600
 _SKIP = {"history", "resume"}
 
 
+def schema_digest(models: tuple[type, ...] = (Run, Series)) -> str:
+    """A digest of the fields (names and types) of the dataclasses a cache file stores."""
+    shape = [(cls.__name__, [(f.name, str(f.type)) for f in fields(cls) if f.name not in _SKIP]) for cls in models]
+    return hashlib.sha1(repr(shape).encode()).hexdigest()[:12]
+
+
+SCHEMA = schema_digest()
+
+
 def _file(cache_dir: Path, identity: tuple[object, ...]) -> Path:
-    digest = hashlib.sha1(repr((FORMAT, identity)).encode()).hexdigest()[:24]
+    digest = hashlib.sha1(repr((FORMAT, SCHEMA, identity)).encode()).hexdigest()[:24]
     return cache_dir / f"{digest}.npz"
 
 
 def read(cache_dir: Path, identity: tuple[object, ...]) -> Run | None:
+    """The cached Run of `identity`; None if there is none or it cannot be read or built (a miss)."""
     path = _file(cache_dir, identity)
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with path.open("rb") as fp, np.load(fp, allow_pickle=False) as z:  # np.load(path) leaks it on BadZipFile
             meta = orjson.loads(z["meta"].tobytes())
-            history = {
-                name: Series(name, z[f"s:{i}"], z[f"v:{i}"]) for i, name in enumerate(meta.pop("metrics"))
-            }
+            if not isinstance(meta, dict):
+                raise ValueError("metadata is not an object")
+            names = meta.pop("metrics")
+            history = {name: Series(name, z[f"s:{i}"], z[f"v:{i}"]) for i, name in enumerate(names)}
+        run = Run(**meta, history=history)  # TypeError: fields renamed, added or removed since
         os.utime(path)
-    except (OSError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
         log.debug("ignoring unreadable cache file %s: %s", path, exc)
         return None
-    return Run(**meta, history=history)
+    return run
 
 
 def write(cache_dir: Path, identity: tuple[object, ...], run: Run) -> None:

@@ -85,19 +85,38 @@ def test_memory_cache_rereads_a_changed_file(cfg: RunwiseConfig) -> None:
 
 
 def test_disk_cache_round_trip_and_corruption(cfg: RunwiseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second read (memory cache cleared, as in a new process) comes from the disk cache, not the log."""
+    from runwise import parsers
+
     monkeypatch.setattr(cache, "MIN_SECONDS", 0.0)
     run, _ = runs.get_run("beta", cfg)
     files = list(cfg.cache_dir.glob("*.npz"))
     assert len(files) == 1
+    parse = parsers.load
+    parsed: list[object] = []
+
+    def no_parsing(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the log was parsed again: the disk cache was not used")
+
+    def counted(*args: object, **kwargs: object) -> object:
+        parsed.append(args[0])
+        return parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parsers, "load", no_parsing)
     runs.clear_cache()
     cached, _ = runs.get_run("beta", cfg)
     assert cached is not run and cached.name == "the beta run"
     np.testing.assert_array_equal(cached.history["loss"].values, run.history["loss"].values)
     np.testing.assert_array_equal(cached.history["loss"].steps, run.history["loss"].steps)
     files[0].write_bytes(b"not an npz")  # a damaged cache file is ignored and rebuilt
+    monkeypatch.setattr(parsers, "load", counted)
     runs.clear_cache()
     rebuilt, _ = runs.get_run("beta", cfg)
+    assert len(parsed) == 1
     assert rebuilt.history["loss"].values.tolist() == run.history["loss"].values.tolist()
+    monkeypatch.setattr(parsers, "load", no_parsing)
+    runs.clear_cache()
+    assert runs.get_run("beta", cfg)[0].name == "the beta run"  # the rebuilt file is read
     # nothing was written next to the runs
     assert sorted(p.name for p in cfg.logs_dir.iterdir()) == ["alpha-1.jsonl", "alpha-2.jsonl", "beta.jsonl"]
 
