@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from runwise.analysis.downsample import downsample
 from runwise.config import AnomalyThresholds
 
 Series = tuple[np.ndarray, np.ndarray]
+EXAMPLE_LOGS = Path(__file__).resolve().parent.parent / "examples" / "logs"
 
 
 def _steps(n: int, every: int = 1) -> np.ndarray:
@@ -156,13 +159,33 @@ def test_inf_is_reported() -> None:
     assert "+inf" in infs[0].message
 
 
-def test_divergence_when_loss_climbs_back_up() -> None:
+def test_inf_is_not_taken_for_nan() -> None:
+    history = _clean_history()
+    loss = history["train/loss"][1].copy()
+    loss[[1200, 1300]] = [-np.inf, np.nan]
+    history["train/loss"] = (history["train/loss"][0], loss)
+    found = [(a.kind, a.step, a.end_step) for a in detect_anomalies(history).anomalies if a.kind in ("nan", "inf")]
+    assert found == [("inf", 1200, None), ("nan", 1300, None)]
+
+
+def test_divergence_is_dated_at_the_onset_of_the_climb() -> None:
     s = _steps(5000)
     loss = _decay(s, scale=800.0)
-    loss[3000:] = loss[3000] + np.linspace(0.0, 3.0, 2000)
+    loss[3000:] = loss[3000] + np.linspace(0.0, 3.0, 2000)  # climbs 0.0015 a step from step 3,000
     found = _of_kind(detect_anomalies({"loss": (s, loss)}), "divergence")
-    assert len(found) == 1
-    assert 3000 < found[0].step < 5000 and found[0].severity == "critical"
+    assert [(a.end_step, a.severity) for a in found] == [(4999, "critical")]
+    # the onset, not the threshold crossing (step 3,300): the climb needs a few steps to rise
+    # clear of the noise (sd 0.005 = 3.3 steps of climb), so allow 10 steps after 3,000
+    assert 3000 <= found[0].step <= 3010
+    assert "above 0.7512 from step 3,300" in found[0].message
+
+
+def test_sudden_divergence_is_dated_at_the_jump() -> None:
+    s = _steps(5000)
+    loss = _decay(s, scale=800.0, noise=0.0)  # still falling at step 3,000, so no point ties the bottom
+    loss[3000:] = 4.0
+    found = _of_kind(detect_anomalies({"loss": (s, loss)}), "divergence")
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(3000, 4999, "warning")]
 
 
 def test_divergence_when_loss_ends_nan() -> None:
@@ -194,7 +217,10 @@ def test_overfitting_from_ratio_growth_alone() -> None:
     val_s = _steps(30, 100)
     val = 2.0 * np.exp(-val_s / 300.0) + 0.6  # keeps improving a little, never rises
     found = _of_kind(detect_anomalies({"loss": (s, train), "val_loss": (val_s, val)}), "overfitting")
-    assert len(found) == 1 and "ratio" in found[0].message
+    # val / (mean train over the 100 steps before) is 1.51 over steps 100-500 (the baseline range);
+    # it first exceeds 1.5x that at step 600 (1.74x; 1.41x at step 500) and stays above
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(600, 2900, "warning")]
+    assert "ratio" in found[0].message
 
 
 def test_plateau() -> None:
@@ -232,6 +258,27 @@ def test_exploding_gradient_sustained_and_single_jump() -> None:
     assert got == [(5000, 5019, "critical"), (7000, None, "warning")]
 
 
+@pytest.mark.parametrize(("factor", "found"), [(9.0, False), (12.0, True)])
+def test_a_single_jump_counts_from_the_multiplier(factor: float, found: bool) -> None:
+    history = _clean_history()
+    grad = history["train/grad_norm"][1].copy()
+    grad[3000] = factor  # the running median is 1.0 (+-0.05 noise); the multiplier is 10
+    history["train/grad_norm"] = (history["train/grad_norm"][0], grad)
+    got = [(a.step, a.severity) for a in _of_kind(detect_anomalies(history), "exploding_gradient")]
+    assert got == ([(3000, "warning")] if found else [])
+
+
+def test_a_high_start_that_falls_is_not_a_jump() -> None:
+    s = _steps(2000)
+    grad = 1.0 + 60.0 * np.exp(-s / 3.0)  # 61 at step 0, 1.2 by step 12: judged by its own first block
+    history = {"grad_norm": (s, grad)}
+    assert _of_kind(detect_anomalies(history), "exploding_gradient") == []
+    grad = grad.copy()
+    grad[1500] = 15.0
+    found = _of_kind(detect_anomalies({"grad_norm": (s, grad)}), "exploding_gradient")
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(1500, None, "warning")]
+
+
 def test_throughput_drop_at_a_known_step() -> None:
     s = _steps(1000, 10)
     rng = np.random.default_rng(3)
@@ -241,6 +288,37 @@ def test_throughput_drop_at_a_known_step() -> None:
     found = _of_kind(detect_anomalies({"tokens_per_sec": (s, speed)}), "throughput_drop")
     assert [(a.step, a.end_step) for a in found] == [(6000, 9990)]
     assert "50%" in found[0].message
+
+
+# ---- the example project: what make_examples.py planted ----------------------------------------
+
+
+def _example(name: str) -> dict[str, Series]:
+    """Per-metric (steps, values) columns of an example log, read with the json module."""
+    cols: dict[str, tuple[list[int], list[float]]] = {}
+    for line in (EXAMPLE_LOGS / f"{name}.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        for key, value in row.items():
+            if key != "step" and not key.startswith("_") and isinstance(value, float | int) and "step" in row:
+                cols.setdefault(key, ([], []))[0].append(row["step"])
+                cols[key][1].append(float(value))
+    return {k: (np.array(s, dtype=np.int64), np.array(v)) for k, (s, v) in cols.items()}
+
+
+def test_example_baseline_reports_its_planted_spike_and_grad_norm_jump() -> None:
+    history = _example("baseline")
+    assert set(history) == {"train/loss", "lr", "grad_norm", "perf/samples_per_sec", "val/loss", "val/acc"}
+    report = detect_anomalies(history)
+    # make_examples.py multiplies the loss by 3.5 and grad_norm by 12 at step 2,350, nothing else
+    got = [(a.kind, a.metric, a.step, a.severity) for a in report.anomalies]
+    assert got == [("exploding_gradient", "grad_norm", 2350, "warning"), ("spike", "train/loss", 2350, "warning")]
+    assert report.anomalies[0].value == 9.123
+    assert report.checks_run == CHECKS
+
+
+def test_example_lr_warmup_has_no_findings() -> None:
+    report = detect_anomalies(_example("lr_warmup"))
+    assert report.anomalies == () and report.checks_run == CHECKS
 
 
 # ---- detect_anomalies: bookkeeping --------------------------------------------------------------
@@ -299,21 +377,36 @@ def test_spikes_are_capped_per_metric() -> None:
     assert sum("not listed" in a.message for a in spikes) == 1
 
 
+_ROLES = ("loss", "val_loss", "grad_norm", "throughput")
+_WHOLE_RUN = [(m, 0, 999, "warning" if m == "throughput" else "critical") for m in sorted(_ROLES)]
+
+
 @pytest.mark.parametrize(
-    "values",
-    [np.array([], dtype=np.float64), np.array([1.0]), np.full(1000, np.nan), np.full(1000, 2.0),
-     np.full(1000, np.inf)],
-    ids=["empty", "single", "all-nan", "constant", "all-inf"],
+    ("values", "findings"),
+    [
+        (np.array([], dtype=np.float64), []),
+        (np.array([1.0]), []),
+        (np.full(1000, np.nan), [("nan", *f) for f in _WHOLE_RUN]),
+        (np.full(1000, np.inf), [("inf", *f) for f in _WHOLE_RUN]),
+    ],
+    ids=["empty", "single", "all-nan", "all-inf"],
 )
-def test_degenerate_series_do_not_crash(values: np.ndarray) -> None:
+def test_degenerate_series_run_only_nan_inf(values: np.ndarray, findings: list[tuple[object, ...]]) -> None:
     s = _steps(values.size)
-    history = {role: (s, values) for role in ("loss", "val_loss", "grad_norm", "throughput")}
-    report = detect_anomalies(history)
-    assert set(report.checks_run) | set(report.checks_skipped) == set(CHECKS)
-    if values.size and np.isnan(values).all():
-        assert {a.kind for a in report.anomalies} == {"nan"}
-    if values.size == 1000 and np.isfinite(values).all():  # constant: a plateau and nothing else
-        assert {a.kind for a in report.anomalies} == {"plateau"}
+    report = detect_anomalies({role: (s, values) for role in _ROLES})
+    assert report.checks_run == ("nan_inf",)  # nothing else has the points it needs, and says so
+    assert set(report.checks_skipped) == set(CHECKS) - {"nan_inf"}
+    too_few = "has fewer than 3 finite points"
+    assert report.checks_skipped["spikes"] == f"loss {too_few}; val_loss {too_few}"
+    got = sorted((a.kind, a.metric, a.step, a.end_step, a.severity) for a in report.anomalies)
+    assert got == findings
+
+
+def test_constant_series_is_a_plateau_and_nothing_else() -> None:
+    s = _steps(1000)
+    report = detect_anomalies({role: (s, np.full(1000, 2.0)) for role in _ROLES})
+    assert report.checks_run == CHECKS
+    assert [(a.kind, a.metric, a.step, a.end_step) for a in report.anomalies] == [("plateau", "loss", 499, 999)]
 
 
 def test_bad_arguments_raise() -> None:
@@ -340,4 +433,9 @@ def test_huge_magnitudes_raise_no_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         report = detect_anomalies(history)
-    assert report.checks_run
+    assert report.checks_run == CHECKS  # no check gave up on the magnitudes
+    # a line from +1e300 to -1e300: as throughput it falls below 60% of its first block's median
+    # (9.0e299) at step 230; as a grad norm it is below 1e-7 from step 500, where it turns
+    # negative; as a loss it only improves
+    got = [(a.kind, a.step, a.end_step) for a in report.anomalies]
+    assert got == [("throughput_drop", 230, 999), ("vanishing_gradient", 500, 999)]

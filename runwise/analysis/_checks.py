@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
-from runwise.analysis._arrays import FloatArray, IntArray, block_median_mad, fmt_num, fmt_step, true_runs
+from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, fmt_step, true_runs
 
 Result = list[Anomaly] | str
 
@@ -18,7 +18,7 @@ DIVERGENCE_BLOCKS = 50  # the loss level is tracked as the median of at most thi
 VAL_RISE = 0.05  # validation loss this far (relative) above its minimum counts as rising
 SMOOTH_BLOCKS = 25  # validation points are judged as at most this many block medians
 EDGE_POINTS = 3  # ratios/levels at the start and end of a series are medians of this many points
-HUGE_JUMP = 10.0  # a single grad-norm point above HUGE_JUMP x multiplier x its baseline
+JUMP_NEIGHBOURS = 3  # a grad-norm jump must also stand out from the median of this many points before it
 PLATEAU_MIN_POINTS = 4
 
 
@@ -31,7 +31,10 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
 
     The level is the median of each of up to 50 equal blocks of finite points (earliest points
     trimmed to make the blocks equal); "above 2x" generalises to min + |min| for negative losses.
-    Critical when the last block is still above the one before it, else a warning.
+    The finding is dated at the onset of the climb: the point after the last one at or below the
+    lowest level before the level crossed the limit (noise delays it by the few points the climb
+    needs to rise clear of it). Critical when the last block is still above the one before it,
+    else a warning.
     """
     finite = np.isfinite(v)
     fidx = np.flatnonzero(finite)
@@ -53,11 +56,15 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     limit = low + max(abs(low), 1e-12)
     if k_min == nb - 1 or final <= limit:
         return []
-    k_cross = k_min + int(np.argmax(med[k_min:] > limit))
-    step = int(fs[offset + k_cross * block])
+    k_cross = k_min + int(np.argmax(med[k_min:] > limit))  # > k_min: med[k_min] == low < limit
+    bottom, cross = offset + k_min * block, offset + k_cross * block
+    # half the lowest block is at or below its median, so the slice holds at least one such point
+    onset = bottom + int(np.flatnonzero(fv[bottom:cross] <= low)[-1]) + 1
+    step, cross_step = int(fs[onset]), int(fs[cross])
     rising = final > float(med[-2])
-    msg = (f"{key} diverged: level {fmt_num(final)} at the end vs {fmt_num(low)} at its lowest, "
-           f"above {fmt_num(limit)} from step {fmt_step(step)}" + (", still rising" if rising else ""))
+    msg = (f"{key} diverged: climbing from step {fmt_step(step)} (lowest level {fmt_num(low)}), "
+           f"above {fmt_num(limit)} from step {fmt_step(cross_step)}, level {fmt_num(final)} at the end"
+           + (", still rising" if rising else ""))
     return [Anomaly("divergence", key, step, int(fs[-1]), "critical" if rising else "warning", final, msg)]
 
 
@@ -166,7 +173,10 @@ def check_plateau(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Resul
 
 def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
     """Grad norm below gradient_vanish_threshold for gradient_sustained_steps consecutive points."""
-    low = np.isfinite(v) & (v < th.gradient_vanish_threshold)
+    finite = np.isfinite(v)
+    if np.count_nonzero(finite) < th.gradient_sustained_steps:
+        return f"{key} has fewer than {th.gradient_sustained_steps} finite points"
+    low = finite & (v < th.gradient_vanish_threshold)
     starts, ends = true_runs(low)
     long = (ends - starts + 1) >= th.gradient_sustained_steps
     if not long.any():
@@ -186,14 +196,16 @@ def _trailing_median(v: FloatArray, block: int) -> FloatArray:
 
 
 def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Grad norm above multiplier x its running median for sustained points, or one huge jump.
+    """Grad norm above multiplier x its running median for sustained points, or a short jump.
 
     Running median: the median of the previous block of spike_window points. Sustained:
-    gradient_sustained_steps consecutive points (critical). A huge jump: one point above
-    10 x multiplier x the running median (warning).
+    gradient_sustained_steps consecutive points (critical). A jump: a point above multiplier x
+    the running median outside a sustained stretch that is also above multiplier x the median of
+    the 3 finite points before it, so the first points of a run whose grad norm starts high and
+    falls fast are not jumps (warning; the largest one, the message counts the others).
     """
-    if not np.isfinite(v).any():
-        return f"{key} has no finite values"
+    if np.count_nonzero(np.isfinite(v)) < 2:  # a jump needs a point before it
+        return f"{key} has fewer than 2 finite points"
     base = _trailing_median(v, th.spike_window)
     with np.errstate(invalid="ignore"):
         high = ~np.isnan(v) & (base > 0) & (v > th.gradient_explode_multiplier * base)
@@ -211,15 +223,30 @@ def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Res
     np.add.at(marks, starts[long], 1)
     np.add.at(marks, ends[long] + 1, -1)
     in_long = np.cumsum(marks[:-1]) > 0
-    with np.errstate(invalid="ignore", over="ignore"):
-        jump = high & ~in_long & (v > HUGE_JUMP * th.gradient_explode_multiplier * base)
-    if jump.any():
+    jumps = np.flatnonzero(high & ~in_long)
+    if jumps.size:
+        before = _finite_before(v, jumps, JUMP_NEIGHBOURS)
         with np.errstate(invalid="ignore", over="ignore"):
-            ratio = np.where(jump, v / base, -np.inf)
-        i = int(np.argmax(ratio))
+            jumps = jumps[v[jumps] > th.gradient_explode_multiplier * before]  # NaN before: never a jump
+    if jumps.size:
+        with np.errstate(invalid="ignore", over="ignore"):
+            ratio = v[jumps] / base[jumps]
+        i = int(jumps[np.argmax(ratio)])
+        more = jumps.size - 1
         msg = (f"{key} jumped to {fmt_num(float(v[i]))} at step {fmt_step(int(s[i]))} "
-               f"({float(ratio[i]):.0f}x its running median)")
+               f"({float(np.max(ratio)):.0f}x its running median)" + (f"; {more} smaller jumps" if more else ""))
         out.append(Anomaly("exploding_gradient", key, int(s[i]), None, "warning", float(v[i]), msg))
+    return out
+
+
+def _finite_before(v: FloatArray, idx: IndexArray, k: int) -> FloatArray:
+    """Per index, the median of the finite values among the k points before it; NaN if none."""
+    back = idx[:, None] - np.arange(1, k + 1)[None, :]
+    vals = np.where(back >= 0, v[np.maximum(back, 0)], np.nan)
+    vals = np.where(np.isfinite(vals), vals, np.nan)
+    out = np.full(idx.size, np.nan)
+    has = ~np.isnan(vals).all(axis=1)
+    out[has] = np.nanmedian(vals[has], axis=1)
     return out
 
 

@@ -29,6 +29,7 @@ CHECKS = (
     "vanishing_gradient", "exploding_gradient", "throughput_drop",
 )
 DEFAULT_THRESHOLDS = Thresholds()
+SPIKE_MIN_POINTS = 3  # a spike needs a finite point on each side
 MAX_SPIKES_PER_METRIC = 5  # per direction: the largest by robust z; the message counts the rest
 _CRITICAL_ROLES = ("loss", "val_loss", "grad_norm")  # NaN/inf in these means the run is broken
 
@@ -113,11 +114,12 @@ def detect_anomalies(
     else:
         skipped["nan_inf"] = "no metrics"
 
-    spike_keys = [k for k in (loss, val) if k is not None]
-    if spike_keys:
-        record("spikes", [a for k in spike_keys for a in _spikes(k, *data[k], th)])
-    else:
-        skipped["spikes"] = "no loss metric"
+    spike_results = [_spikes(k, *data[k], th) for k in (loss, val) if k is not None]
+    ran = [a for r in spike_results if not isinstance(r, str) for a in r]
+    if any(not isinstance(r, str) for r in spike_results):
+        record("spikes", ran)
+    else:  # no loss metric, or none with enough finite points
+        skipped["spikes"] = "; ".join(r for r in spike_results if isinstance(r, str)) or "no loss metric"
 
     for check, fn in (("divergence", _checks.check_divergence), ("plateau", _checks.check_plateau)):
         record(check, fn(loss, *data[loss], th) if loss is not None else "no loss metric")
@@ -162,8 +164,14 @@ def _nan_inf(key: str, s: IntArray, v: FloatArray, critical: bool) -> list[Anoma
     return out
 
 
-def _spikes(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> list[Anomaly]:
-    """Upward spikes (warnings) and downward dips (info) of a loss; the largest few of each."""
+def _spikes(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> _checks.Result:
+    """Upward spikes (warnings) and downward dips (info) of a loss; the largest few of each.
+
+    A spike stands out from the points on both sides of it, so fewer than 3 finite points
+    cannot hold one: the check says so instead of running.
+    """
+    if np.count_nonzero(np.isfinite(v)) < SPIKE_MIN_POINTS:
+        return f"{key} has fewer than {SPIKE_MIN_POINTS} finite points"
     idx, z = spike_scores(v, window=th.spike_window, threshold=th.spike_threshold)
     out: list[Anomaly] = []
     for direction, severity, word in ((1.0, "warning", "spike"), (-1.0, "info", "dip")):
