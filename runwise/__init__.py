@@ -1,7 +1,8 @@
 """runwise: token-efficient analysis of ML training runs (W&B, TensorBoard, JSONL).
 
-Importing the package is cheap: `RunAnalyzer` and `RunwiseConfig` are loaded on first use, so the
-MCP server (which imports `runwise.server`) pays nothing for the Python API.
+Importing the package is cheap: `RunAnalyzer`, `RunwiseConfig` and `__version__` are loaded on
+first use, so the MCP server (which imports `runwise.server`) pays nothing for the Python API and
+the CLI's start-up nothing for importlib.metadata.
 
     from runwise import RunAnalyzer
     print(RunAnalyzer().summarize_run("latest"))
@@ -9,25 +10,34 @@ MCP server (which imports `runwise.server`) pays nothing for the Python API.
 
 from __future__ import annotations
 
-from importlib import metadata
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # not `from typing import TYPE_CHECKING`: importing typing costs the CLI's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from runwise.api import RunAnalyzer
     from runwise.config import RunwiseConfig
 
-try:
-    __version__ = metadata.version("runwise")
-except metadata.PackageNotFoundError:  # running from a source checkout that is not installed
-    __version__ = "0+unknown"
+__version__: str  # set on first access by __getattr__
 
 _LAZY = {"RunAnalyzer": "runwise.api", "RunwiseConfig": "runwise.config"}
 
 __all__ = ["RunAnalyzer", "RunwiseConfig", "__version__"]
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("runwise")
+    except metadata.PackageNotFoundError:  # running from a source checkout that is not installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    """Load the public classes on first access (PEP 562)."""
+    """Load the public classes and the version on first access (PEP 562)."""
+    if name == "__version__":
+        globals()[name] = version = _version()
+        return version
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'runwise' has no attribute {name!r}")
@@ -39,4 +49,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})

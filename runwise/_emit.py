@@ -7,12 +7,12 @@ output model; nothing here knows about tools.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Cell = str | int | float | bool | None
+from runwise.formatting import Cell, fmt_cell
+
 Kind = Literal["para", "pairs", "table", "bullets", "code", "hint"]
 _NONFINITE = ("nan", "inf", "-inf")
 
@@ -32,30 +32,7 @@ class Block:
     raw: bool = False  # show cells as written (config values), not as compact numbers
 
 
-# ---------------------------------------------------------------- numbers
-
-
-def fmt_cell(v: Cell, *, raw: bool = False) -> str:
-    """Compact text of a cell: 1,234 / 0.4123 / 3e-05 / nan / yes; `raw` keeps values as written."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return ("true" if v else "false") if raw else ("yes" if v else "no")
-    if isinstance(v, int):
-        return str(v) if raw else f"{v:,}"
-    if isinstance(v, float):
-        if raw:
-            return repr(v)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        if v == int(v) and abs(v) < 1e9:
-            return f"{int(v):,}"
-        if abs(v) >= 1e5 or abs(v) < 1e-3:
-            return f"{v:.3g}"
-        return f"{v:.4g}"
-    return str(v)
+# ---------------------------------------------------------------- columns
 
 
 def _numeric(rows: Sequence[Sequence[Cell]], col: int) -> bool:

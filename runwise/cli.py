@@ -4,6 +4,9 @@ Every command maps onto one tool of `runwise.tools` (the same handlers the MCP s
 `local`, `tb` and `init` are conveniences over them (see `runwise.commands`). Errors are one line
 on stderr (`runwise: error: ...`, exit 1); usage errors exit 2; Ctrl-C exits 130; a bug prints
 its type and message, and the traceback only with RUNWISE_DEBUG=1.
+
+Start-up is kept to argparse's: nothing here imports pydantic, numpy, the config or the tools
+until a command runs (tests/test_cli.py checks it, bench/bench_cli_start.py measures it).
 """
 
 from __future__ import annotations
@@ -12,14 +15,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from pydantic import ValidationError
 
 from runwise import commands as c
-from runwise.config import CONFIG_FILE
 from runwise.errors import RunwiseError
-from runwise.render import FORMATS
+from runwise.formatting import FORMATS
 
 Command = Callable[[argparse.Namespace], str]
 
@@ -41,10 +40,36 @@ _FLAGS = {
 # ---------------------------------------------------------------- parser
 
 
+def _columns() -> int:
+    """Terminal width as argparse would find it, without importing shutil (which loads bz2 and lzma)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1).columns
+    except (ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter with the terminal width looked up once per process, not per option."""
+
+    width: int | None = None
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            if _Formatter.width is None:
+                _Formatter.width = _columns() - 2  # what HelpFormatter does with shutil's width
+            width = _Formatter.width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def _common(*, with_defaults: bool) -> argparse.ArgumentParser:
     """Options accepted before and after the command; after it, unset ones must not override."""
-    d: Callable[[Any], Any] = (lambda v: v) if with_defaults else (lambda v: argparse.SUPPRESS)
-    p = argparse.ArgumentParser(add_help=False)
+    d: Callable[[object], object] = (lambda v: v) if with_defaults else (lambda v: argparse.SUPPRESS)
+    p = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     g = p.add_argument_group("global options")
     g.add_argument("--root", metavar="DIR", default=d(None), help="project root (see below)")
     g.add_argument("--format", choices=FORMATS, default=d("text"), help="output format (default: text)")
@@ -68,44 +93,25 @@ def _ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("ref", nargs="?", default="latest", metavar="RUN", help="run reference (default: latest)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `runwise` parser with one subcommand per operation."""
-    from runwise import __version__
+def _run_summary(p: argparse.ArgumentParser) -> None:
+    _ref(p)
+    _keys_opt(p)
+    _summary_opts(p)
 
-    common = _common(with_defaults=False)
-    parser = argparse.ArgumentParser(
-        prog="runwise", parents=[_common(with_defaults=True)], epilog=EPILOG,
-        description="Analyse ML training runs (W&B, TensorBoard, JSONL) in few words.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"runwise {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def add(name: str, func: Command, help: str, description: str = "") -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=description or help, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=func)
-        return p
-
-    p = add("list", c.cmd_list, "list runs, newest first, with final loss and a sparkline")
+def _list_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--limit", type=int, default=15, metavar="N", help="runs to show (default 15)")
     p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl"], default="all")
     p.add_argument("-m", "--metric", help="metric to show per run (default: the loss)")
     p.add_argument("--no-spark", action="store_true", help="no sparkline column")
 
-    p = add("latest", c.cmd_latest, "summarize the most recent run")
+
+def _latest_opts(p: argparse.ArgumentParser) -> None:
     _keys_opt(p)
     _summary_opts(p)
 
-    p = add("run", c.cmd_run, "summarize a run: state, main metrics, anomalies, how it ended")
-    _ref(p)
-    _keys_opt(p)
-    _summary_opts(p)
 
-    p = add("compare", c.cmd_compare, "compare 2-8 runs: final values (or at a step), deltas, config diff",
-            "Compare runs side by side. REF@STEP compares at that step; --step N puts every run at step N. "
-            "The config differences are shown by default (they answer which change made B better); "
-            "--no-diff hides them.")
+def _compare_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("refs", nargs="+", metavar="RUN", help="run references (2 to 8)")
     p.add_argument("-f", "--filter", default="", metavar="PREFIX", help="only metrics starting with PREFIX")
     p.add_argument("-g", "--group", action="store_true", help="group metrics by prefix (train/, val/, ...)")
@@ -117,15 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--max-metrics", type=int, default=20, metavar="N",
                    help="metrics to show (default 20)")
 
-    p = add("config", c.cmd_config, "show a run's hyperparameters (flattened keys)")
+
+def _config_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     p.add_argument("-p", "--prefix", default="", help="only keys starting with PREFIX")
     p.add_argument("-n", "--max-keys", type=int, default=100, metavar="N", help="keys to show (default 100)")
 
-    p = add("notes", c.cmd_notes, "show a run's name, notes, tags, group and segments")
-    _ref(p)
 
-    p = add("best", c.cmd_best, "rank runs by a metric's best (or final) value")
+def _best_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("metric", metavar="METRIC", help="metric to rank by, e.g. val/loss")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--max", dest="mode", action="store_const", const="max", help="higher is better")
@@ -135,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--final", action="store_true", help="rank by the final value instead of the best")
     p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl"], default="all")
 
-    p = add("history", c.cmd_history, "metric curves, downsampled so spikes survive")
+
+def _history_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
     p.add_argument("-n", "--points", type=int, metavar="N", help="points per metric (default: ~360 in all)")
@@ -143,37 +149,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=int, metavar="STEP", help="last step")
     p.add_argument("--csv", action="store_true", help="one CSV: metric,step,value")
 
-    p = add("stats", c.cmd_stats, "per-metric statistics on full-resolution data")
+
+def _stats_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
 
-    p = add("stability", c.cmd_stability, "noise and trend per metric: rolling std, slope, verdict")
+
+def _stability_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
     p.add_argument("-w", "--window", type=int, metavar="STEPS",
                    help="rolling window in steps (default span/20)")
     p.add_argument("--csv", action="store_true", help="the stability table as CSV")
 
-    p = add("keys", c.cmd_keys, "list a run's metric keys with point counts and step ranges")
+
+def _keys_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     p.add_argument("-p", "--prefix", default="", help="only keys starting with PREFIX")
 
-    p = add("live", c.cmd_live, "status of a running job: step, speed, latest values, console tail")
+
+def _live_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
     p.add_argument("--lines", type=int, default=5, metavar="N", help="console lines to show (default 5)")
 
-    p = add("anomalies", c.cmd_anomalies,
-            "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble")
+
+def _anomalies_opts(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
     p.add_argument("-n", "--max", dest="max_anomalies", type=int, default=20, metavar="N",
                    help="anomalies to show (default 20)")
 
-    p = add("local", c.cmd_local, "analyse one log file (.jsonl, .wandb, tfevents or a run directory)",
-            "Analyse a log file given by path (relative to the working directory; it must lie inside "
-            "the project roots). Default: summarize it. FILE defaults to the newest *.jsonl under the "
-            "logs dir. Here -k/--metrics picks metrics, and --keys lists them.")
+
+def _local_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", nargs="?", metavar="FILE", help="log file or run directory")
     what = p.add_mutually_exclusive_group()
     for flag in ("keys", "history", "stats", "stability"):
@@ -183,16 +191,103 @@ def build_parser() -> argparse.ArgumentParser:
     _keys_opt(p, "-k", "--metrics")
     _summary_opts(p)
 
-    p = add("tb", c.cmd_tb, "list TensorBoard runs, or summarize one with -r RUN")
+
+def _tb_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--run", metavar="RUN", help="TensorBoard run to summarize")
     p.add_argument("-n", "--limit", type=int, default=15, metavar="N", help="runs to list (default 15)")
     _keys_opt(p)
     _summary_opts(p)
 
-    p = add("init", c.cmd_init, f"write a starter {CONFIG_FILE} into the project root")
+
+def _init_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="project name (default: the root directory's name)")
-    p.add_argument("--force", action="store_true", help=f"overwrite an existing {CONFIG_FILE}")
+    p.add_argument("--force", action="store_true", help="overwrite an existing runwise.json")
+
+
+# name (runs commands.cmd_<name>), options, help, description (default: the help)
+COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str], ...] = (
+    ("list", _list_opts, "list runs, newest first, with final loss and a sparkline", ""),
+    ("latest", _latest_opts, "summarize the most recent run", ""),
+    ("run", _run_summary, "summarize a run: state, main metrics, anomalies, how it ended", ""),
+    ("compare", _compare_opts, "compare 2-8 runs: final values (or at a step), deltas, config diff",
+     "Compare runs side by side. REF@STEP compares at that step; --step N puts every run at step N. "
+     "The config differences are shown by default (they answer which change made B better); "
+     "--no-diff hides them."),
+    ("config", _config_opts, "show a run's hyperparameters (flattened keys)", ""),
+    ("notes", _ref, "show a run's name, notes, tags, group and segments", ""),
+    ("best", _best_opts, "rank runs by a metric's best (or final) value", ""),
+    ("history", _history_opts, "metric curves, downsampled so spikes survive", ""),
+    ("stats", _stats_opts, "per-metric statistics on full-resolution data", ""),
+    ("stability", _stability_opts, "noise and trend per metric: rolling std, slope, verdict", ""),
+    ("keys", _keys_opts, "list a run's metric keys with point counts and step ranges", ""),
+    ("live", _live_opts, "status of a running job: step, speed, latest values, console tail", ""),
+    ("anomalies", _anomalies_opts,
+     "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble", ""),
+    ("local", _local_opts, "analyse one log file (.jsonl, .wandb, tfevents or a run directory)",
+     "Analyse a log file given by path (relative to the working directory; it must lie inside "
+     "the project roots). Default: summarize it. FILE defaults to the newest *.jsonl under the "
+     "logs dir. Here -k/--metrics picks metrics, and --keys lists them."),
+    ("tb", _tb_opts, "list TensorBoard runs, or summarize one with -r RUN", ""),
+    # the file name is spelled out (config.CONFIG_FILE): importing config would load pydantic for --help
+    ("init", _init_opts, "write a starter runwise.json into the project root", ""),
+)
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed version is looked up only when asked (importlib.metadata is slow to load)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from runwise import __version__
+
+        sys.stdout.write(f"runwise {__version__}\n")
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `runwise` parser with one subcommand per operation.
+
+    Every command is listed; with `only`, just that command gets its options (the rest is what
+    `runwise --help` shows), which keeps start-up at argparse's own cost.
+    """
+    common = _common(with_defaults=False)
+    parser = argparse.ArgumentParser(
+        prog="runwise", parents=[_common(with_defaults=True)], epilog=EPILOG,
+        description="Analyse ML training runs (W&B, TensorBoard, JSONL) in few words.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, options, help, description in COMMANDS:
+        p = sub.add_parser(name, parents=[common], help=help, description=description or help, epilog=EPILOG,
+                           formatter_class=_Formatter)
+        func: Command = getattr(c, f"cmd_{name}")
+        p.set_defaults(func=func)
+        if only is None or only == name:
+            options(p)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The command `argv` names (the first word that is not a global option or its value), or ''."""
+    value_next = False
+    for word in argv:
+        if value_next:
+            value_next = False
+        elif word == "--":
+            return ""
+        elif word.startswith("--"):
+            name = word[2:]
+            # --root DIR / --format FMT, also abbreviated as argparse allows (--ro DIR)
+            value_next = "=" not in name and any(opt.startswith(name) for opt in ("root", "format"))
+        elif not word.startswith("-"):
+            return word
+    return ""
 
 
 # ---------------------------------------------------------------- entry point
@@ -202,7 +297,15 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _validation_message(exc: ValidationError) -> str:
+def _validation_message(exc: Exception) -> str | None:
+    """One line for pydantic's ValidationError (an input model refused a value), else None.
+
+    pydantic is imported here, not at the top: it is only needed once a model has been validated.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return None
     parts = []
     for err in exc.errors()[:3]:
         field = str(err["loc"][0]) if err["loc"] else ""
@@ -216,9 +319,11 @@ def _validation_message(exc: ValidationError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
     try:
-        parser = build_parser()
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = _command_in(words)
+        parser = build_parser(only=command)  # '' (no command) or a typo: no command's options
         try:
-            args = parser.parse_args(list(argv) if argv is not None else None)
+            args = parser.parse_args(words)
         except SystemExit as exc:  # -h, --version, usage errors: argparse has printed them
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
         if args.command is None:
@@ -231,24 +336,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nrunwise: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `runwise history --csv | head`: the reader left
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        _drop_stdout()
         return 1
     except RunwiseError as exc:
         return _fail(str(exc))
-    except ValidationError as exc:
-        return _fail(_validation_message(exc))
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{where}")
-    except Exception as exc:  # a bug: still one line, unless asked for the traceback
-        if os.environ.get("RUNWISE_DEBUG"):
+    except Exception as exc:
+        message = _validation_message(exc)
+        if message is not None:
+            return _fail(message)
+        if os.environ.get("RUNWISE_DEBUG"):  # a bug: still one line, unless asked for the traceback
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (set RUNWISE_DEBUG=1 for the traceback)")
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush finds no closed pipe to complain of."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _fail(message: str) -> int:

@@ -2,23 +2,31 @@
 
 A command takes the parsed arguments and returns the text to print; it raises RunwiseError,
 pydantic's ValidationError or OSError, which `runwise.cli.main` turns into one-line errors.
+
+Only the standard library and `runwise.errors` / `runwise.formatting` are imported here at
+module level: `runwise --help` must not pay for pydantic, numpy or the tool modules. Each
+command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel
-
-from runwise.config import CONFIG_FILE, RunwiseConfig, starter_config
 from runwise.errors import ConfigError, RunwiseError
-from runwise.render import history_csv, render, table_csv
+
+TYPE_CHECKING = False  # typing is not imported at run time: `runwise --help` would pay for it
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, TypeVar
+
+    from pydantic import BaseModel
+
+    from runwise.config import RunwiseConfig
+
+    Out = TypeVar("Out", bound=BaseModel)
 
 # Which command answers with which tool (every tool has at least one command).
 TOOL_COMMANDS = {
@@ -35,6 +43,8 @@ TOOL_COMMANDS = {
 
 
 def _config(args: argparse.Namespace) -> RunwiseConfig:
+    from runwise.config import RunwiseConfig
+
     cfg: RunwiseConfig | None = getattr(args, "_cfg", None)
     if cfg is None:
         cfg = RunwiseConfig.load(args.root)
@@ -72,7 +82,7 @@ class _Progress:
 
 def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
     """Validate `fields` with the tool's input model and run its handler."""
-    from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` and `init` need no numpy
+    from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` needs no numpy
 
     spec = TOOLS_BY_NAME[tool]
     req = spec.input.model_validate(fields)
@@ -86,8 +96,17 @@ def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
     return out
 
 
+def call_as(tool: str, kind: type[Out], args: argparse.Namespace, **fields: Any) -> Out:
+    """`call`, for a command that uses the output's fields (CSV forms): typed as `kind`."""
+    out = call(tool, args, **fields)
+    if not isinstance(out, kind):
+        raise TypeError(f"{tool} answered with {type(out).__name__}, not {kind.__name__}")
+    return out
+
+
 def show(tool: str, args: argparse.Namespace, **fields: Any) -> str:
     """Run a tool and render its output in the chosen format."""
+    from runwise.render import render
     from runwise.tools import TOOLS_BY_NAME
 
     out = call(tool, args, **fields)
@@ -138,7 +157,10 @@ def cmd_history(args: argparse.Namespace) -> str:
     fields = {"run": args.ref, "keys": _keys(args), "max_points": args.points, "start_step": args.start,
               "end_step": args.end}
     if args.csv:
-        return history_csv(call("get_history", args, **fields).metrics)  # type: ignore[attr-defined]
+        from runwise.render import history_csv
+        from runwise.tools.metrics import GetHistoryOutput
+
+        return history_csv(call_as("get_history", GetHistoryOutput, args, **fields).metrics)
     return show("get_history", args, **fields)
 
 
@@ -149,7 +171,10 @@ def cmd_stats(args: argparse.Namespace) -> str:
 def cmd_stability(args: argparse.Namespace) -> str:
     fields = {"run": args.ref, "keys": _keys(args), "window_steps": args.window}
     if args.csv:
-        return table_csv(call("get_stability", args, **fields).stability)  # type: ignore[attr-defined]
+        from runwise.render import table_csv
+        from runwise.tools.metrics import GetStabilityOutput
+
+        return table_csv(call_as("get_stability", GetStabilityOutput, args, **fields).stability)
     return show("get_stability", args, **fields)
 
 
@@ -175,6 +200,8 @@ def newest_jsonl(cfg: RunwiseConfig) -> Path:
 
 
 def cmd_local(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
     cfg = _config(args)
     # a path typed at a terminal is relative to the working directory, not to the project root
     path = Path(args.file).expanduser().absolute() if args.file else newest_jsonl(cfg)
@@ -199,6 +226,8 @@ def cmd_tb(args: argparse.Namespace) -> str:
 
 def project_root(args: argparse.Namespace) -> Path:
     """The root `init` writes to: --root, else the environment, else the working directory."""
+    from pathlib import Path
+
     env = os.environ
     root = args.root or env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
     path = Path(root).expanduser()
@@ -208,6 +237,10 @@ def project_root(args: argparse.Namespace) -> Path:
 
 
 def cmd_init(args: argparse.Namespace) -> str:
+    import json
+
+    from runwise.config import CONFIG_FILE, starter_config
+
     root = project_root(args)
     target = root / CONFIG_FILE
     if target.exists() and not args.force:

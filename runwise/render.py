@@ -20,15 +20,15 @@ the summary line already says and split a grouped comparison by metric group.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from runwise._emit import Block, emit_md, emit_text, fmt_cell
-from runwise.tools._common import fmt_duration
+from runwise._emit import Block, emit_md, emit_text
+from runwise.formatting import FORMATS, fmt_cell, fmt_duration
 
-Format = Literal["text", "md", "json"]
-FORMATS: tuple[Format, ...] = ("text", "md", "json")
+if TYPE_CHECKING:
+    from runwise.formatting import Format
 
 # Fields counting what an answer left out: shown as a hint, and only when non-zero.
 _LEFTOVER = {

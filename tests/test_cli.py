@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -320,3 +322,40 @@ def test_text_output_has_no_trailing_spaces(
     code, out, err = run(capsys, project, *argv)
     assert code == 0, err
     assert out.strip() and all(line == line.rstrip() for line in out.splitlines())
+
+
+# ---------------------------------------------------------------- start-up
+
+HEAVY = ("numpy", "pydantic", "runwise.tools", "runwise.config", "runwise.render", "importlib.metadata")
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_importing_the_cli_loads_no_numpy_pydantic_or_tools() -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import runwise.cli"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "runwise.cli" in imported and "argparse" in imported  # the listing is what we think it is
+    assert _heavy(imported) == []
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list", "--help"], ["history", "-h"], ["bogus"]], ids=" ".join)
+def test_help_loads_no_numpy_pydantic_or_tools(argv: list[str]) -> None:
+    code = ("import sys\nfrom runwise.cli import main\ncode = main(sys.argv[1:])\n"
+            "print(code, ','.join(sorted(sys.modules)), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    exit_code, modules = done.stderr.splitlines()[-1].split(" ")
+    assert int(exit_code) == (2 if argv == ["bogus"] else 0)
+    assert "usage: runwise" in done.stdout + done.stderr
+    assert _heavy(modules.split(",")) == []
+
+
+def test_each_command_gets_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    # the parser builds only the named command's options; global options may come first, with values
+    assert cli._command_in(["--root", "list", "history", "-n", "5"]) == "history"
+    assert cli._command_in(["--ro=x", "--fo", "json", "--json", "stats"]) == "stats"
+    assert cli._command_in(["--help"]) == "" and cli._command_in([]) == ""
+    assert cli.main(["history", "-h"]) == 0
+    assert "--csv" in capsys.readouterr().out

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
-from runwise._emit import fmt_cell
+from runwise import formatting
+from runwise.formatting import fmt, fmt_cell, fmt_duration, fmt_step, iso
 from runwise.render import history_csv, render, rows_as_dicts, table_csv
-from runwise.tools._common import fmt_duration
 
 
 class Table(BaseModel):
@@ -175,3 +176,26 @@ def test_raw_cells_keep_config_values() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(4.25, "4.2s"), (59, "59s"), (65, "1m05s"), (7322, "2h02m")])
 def test_durations(seconds: float, text: str) -> None:
     assert fmt_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(None, "-"), ("nan", "nan"), (12345.0, "12,345"), (0.41234, "0.4123"), (1.2e-05, "1.2e-05"),
+     (2.5e9, "2.5e+09"), (float("inf"), "inf"), (float("nan"), "nan")],
+)
+def test_short_numbers(value: float | str | None, text: str) -> None:
+    assert fmt(value) == text
+
+
+def test_steps_and_times() -> None:
+    assert fmt_step(52000) == "52,000" and fmt_step(None) == "-"
+    assert iso(0) == "1970-01-01T00:00:00Z" and iso(1764597909.9) == "2025-12-01T14:05:09Z"
+    assert iso(None) is None and iso(1e30) is None and iso(float("nan")) is None  # a garbage time is no time
+
+
+def test_formatting_is_the_bottom_module() -> None:
+    # imports nothing of runwise and nothing heavy: everything above may use it
+    source = (Path(formatting.__file__)).read_text(encoding="utf-8")
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert imports and all(line.split()[1].split(".")[0] in ("__future__", "math", "time", "collections", "typing")
+                           for line in imports), imports

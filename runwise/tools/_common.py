@@ -6,7 +6,6 @@ import difflib
 import math
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from runwise.analysis.aliases import find_metric, is_validation
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
+from runwise.formatting import fmt as fmt
+from runwise.formatting import fmt_duration as fmt_duration
+from runwise.formatting import fmt_step as fmt_step
+from runwise.formatting import iso as iso
 from runwise.model import Run
 
 # A number in an output: rounded float, "nan" / "inf" / "-inf" for non-finite values, None if absent.
@@ -54,43 +57,6 @@ def num(x: float | int | None, digits: int = 5) -> Num:
     if x == 0:
         return 0.0
     return float(f"{x:.{digits}g}")
-
-
-def fmt(x: Num) -> str:
-    """Short human form of a number for summaries: 0.41234, 1.2e-05, 12,345."""
-    if x is None:
-        return "-"
-    if isinstance(x, str):
-        return x
-    if x == int(x) and abs(x) < 1e9:
-        return f"{int(x):,}"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.3g}"
-    return f"{x:.4g}"
-
-
-def fmt_step(step: int | None) -> str:
-    return "-" if step is None else f"{step:,}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """12s, 3m05s, 2h14m; 0.4s under ten seconds; '-' when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    if seconds < 10 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def age(ts: float | None) -> float | None:
