@@ -14,17 +14,10 @@ from pydantic import BaseModel
 
 from runwise.config import RunwiseConfig
 from runwise.errors import RunNotFound
+from runwise.formatting import split_keys
 from runwise.render import dicts_text, render, rows_as_dicts
 
 Keys = str | Sequence[str] | None
-
-
-def _keys(keys: Keys) -> list[str] | None:
-    if keys is None:
-        return None
-    items = [keys] if isinstance(keys, str) else list(keys)
-    out = [k.strip() for item in items for k in item.split(",") if k.strip()]
-    return out or None
 
 
 def _float(v: Any) -> Any:
@@ -109,7 +102,7 @@ class RunAnalyzer:
         self, ref: str = "latest", keys: Keys = None, max_points: int | None = None
     ) -> dict[str, dict[str, Any]]:
         """Downsampled history per metric: {"steps": [...], "values": [...], "source_points", "method"}."""
-        out = self._call("get_history", run=ref, keys=_keys(keys), max_points=max_points)
+        out = self._call("get_history", run=ref, keys=split_keys(keys), max_points=max_points)
         return {
             k: {
                 "steps": list(h.steps),
@@ -122,7 +115,7 @@ class RunAnalyzer:
 
     def get_history_stats(self, ref: str = "latest", keys: Keys = None) -> dict[str, dict[str, Any]]:
         """Full-resolution statistics per metric: points, final, min/max with steps, mean, std, nan, inf."""
-        out = self._call("get_stats", run=ref, keys=_keys(keys), max_metrics=500)
+        out = self._call("get_stats", run=ref, keys=split_keys(keys), max_metrics=500)
         return {row.pop("metric"): {k: _float(v) for k, v in row.items()} for row in rows_as_dicts(out.stats)}
 
     def list_available_keys(self, ref: str = "latest") -> list[str]:

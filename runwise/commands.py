@@ -16,6 +16,7 @@ import sys
 import time
 
 from runwise.errors import ConfigError, RunwiseError
+from runwise.formatting import split_keys
 
 TYPE_CHECKING = False  # typing is not imported at run time: `runwise --help` would pay for it
 if TYPE_CHECKING:
@@ -53,9 +54,8 @@ def _config(args: argparse.Namespace) -> RunwiseConfig:
 
 
 def _keys(args: argparse.Namespace) -> list[str] | None:
-    raw: list[str] = getattr(args, "keys", None) or []
-    keys = [k.strip() for item in raw for k in item.split(",") if k.strip()]
-    return keys or None
+    keys: list[str] | None = getattr(args, "keys", None)
+    return split_keys(keys)
 
 
 class _Progress:

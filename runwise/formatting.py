@@ -1,4 +1,4 @@
-"""Short text forms of numbers, steps, durations and times.
+"""Short text forms of numbers, steps, durations and times, and the comma-splitter for keys.
 
 The bottom of the package: the standard library only (no numpy, no pydantic, no runwise
 module), so the CLI, the renderers and the tool handlers can all use it, and importing it costs
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI's start-up would pay for it
 if TYPE_CHECKING:
@@ -78,3 +79,11 @@ def iso(ts: float | None) -> str | None:
     except (OverflowError, OSError, ValueError):  # a garbage timestamp in a log: no time rather than a failure
         return None
 
+
+def split_keys(items: str | Iterable[str] | None) -> list[str] | None:
+    """Metric keys given comma-separated, repeated, or both: ['a,b', ' c'] -> ['a', 'b', 'c']; none -> None."""
+    if items is None:
+        return None
+    parts = [items] if isinstance(items, str) else items
+    keys = [k.strip() for item in parts for k in item.split(",") if k.strip()]
+    return keys or None

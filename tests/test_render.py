@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from runwise import formatting
-from runwise.formatting import fmt, fmt_cell, fmt_duration, fmt_step, iso
+from runwise.formatting import fmt, fmt_cell, fmt_duration, fmt_step, iso, split_keys
 from runwise.render import history_csv, render, rows_as_dicts, table_csv
 
 
@@ -199,3 +199,9 @@ def test_formatting_is_the_bottom_module() -> None:
     imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert imports and all(line.split()[1].split(".")[0] in ("__future__", "math", "time", "collections", "typing")
                            for line in imports), imports
+
+
+def test_keys_split_on_commas_and_repeats() -> None:
+    assert split_keys(["train/loss,val/", " lr ", "a,,b,"]) == ["train/loss", "val/", "lr", "a", "b"]
+    assert split_keys("loss, val_loss") == ["loss", "val_loss"]
+    assert split_keys(None) is None and split_keys([" , "]) is None and split_keys([]) is None
