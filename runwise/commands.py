@@ -224,24 +224,13 @@ def cmd_tb(args: argparse.Namespace) -> str:
     return show("summarize_run", args, **_summary_fields(args, ref))
 
 
-def project_root(args: argparse.Namespace) -> Path:
-    """The root `init` writes to: --root, else the environment, else the working directory."""
-    from pathlib import Path
-
-    env = os.environ
-    root = args.root or env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"project root {str(root)!r} is not a directory")
-    return path
-
-
 def cmd_init(args: argparse.Namespace) -> str:
+    """Write a starter runwise.json into the project root (--root, else the environment, else here)."""
     import json
 
-    from runwise.config import CONFIG_FILE, starter_config
+    from runwise.config import CONFIG_FILE, project_root_dir, starter_config
 
-    root = project_root(args)
+    root = project_root_dir(args.root, os.environ)
     target = root / CONFIG_FILE
     if target.exists() and not args.force:
         raise ConfigError(f"{target} already exists; use --force to overwrite it")

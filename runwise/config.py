@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,19 @@ class FileConfig(BaseModel):
     cache: bool = True
 
 
+def project_root_dir(root: str | Path | None, env: Mapping[str, str]) -> Path:
+    """The project root: `root`, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else the working directory.
+
+    The one place this rule lives (the config and `runwise init` use it). ConfigError if not a directory.
+    """
+    if root is None or root == "":
+        root = env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"project root {str(root)!r} is not a directory")
+    return path
+
+
 class RunwiseConfig:
     """The validated configuration every tool receives."""
 
@@ -145,11 +159,7 @@ class RunwiseConfig:
     def load(cls, root: str | Path | None = None, *, env: dict[str, str] | None = None) -> RunwiseConfig:
         """Read runwise.json from the project root (if any) and apply the environment."""
         env = dict(os.environ) if env is None else env
-        if root is None:
-            root = env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-        root_path = Path(root).expanduser()
-        if not root_path.is_dir():
-            raise ConfigError(f"project root {str(root)!r} is not a directory")
+        root_path = project_root_dir(root, env)
         path = root_path / CONFIG_FILE
         file_cfg = FileConfig()
         if path.is_file():

@@ -181,6 +181,36 @@ def test_init_writes_and_refuses_to_overwrite(capsys: pytest.CaptureFixture[str]
     assert code == 0 and RunwiseConfig.load(tmp_path).project_name == tmp_path.name
 
 
+def test_init_and_the_config_find_the_same_project_root(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, claude, runwise_root = (tmp_path / name for name in ("here", "claude", "runwise"))
+    for d in (here, claude, runwise_root):
+        d.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("RUNWISE_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
+    for env, expected in (({}, here), ({"CLAUDE_PROJECT_DIR": claude}, claude),
+                          ({"RUNWISE_PROJECT_ROOT": runwise_root}, runwise_root)):
+        for name, value in env.items():
+            monkeypatch.setenv(name, str(value))
+        assert cli.main(["init", "--name", expected.name]) == 0, capsys.readouterr().err
+        assert (expected / "runwise.json").is_file()
+        cfg = RunwiseConfig.load()
+        assert cfg.root == expected.resolve() and cfg.project_name == expected.name
+    monkeypatch.setenv("RUNWISE_PROJECT_ROOT", str(tmp_path / "missing"))
+    capsys.readouterr()
+    assert_one_line_error(*run_env(capsys, "init"), "missing", "not a directory")
+    assert_one_line_error(*run_env(capsys, "list"), "missing", "not a directory")
+
+
+def run_env(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Like `run`, without --root: the project root comes from the environment."""
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 # ---------------------------------------------------------------- errors
 
 
