@@ -7,15 +7,18 @@ Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, over
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from runwise.errors import ConfigError, OutsideRoot
+from runwise.thresholds import Thresholds, violation
 
 CONFIG_FILE = "runwise.json"
 DEFAULT_TB_DIRS = ("runs", "logs", "lightning_logs", "tb_logs")
@@ -54,22 +57,43 @@ class Schema(BaseModel):
         return None
 
 
-class AnomalyThresholds(BaseModel):
-    """Thresholds of the anomaly checks (same names as runwise.json's `anomaly_detection`)."""
+class _ThresholdsModel(BaseModel):
+    """Base of AnomalyThresholds, whose fields are derived from runwise.thresholds.Thresholds."""
 
     model_config = ConfigDict(extra="forbid")
-    spike_threshold: float = Field(default=6.0, gt=0, description="robust z-score (MAD) above which a point is a spike")
-    spike_window: int = Field(default=100, ge=3, description="trailing points the spike baseline uses")
-    overfit_ratio_threshold: float = Field(
-        default=1.5, gt=1, description="val/train ratio growth that flags overfitting"
+
+    def thresholds(self) -> Thresholds:
+        """The same values as the dataclass the anomaly checks take."""
+        return Thresholds(**dict(self))
+
+
+def _derive_thresholds_model() -> type[_ThresholdsModel]:
+    """A pydantic model with the fields, defaults, bounds and descriptions of `Thresholds`."""
+    hints = get_type_hints(Thresholds)
+    spec: dict[str, Any] = {}
+    for f in dataclasses.fields(Thresholds):
+        kind: Any = hints[f.name]
+        if f.metadata["check"] is not None:
+            kind = Annotated[kind, AfterValidator(partial(_checked, f.metadata))]
+        spec[f.name] = (kind, Field(default=f.default, description=f.metadata["description"], **f.metadata["bounds"]))
+    return create_model(
+        "AnomalyThresholds", __base__=_ThresholdsModel, __module__=__name__,
+        __doc__="Thresholds of the anomaly checks (runwise.json's `anomaly_detection`).", **spec,
     )
-    overfit_baseline_steps: tuple[int, int] = (100, 500)
-    plateau_min_steps: int = Field(default=500, ge=1)
-    plateau_improvement_threshold: float = Field(default=0.01, ge=0)
-    gradient_vanish_threshold: float = Field(default=1e-7, ge=0)
-    gradient_explode_multiplier: float = Field(default=10.0, gt=1)
-    gradient_sustained_steps: int = Field(default=10, ge=1)
-    throughput_drop_threshold: float = Field(default=0.4, gt=0, lt=1)
+
+
+def _checked(spec: Any, value: Any) -> Any:
+    why = violation(spec, value)
+    if why is not None:
+        raise ValueError(why)
+    return value
+
+
+if TYPE_CHECKING:
+    class AnomalyThresholds(_ThresholdsModel):
+        """Thresholds of the anomaly checks (runwise.json's `anomaly_detection`)."""
+else:
+    AnomalyThresholds = _derive_thresholds_model()
 
 
 class FileConfig(BaseModel):
@@ -210,5 +234,5 @@ def starter_config(name: str) -> dict[str, Any]:
                 }
             ],
         },
-        "anomaly_detection": AnomalyThresholds().model_dump(mode="json"),
+        "anomaly_detection": AnomalyThresholds().model_dump(mode="json"),  # every threshold
     }

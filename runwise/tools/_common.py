@@ -167,9 +167,8 @@ def run_notes(run: Run) -> list[str]:
 
 def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None = None, max_anomalies: int = 20) -> Any:
     """Run every anomaly check on full-resolution history."""
-    from runwise.analysis.anomalies import Thresholds, detect_anomalies
+    from runwise.analysis.anomalies import detect_anomalies
 
     history = {k: (s.steps, s.values) for k, s in run.history.items() if keys is None or k in keys}
     r = {role: k for role, k in roles(run.history, cfg).items() if k in history}
-    thresholds = Thresholds(**cfg.anomaly.model_dump())
-    return detect_anomalies(history, thresholds=thresholds, roles=r, max_anomalies=max_anomalies)
+    return detect_anomalies(history, thresholds=cfg.anomaly.thresholds(), roles=r, max_anomalies=max_anomalies)
