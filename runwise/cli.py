@@ -3,7 +3,8 @@
 Every command maps onto one tool of `runwise.tools` (the same handlers the MCP server calls);
 `local`, `tb` and `init` are conveniences over them (see `runwise.commands`). Errors are one line
 on stderr (`runwise: error: ...`, exit 1); usage errors exit 2; Ctrl-C exits 130; a bug prints
-its type and message, and the traceback only with RUNWISE_DEBUG=1.
+its type and message, and the traceback only with RUNWISE_DEBUG=1; a reader that leaves early
+(`runwise history --csv | head`) ends it quietly with exit 0.
 
 Start-up is kept to argparse's: nothing here imports pydantic, numpy, the config or the tools
 until a command runs (tests/test_cli.py checks it, bench/bench_cli_start.py measures it).
@@ -335,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nrunwise: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `runwise history --csv | head`: the reader left
+    except BrokenPipeError:  # `runwise history --csv | head`: the reader has all it wanted; not an error
         _drop_stdout()
-        return 1
+        return 0
     except RunwiseError as exc:
         return _fail(str(exc))
     except OSError as exc:

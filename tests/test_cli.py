@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -389,3 +391,47 @@ def test_each_command_gets_its_own_options(capsys: pytest.CaptureFixture[str]) -
     assert cli._command_in(["--help"]) == "" and cli._command_in([]) == ""
     assert cli.main(["history", "-h"]) == 0
     assert "--csv" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- pipes
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+RUNWISE = [sys.executable, "-m", "runwise"]
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # the reader is gone before runwise writes: every write meets a closed pipe
+    with subprocess.Popen([*RUNWISE, "--root", str(EXAMPLES), "history", "--csv"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETPIPE_SZ") if fcntl else True, reason="needs Linux pipe sizes")
+def test_runwise_into_head_exits_0() -> None:
+    # `runwise --root examples history --csv -n 1000 | head -1` through a pipe that holds one page, so
+    # runwise is still writing when head leaves
+    assert fcntl is not None
+    argv = [*RUNWISE, "--root", str(EXAMPLES), "history", "--csv", "-n", "1000"]
+    full = subprocess.run(argv, capture_output=True, timeout=120, check=True).stdout
+    read_end, write_end = os.pipe()
+    page = fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    assert len(full) > 3 * page  # more than the pipe holds
+    with subprocess.Popen(argv, stdout=write_end, stderr=subprocess.PIPE) as runwise, \
+            subprocess.Popen(["head", "-1"], stdin=read_end, stdout=subprocess.PIPE) as head:
+        os.close(read_end)
+        os.close(write_end)
+        first, _ = head.communicate(timeout=120)
+        _, err = runwise.communicate(timeout=120)
+    assert first == full.splitlines(keepends=True)[0] == b"metric,step,value\n"
+    assert (runwise.returncode, head.returncode) == (0, 0), err
+    assert err == b""
