@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from runwise._flat import flatten
 from runwise.analysis._arrays import as_series
 
 MISSING = "<missing>"
@@ -37,29 +38,11 @@ def percent_change(a: float, b: float) -> float | None:
 
 
 def flatten_config(cfg: Mapping[str, Any], *, sep: str = ".") -> dict[str, Any]:
-    """Flatten nested mappings to "a.b" keys, unwrapping W&B {"value": x} / {"desc", "value"} wrappers."""
-    if not sep:
-        raise ValueError("sep must not be empty")
-    out: dict[str, Any] = {}
-    _flatten(cfg, "", sep, out)
-    return out
+    """Flatten nested mappings to "a.b" keys, unwrapping W&B {"value": x} / {"desc", "value"} wrappers.
 
-
-def _unwrap(value: Any) -> Any:
-    """The x of a W&B config wrapper {"value": x} or {"desc": ..., "value": x}; else the value itself."""
-    while isinstance(value, Mapping) and "value" in value and set(value) <= {"value", "desc"}:
-        value = value["value"]
-    return value
-
-
-def _flatten(cfg: Mapping[Any, Any], prefix: str, sep: str, out: dict[str, Any]) -> None:
-    for raw_key, raw in cfg.items():
-        key = f"{prefix}{raw_key}"
-        value = _unwrap(raw)
-        if isinstance(value, Mapping) and value:
-            _flatten(value, key + sep, sep, out)
-        else:
-            out[key] = value
+    An empty mapping stays a value. Raises ValueError if `sep` is empty. (runwise._flat.flatten)
+    """
+    return flatten(cfg, sep=sep, unwrap=True)
 
 
 def _same(x: Any, y: Any) -> bool:

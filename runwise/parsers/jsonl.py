@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from runwise.analysis.compare import flatten_config
+from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress, jsonl_workers
@@ -257,7 +257,7 @@ def _build_run(
         job_type=str(meta.get("job_type") or ""),
         notes=str(meta.get("notes") or ""),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        config=flatten_config(cols.config),
+        config=flatten(cols.config, unwrap=True),  # W&B-style {"value": x} wrappers too
         summary=summary,
         start_time=start_time,
         runtime=runtime,

@@ -8,7 +8,7 @@ NaN-bearing or non-object line is re-read line by line, and what is skipped is c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from runwise import _flat
 from runwise.parsers import Progress
 
 BLOCK = 20_000
@@ -100,7 +101,9 @@ class Columns:
         """Slow path for a column holding strings, lists or nested objects."""
         per_key: dict[str, tuple[list[int], list[float]]] = {}
         for row, v in zip(line_numbers.tolist(), col, strict=True):
-            for k, x in flatten(key, v):
+            # nested objects: "/" joins, an empty one gives no key
+            pairs = _flat.flatten({key: v}, sep="/", whole=_flat.never).items() if isinstance(v, dict) else ((key, v),)
+            for k, x in pairs:
                 num = as_number(x)
                 if num is None:
                     if x is not None:
@@ -135,14 +138,6 @@ def numeric_rows(rows: list[dict[str, Any]], ref: tuple[str, ...]) -> np.ndarray
     if any(type(rows[0][k]) is str for k in ref):  # fromiter parses numeric strings; they are not numbers
         return None
     return values.reshape(len(rows), len(ref))
-
-
-def flatten(key: str, value: Any) -> Iterable[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from flatten(f"{key}/{k}", v)
-    else:
-        yield key, value
 
 
 def as_number(x: Any) -> float | None:

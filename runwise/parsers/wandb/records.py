@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from runwise import _flat
 from runwise.errors import CorruptRecord
 from runwise.parsers.wandb.log import as_double, as_int32, fields
 
@@ -97,12 +98,9 @@ def summary_item(item: bytes) -> tuple[tuple[str, ...], Any]:
 
 
 def flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
-    """Flatten nested dicts into "a.b" keys (lists and scalars stay as they are)."""
-    if isinstance(value, dict) and value and "_type" not in value:
-        for k, v in value.items():
-            flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
-    else:
-        out[prefix] = value
+    """Put `value` into `out` under `prefix`, nested dicts as "prefix.a.b" keys (runwise._flat, W&B rule:
+    media objects and empty dicts stay whole; lists and scalars stay as they are)."""
+    _flat.flatten({prefix: value}, out=out, whole=_flat.media_or_empty)
 
 
 def _timestamp(v: int | bytes) -> float:
