@@ -1,16 +1,25 @@
-"""JSONL at scale: a 1,000,000-row run, read by runwise vs a plain orjson loop, side by side.
+"""JSONL at scale: a 1,000,000-row run, read by runwise vs plain orjson loops, side by side.
 
     python bench/bench_jsonl.py [--rows 1000000] [--repeat 3]
 
 Generates (once) `bench/_data/jsonl/logs/big.jsonl`: 1M rows x 5 metrics logged every step
 (train/loss, train/acc, lr, grad_norm, samples_per_sec) plus val/loss every 100 steps, with one
-one-step loss spike at SPIKE_STEP. Then, each in a fresh process so no cache helps:
-  baseline     `for line in f: orjson.loads(line)` over the same file
+one-step loss spike at step 612,345 (at the same fraction of a smaller run). Then runs each side
+`--repeat` times, interleaved, each time in a fresh process with no cache, timed after imports;
+median and min are reported:
   get_stats    the get_stats tool handler (discovery, parse, columns, stats)
   get_history  the get_history tool handler with default arguments
-and checks what the issue asks: the default get_history output holds the spike's step and the
-validation metric in at most 8,000 characters; summarize_run flags the spike; both handlers
-take at most 1.5x the baseline.
+  loop         `rows = [orjson.loads(line) for line in f]`: one process
+  loop_xN      the same loop split at line boundaries into N equal byte ranges, one per process
+               of a ProcessPoolExecutor, where N is the number of processes runwise used (itself
+               plus the worker interpreters it started, counted during the handler call); timed
+               until every process has its rows (gathering them in one process is not timed,
+               which favours the loop)
+Every side's points (per metric: steps and values) are counted and digested (bench/_common.py)
+and must agree before a ratio is printed; each handler's time is given against both loops.
+It also checks what the issue asks: the default get_history output holds the spike's step and
+the validation metric in at most 8,000 characters; summarize_run flags the spike; both handlers
+take at most 1.5x the one-process loop.
 """
 
 from __future__ import annotations
@@ -18,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +34,16 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import Side, repeat, run_child, same_points, table  # noqa: E402
+
 DATA = HERE / "_data" / "jsonl"
-SPIKE_STEP = 612_345
+
+
+def spike_step(rows: int) -> int:
+    """The step of the planted loss spike: 612,345 in a 1M-row run, the same fraction otherwise."""
+    return rows * 612_345 // 1_000_000
 
 
 def generate(path: Path, rows: int) -> None:
@@ -37,7 +52,7 @@ def generate(path: Path, rows: int) -> None:
     rng = np.random.default_rng(0)
     steps = np.arange(rows)
     loss = 2.5 * np.exp(-steps / (rows / 5)) + 0.3 + 0.02 * rng.standard_normal(rows)
-    loss[SPIKE_STEP] *= 8.0
+    loss[spike_step(rows)] *= 8.0
     acc = 1.0 - loss / 3.0
     lr = 1e-3 * np.minimum(1.0, (steps + 1) / 1000) * np.cos(np.pi * steps / (2 * rows))
     grad = 1.0 + 0.1 * rng.standard_normal(rows)
@@ -55,37 +70,107 @@ def generate(path: Path, rows: int) -> None:
     tmp.rename(path)
 
 
-# The plain loops: parse every line and drop it ("discard"), or parse every line into the list
-# of rows a script would then compute on ("rows"). Timed after imports, like the handlers.
-BASELINE = """
-import sys, time, orjson
-t = time.perf_counter()
-with open(sys.argv[1], 'rb') as f:
-    if sys.argv[2] == 'rows':
-        rows = [orjson.loads(line) for line in f]
-    else:
-        for line in f:
-            orjson.loads(line)
-print(time.perf_counter() - t)
+# The plain loops parse every line into the list of rows a script would then compute on, timed
+# after imports like the handlers. Afterwards (not timed) their rows become per-metric columns
+# for the points check.
+COLUMNS = """
+import json, sys
+sys.path.insert(0, "bench")
+from _common import count, digest
+
+def columns(rows):
+    cols = {}
+    for row in rows:
+        step = row.get("step")
+        for k, v in row.items():
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                s, vals = cols.setdefault(k, ([], []))
+                s.append(step)
+                vals.append(v)
+    return cols
+
+def emit(seconds, cols, processes, **extra):
+    print(json.dumps({"seconds": seconds, "points": count(cols), "digest": digest(cols),
+                      "processes": processes, **extra}))
 """
 
+LOOP = COLUMNS + """
+import time, orjson
+t = time.perf_counter()
+with open(sys.argv[1], "rb") as f:
+    rows = [orjson.loads(line) for line in f]
+emit(time.perf_counter() - t, columns(rows), 1)
+"""
+
+LOOP_PARALLEL = COLUMNS + """
+import os, time, orjson
+from concurrent.futures import ProcessPoolExecutor
+
+def part(path, start, end):
+    with open(path, "rb") as f:
+        f.seek(start)
+        rows = [orjson.loads(line) for line in f.read(end - start).splitlines()]
+    done = time.monotonic()  # the rows are parsed: the loop's work ends here
+    return done, columns(rows)
+
+def bounds(path, n):
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for i in range(1, n):
+            f.seek(max(size * i // n, cuts[-1]))
+            f.readline()
+            cuts.append(min(f.tell(), size))
+    return list(zip(cuts, cuts[1:] + [size]))
+
+if __name__ == "__main__":
+    path, n = sys.argv[1], int(sys.argv[2])
+    t = time.monotonic()
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        parts = list(pool.map(part, [path] * n, *zip(*bounds(path, n))))
+    seconds = max(done for done, _ in parts) - t
+    cols = {}
+    for _, c in parts:  # in file order
+        for k, (s, v) in c.items():
+            cs, cv = cols.setdefault(k, ([], []))
+            cs.extend(s)
+            cv.extend(v)
+    emit(seconds, cols, n)
+"""
+
+# A handler call; the processes it used are this one plus every process it started (counted by
+# wrapping subprocess.Popen); its points are those of the run it loaded (from the in-memory cache
+# afterwards, not timed).
 HANDLER = """
-import sys, time, json
+import json, subprocess, sys, time
+sys.path.insert(0, "bench")
+from _common import count, digest
+from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise import tools
+started = []
+real_init = subprocess.Popen.__init__
+def counting_init(self, *a, **k):
+    started.append(a[0] if a else k.get("args"))
+    real_init(self, *a, **k)
+subprocess.Popen.__init__ = counting_init
 spec = tools.TOOLS_BY_NAME[sys.argv[2]]
+cfg = RunwiseConfig.load(sys.argv[1])
 t = time.perf_counter()
-out = spec.handler(spec.input(run=sys.argv[3]), RunwiseConfig.load(sys.argv[1]))
+out = spec.handler(spec.input(run=sys.argv[3]), cfg)
 elapsed = time.perf_counter() - t
-print(json.dumps({"seconds": elapsed, "output": out.model_dump_json()}))
+subprocess.Popen.__init__ = real_init
+run, _ = runs.get_run(sys.argv[3], cfg)
+cols = {k: (s.steps, s.values) for k, s in run.history.items()}
+print(json.dumps({"seconds": elapsed, "output": out.model_dump_json(), "processes": 1 + len(started),
+                  "points": count(cols), "digest": digest(cols)}))
 """
 
 
-def run_py(code: str, *args: str, env_cache: bool = False) -> str:
+def run_py(code: str, *args: str, env_cache: bool = False) -> dict[str, object]:
     cache_dir = str(DATA.parent / "cache")
     env = dict(os.environ, RUNWISE_CACHE_DIR=cache_dir) if env_cache else dict(os.environ, RUNWISE_NO_CACHE="1")
-    return subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
+    return run_child(code, *args, env=env)
 
 
 LIVE = """
@@ -112,14 +197,16 @@ full, _ = runs.get_run("live", cfg)
 same = sorted(full.history) == sorted(second.history) and all(
     np.array_equal(full.history[k].steps, second.history[k].steps)
     and np.array_equal(full.history[k].values, second.history[k].values) for k in full.history)
-print(f"{t_full:.3f} {t_refresh:.3f} {len(first.history['train/loss'])} {len(second.history['train/loss'])} {same}")
+import json
+line = f"{t_full:.3f} {t_refresh:.3f} {len(first.history['train/loss'])} {len(second.history['train/loss'])} {same}"
+print(json.dumps({"line": line}))
 """
 
 
 def live(path: Path) -> bool:
     """A run still being written: read 95% of the file, append 1% more, read again."""
     out = run_py(LIVE, str(path), str(DATA.parent / "jsonl_live"))
-    t_full, t_refresh, n1, n2, same = out.split()
+    t_full, t_refresh, n1, n2, same = str(out["line"]).split()
     print(f"live run: first read of {int(n1):,} rows {float(t_full):.2f} s; after {int(n2) - int(n1):,} rows were "
           f"appended, second read {float(t_refresh):.3f} s; equal to a full read: {same}")
     return same == "True"
@@ -128,7 +215,7 @@ def live(path: Path) -> bool:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of every side (median and min are reported)")
     args = ap.parse_args()
     root = DATA if args.rows == 1_000_000 else DATA.with_name(f"jsonl_{args.rows}")
     path = root / "logs" / "big.jsonl"
@@ -137,39 +224,59 @@ def main() -> int:
         generate(path, args.rows)
         size = path.stat().st_size / 1e6
         print(f"generated {path.relative_to(HERE.parent)} ({size:.0f} MB) in {time.perf_counter() - t:.1f}s")
-    times: dict[str, list[float]] = {"loop_discard": [], "loop_rows": [], "get_stats": [], "get_history": []}
+    print(f"rows: {args.rows:,}; file {path.stat().st_size / 1e6:.0f} MB; {args.repeat} runs of each side, "
+          "interleaved, each in a fresh process, timed after imports, no cache")
     outputs: dict[str, str] = {}
-    for _ in range(args.repeat):  # interleaved, so drift in machine load hits every reader alike
-        times["loop_discard"].append(float(run_py(BASELINE, str(path), "discard")))
-        times["loop_rows"].append(float(run_py(BASELINE, str(path), "rows")))
-        for tool in ("get_stats", "get_history"):
-            res = json.loads(run_py(HANDLER, str(root), tool, "big"))
-            times[tool].append(res["seconds"])
-            outputs[tool] = res["output"]
-    summ = json.loads(run_py(HANDLER, str(root), "summarize_run", "big"))
+
+    def handler(tool: str) -> dict[str, object]:
+        res = run_py(HANDLER, str(root), tool, "big")
+        outputs[tool] = str(res.pop("output"))
+        return res
+
+    # runwise decides how many processes to use from the file and the machine: ask it once first
+    first = handler("get_stats")
+    n = int(first["processes"])  # type: ignore[call-overload]
+    sides = [
+        Side("get_stats", lambda: handler("get_stats"), f"{n} (runwise)"),
+        Side("get_history", lambda: handler("get_history"), f"{n} (runwise)"),
+        Side("loop", lambda: run_py(LOOP, str(path)), "1"),
+        Side(f"loop_x{n}", lambda: run_py(LOOP_PARALLEL, str(path), str(n)), str(n)),
+    ]
+    repeat(sides, args.repeat)
+    problems = same_points(sides)
+    used = {int(r["processes"]) for s in sides[:2] for r in s.runs}
+    if used != {n}:
+        problems.append(f"runwise used {sorted(used)} processes across runs, the parallel loop {n}")
+    if problems:
+        print("NOT COMPARABLE: " + "; ".join(problems))
+        return 1
+    print(f"every run of every side: {sides[0].runs[0]['points']:,} points, digest {sides[0].runs[0]['digest']}; "
+          f"runwise used {n} process{'es' if n > 1 else ''} (cpu_count {os.cpu_count()})")
+    for line in table(sides, against="loop"):
+        print(line)
+    for s in sides[:2]:
+        print(f"  {s.name}: {s.median / sides[2].median:.2f}x the one-process loop, "
+              f"{s.median / sides[3].median:.2f}x the loop given the same {n} processes (medians)")
+    summ = run_py(HANDLER, str(root), "summarize_run", "big")
     run_py(HANDLER, str(root), "get_stats", "big", env_cache=True)  # fills the on-disk cache
-    med = {k: statistics.median(v) for k, v in times.items()}
     hist = outputs["get_history"]
     hist_obj = json.loads(hist)
-    spike_kept = SPIKE_STEP in hist_obj["metrics"]["train/loss"]["steps"]
+    spike = spike_step(args.rows)
+    spike_kept = spike in hist_obj["metrics"]["train/loss"]["steps"]
     val_kept = "val/loss" in hist_obj["metrics"]
-    spike_flagged = any(f"{SPIKE_STEP:,}" in a or str(SPIKE_STEP) in a for a in json.loads(summ["output"])["anomalies"])
-    print(f"rows: {args.rows:,}; file {path.stat().st_size / 1e6:.0f} MB; median of {args.repeat} runs, "
-          "each in a fresh process, timed after imports, no cache")
-    for k, v in med.items():
-        ratio = "" if k.startswith("loop") else (
-            f"  ({v / med['loop_rows']:.2f}x loop_rows, {v / med['loop_discard']:.2f}x loop_discard)")
-        print(f"  {k:12s} {v:6.2f} s{ratio}   runs: {', '.join(f'{x:.2f}' for x in times[k])}")
-    warm = json.loads(run_py(HANDLER.replace("RUNWISE_NO_CACHE", ""), str(root), "get_stats", "big", env_cache=True))
-    print(f"  get_stats from the on-disk cache (second process): {warm['seconds']:.2f} s")
+    anomalies = json.loads(str(summ["output"]))["anomalies"]
+    spike_flagged = any(f"{spike:,}" in a or str(spike) in a for a in anomalies)
+    warm = run_py(HANDLER, str(root), "get_stats", "big", env_cache=True)
+    print(f"  get_stats from the on-disk cache (second process): {float(warm['seconds']):.2f} s")  # type: ignore[arg-type]
     print(f"get_history default output: {len(hist):,} chars; spike step kept: {spike_kept}; "
           f"val/loss present: {val_kept}")
-    print(f"summarize_run flags the spike at {SPIKE_STEP:,}: {spike_flagged}; "
-          f"its output: {len(summ['output']):,} chars")
+    print(f"summarize_run flags the spike at {spike:,}: {spike_flagged}; "
+          f"its output: {len(str(summ['output'])):,} chars")
     live_ok = live(path)
+    loop = sides[2].median
     ok = (
         live_ok and spike_kept and val_kept and len(hist) <= 8000 and spike_flagged
-        and med["get_stats"] <= 1.5 * med["loop_rows"] and med["get_history"] <= 1.5 * med["loop_rows"]
+        and sides[0].median <= 1.5 * loop and sides[1].median <= 1.5 * loop
     )
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -1,38 +1,50 @@
 """Benchmark: read every point of a 1,000,000-step x 5-scalar tfevents file.
 
-    python bench/bench_tensorboard.py                 # all readers, full file (EA/tbparse ~3 min each)
-    python bench/bench_tensorboard.py --peers prefix  # EA and tbparse on a 10% prefix, extrapolated
-    python bench/bench_tensorboard.py --steps 200000  # a smaller file
+    python bench/bench_tensorboard.py                  # all readers on the full file (EA/tbparse ~3 min a run)
+    python bench/bench_tensorboard.py --peers small    # EA and tbparse on a 10x smaller file, with runwise
+    python bench/bench_tensorboard.py --steps 200000   # a smaller file
+    python bench/bench_tensorboard.py --repeat 5       # runs of every reader (default 3)
 
-Readers, each in its own process (wall time of the load; peak RSS of the process):
+Readers, each in its own process, each run `--repeat` times (interleaved), median and min
+reported; wall time of the load; peak RSS of the process:
 - runwise: `runwise.parsers.tensorboard.load_file` on the run directory (a full Run: every point
-  of every tag as Series, every record's CRC checked).
+  of every tag as Series, every record's CRC checked). One process.
 - rustboard: TensorBoard's Rust data server (tensorboard-data-server) with
   `--samples-per-plugin scalars=all --reload once`, timed from launch to its "Finished load cycle"
-  log line; afterwards all points are fetched over gRPC (ReadScalars) to check none is missing.
-- EventAccumulator with size_guidance={"scalars": 0}, then Scalars(tag) for every tag.
-- tbparse SummaryReader(...).scalars (a DataFrame of every point).
+  log line; afterwards (not timed) every point is fetched over gRPC (ReadScalars). One process
+  with its own threads.
+- EventAccumulator with size_guidance={"scalars": 0}, then Scalars(tag) for every tag. One process.
+- tbparse SummaryReader(...).scalars (a DataFrame of every point). One process.
+
+Every reader's points (per tag: steps and float64 values, sorted by step) are counted and
+digested (bench/_common.py); a ratio is printed only when every run of every reader on that file
+has the same count and digest. Nothing is extrapolated: `--peers small` runs EA and tbparse on a
+smaller generated file (`--peer-steps`, default a tenth) and runs runwise and rustboard on that
+same file too, so each ratio compares readers on one input.
 
 The input is generated once into bench/_data/tb_<steps>/: each Event is built with tensorboard's
 protos (the same bytes as tensorboardX's add_scalar: a test checks this) and framed by
 tensorboard's own RecordWriter, with its pure-Python CRC32C swapped for google-crc32c to make
 generation take seconds instead of minutes. Results go to bench/_results/tensorboard.json.
 """
-
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _common import ROOT, Result, Side, count, digest, repeat, run_child, same_points, table  # noqa: E402
+
 TAGS = ["train/loss", "train/lr", "val/acc", "grad_norm", "throughput/samples_per_sec"]
 T0 = 1_700_000_000.0
 
@@ -78,8 +90,24 @@ def generate(d: Path, steps: int) -> Path:
     return f
 
 
-RUNWISE = """
-import resource, sys, time
+COLUMNS = """
+def _emit(seconds, columns, extra=None):
+    import json, resource, sys
+    import numpy as np
+    sys.path.insert(0, "bench")
+    from _common import count, digest
+    cols = {}
+    for tag, (s, v) in columns.items():
+        s, v = np.asarray(s, dtype=np.int64), np.asarray(v, dtype=np.float64)
+        order = np.argsort(s, kind="stable")
+        cols[tag] = (s[order], v[order])
+    out = {"seconds": seconds, "points": count(cols), "digest": digest(cols),
+           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **(extra or {})}
+    print(json.dumps(out))
+"""
+
+RUNWISE = COLUMNS + """
+import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
 from runwise.config import RunwiseConfig
@@ -89,63 +117,47 @@ cfg = RunwiseConfig(d.parent, env={})
 t1 = time.perf_counter()
 run = tb.load_file(d, cfg)
 t2 = time.perf_counter()
-points = sum(len(s) for s in run.history.values())
-print(t2 - t1, t1 - t0, points, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+_emit(t2 - t1, {k: (s.steps, s.values) for k, s in run.history.items()}, {"import_s": t1 - t0})
 """
 
 CRC_COST = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 from runwise.parsers.tensorboard.events import read_events
 f = next(Path(sys.argv[1]).glob("events.out.tfevents.*"))
-best = {}
-for check in (True, False, True, False):
+times = {True: [], False: []}
+for check in (True, False, True, False, True, False):
     with f.open("rb") as fp:
         t = time.perf_counter()
         read_events(fp, path=f.name, check_crc=check)
-        best[check] = min(best.get(check, 1e9), time.perf_counter() - t)
-print(best[True], best[False], 0, 0)
+        times[check].append(time.perf_counter() - t)
+print(json.dumps({"with_crc_s": min(times[True]), "without_crc_s": min(times[False])}))
 """
 
-EVENT_ACCUMULATOR = """
-import resource, sys, time
+EVENT_ACCUMULATOR = COLUMNS + """
+import sys, time
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 t1 = time.perf_counter()
 acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 acc.Reload()
-points = sum(len(acc.Scalars(t)) for t in acc.Tags()["scalars"])
-print(time.perf_counter() - t1, 0, points, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+events = {t: acc.Scalars(t) for t in acc.Tags()["scalars"]}
+t2 = time.perf_counter()
+_emit(t2 - t1, {t: ([e.step for e in ev], [e.value for e in ev]) for t, ev in events.items()})
 """
 
-TBPARSE = """
-import resource, sys, time
+TBPARSE = COLUMNS + """
+import sys, time
 from tbparse import SummaryReader
 t1 = time.perf_counter()
 df = SummaryReader(sys.argv[1], pivot=False).scalars
-print(time.perf_counter() - t1, 0, len(df), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+t2 = time.perf_counter()
+_emit(t2 - t1, {t: (g["step"].to_numpy(), g["value"].to_numpy()) for t, g in df.groupby("tag", sort=False)})
 """
 
 
-def run_python(code: str, logdir: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(logdir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    seconds, import_s, points, rss_kb = out.stdout.split()[-4:]
-    return {
-        "seconds": float(seconds),
-        "import_s": float(import_s),
-        "points": int(points),
-        "peak_mb": int(rss_kb) / 1024,
-    }
-
-
-def run_rustboard(logdir: Path, expected: int) -> dict[str, float]:
+def run_rustboard(logdir: Path, expected: int) -> Result:
     import grpc
+    import numpy as np
     import tensorboard_data_server
     from tensorboard.data.proto import data_provider_pb2, data_provider_pb2_grpc
 
@@ -180,7 +192,12 @@ def run_rustboard(logdir: Path, expected: int) -> dict[str, float]:
                 req.downsample.num_points = 10 * expected
                 req.run_tag_filter.SetInParent()
                 resp = stub.ReadScalars(req)
-                points = sum(len(t.data.step) for r in resp.runs for t in r.tags)
+                columns: dict[str, tuple[Any, Any]] = {}
+                for r in resp.runs:
+                    for t in r.tags:
+                        s = np.asarray(t.data.step, dtype=np.int64)
+                        order = np.argsort(s, kind="stable")
+                        columns[t.tag_name] = (s[order], np.asarray(t.data.value, dtype=np.float64)[order])
                 channel.close()
             finally:
                 proc.kill()
@@ -188,59 +205,78 @@ def run_rustboard(logdir: Path, expected: int) -> dict[str, float]:
     own = None
     if logged:
         own = float(logged.group(1)) / (1000 if logged.group(2) == "ms" else 1)
-    return {"seconds": seconds, "logged_s": own or 0.0, "points": points, "peak_mb": peak}
+    return {"seconds": seconds, "logged_s": own or 0.0, "points": count(columns), "digest": digest(columns),
+            "peak_mb": peak}
 
 
-def main() -> None:
+def compare(logdir: Path, names: list[str], expected: int, times: int) -> tuple[list[Side], list[str]]:
+    """Run the readers `names` on `logdir` `times` times each; the sides and any mismatch."""
+    codes = {"runwise": RUNWISE, "event_accumulator": EVENT_ACCUMULATOR, "tbparse": TBPARSE}
+    procs = {"rustboard": "1 (Rust, its own threads)"}
+
+    def once(name: str) -> Callable[[], Result]:
+        if name == "rustboard":
+            return lambda: run_rustboard(logdir, expected)
+        return lambda: run_child(codes[name], str(logdir))
+
+    sides = [Side(n, once(n), procs.get(n, "1")) for n in names]
+    repeat(sides, times)
+    return sides, same_points(sides)
+
+
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1_000_000)
-    peers_help = "EventAccumulator and tbparse: full file, 10%% prefix (extrapolated), or skip"
-    ap.add_argument("--peers", choices=["full", "prefix", "skip"], default="full", help=peers_help)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of runwise and rustboard (best is reported)")
+    peers_help = "EventAccumulator and tbparse: on the full file, on a smaller file (with runwise), or not at all"
+    ap.add_argument("--peers", choices=["full", "small", "skip"], default="full", help=peers_help)
+    ap.add_argument("--peer-steps", type=int, help="steps of the smaller file for --peers small (default steps/10)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of every reader (median and min are reported)")
     args = ap.parse_args()
     data = HERE / "_data"
     logdir = data / f"tb_{args.steps}"
-    f = generate(logdir, args.steps)
-    expected = args.steps * len(TAGS)
-    results: dict[str, dict[str, float]] = {}
-    results["runwise"] = min(
-        (run_python(RUNWISE, logdir) for _ in range(args.repeat)), key=lambda r: r["seconds"]
-    )
-    results["rustboard"] = min(
-        (run_rustboard(logdir, expected) for _ in range(args.repeat)), key=lambda r: r["seconds"]
-    )
-    crc = run_python(CRC_COST, logdir)
-    crc_note = {"with_crc_s": crc["seconds"], "without_crc_s": crc["import_s"]}
-    if args.peers != "skip":
-        peer_dir, scale = logdir, 1.0
-        if args.peers == "prefix":
-            peer_dir = data / f"tb_{args.steps // 10}"
-            generate(peer_dir, args.steps // 10)
-            scale = 10.0
-        for name, code in (("event_accumulator", EVENT_ACCUMULATOR), ("tbparse", TBPARSE)):
-            r = run_python(code, peer_dir)
-            r["extrapolated_x"] = scale
-            r["seconds"] *= scale
-            results[name] = r
-    print(f"file: {f.relative_to(ROOT)}  {f.stat().st_size / 2**20:.0f} MiB, {expected:,} scalar points")
-    base = results["runwise"]["seconds"]
-    for name, r in results.items():
-        extra = f"  (x{r['extrapolated_x']:.0f} from a prefix)" if r.get("extrapolated_x", 1) != 1 else ""
-        ratio = "" if name == "runwise" else f"  {r['seconds'] / base:6.1f}x runwise"
-        print(
-            f"{name:18s} {r['seconds']:8.2f} s  peak {r['peak_mb']:7.0f} MB"
-            f"  points {int(r['points']):>10,}{ratio}{extra}"
-        )
-    print(
-        f"runwise read_events alone: {crc_note['with_crc_s']:.2f} s checking every data CRC, "
-        f"{crc_note['without_crc_s']:.2f} s without"
-    )
+    generate(logdir, args.steps)
+    plan: list[tuple[int, Path, list[str]]] = []
+    peers = ["event_accumulator", "tbparse"]
+    if args.peers == "full":
+        plan.append((args.steps, logdir, ["runwise", "rustboard", *peers]))
+    else:
+        plan.append((args.steps, logdir, ["runwise", "rustboard"]))
+    if args.peers == "small":
+        small = args.peer_steps or args.steps // 10
+        small_dir = data / f"tb_{small}"
+        generate(small_dir, small)
+        plan.append((small, small_dir, ["runwise", "rustboard", *peers]))
+    results: dict[str, Any] = {"repeat": args.repeat, "inputs": []}
+    ok = True
+    for steps, d, names in plan:
+        f = next(d.glob("events.out.tfevents.*"))
+        expected = steps * len(TAGS)
+        print(f"file: {f.relative_to(ROOT)}  {f.stat().st_size / 2**20:.0f} MiB, {expected:,} scalar points; "
+              f"{args.repeat} runs of each reader, interleaved")
+        sides, problems = compare(d, names, expected, args.repeat)
+        entry = {"steps": steps, "readers": {s.name: {"processes": s.processes, "runs": s.runs} for s in sides}}
+        results["inputs"].append(entry)
+        if problems:
+            print("NOT COMPARABLE: " + "; ".join(problems))
+            ok = False
+            continue
+        if sides[0].runs[0]["points"] != expected:
+            print(f"every reader returned {sides[0].runs[0]['points']:,} points, expected {expected:,}")
+            ok = False
+            continue
+        print(f"every run of every reader: {expected:,} points, digest {sides[0].runs[0]['digest']}")
+        for line in table(sides, against="runwise",
+                          extra=lambda s: f"  peak {max(r['peak_mb'] for r in s.runs):.0f} MB"):
+            print(line)
+    crc = run_child(CRC_COST, str(logdir))
+    results["crc"] = crc
+    print(f"runwise read_events alone (min of 3): {crc['with_crc_s']:.2f} s checking every data CRC, "
+          f"{crc['without_crc_s']:.2f} s without")
     out = ROOT / "bench" / "_results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tensorboard.json").write_text(
-        json.dumps({"steps": args.steps, "results": results, "crc": crc_note}, indent=2)
-    )
+    (out / "tensorboard.json").write_text(json.dumps(results, indent=2))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
