@@ -6,9 +6,9 @@ import difflib
 import math
 import time
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from runwise.analysis.aliases import find_metric, is_validation
 from runwise.config import RunwiseConfig
@@ -22,15 +22,7 @@ from runwise.model import Run
 # A number in an output: rounded float, "nan" / "inf" / "-inf" for non-finite values, None if absent.
 Num = float | str | None
 
-RunRef = Annotated[
-    str,
-    Field(description="'latest', id, id prefix, name, source:id or path"),
-]
-Prefix = Annotated[str, Field(description="Only keys starting with this", max_length=200)]
-Keys = Annotated[
-    list[str] | None,
-    Field(description="Metric names or prefixes ('val/'); default: main metrics"),
-]
+# Input field types (run references, keys, steps) and their caps: runwise.tools._fields
 
 
 class In(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from runwise import runs
 from runwise.analysis.aliases import group_prefix
@@ -14,17 +14,20 @@ from runwise.config import RunwiseConfig
 from runwise.model import Run, Series
 from runwise.parsers import Progress
 from runwise.tools._common import In, Num, Out, Table, fmt, main_metrics, num, run_label, run_notes, short_value
+from runwise.tools._fields import MAX_STEP, NAME_CHARS, REF_CHARS, check_ref
 
 
 class CompareRunsInput(In):
     runs: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=500)]],
+        list[Annotated[str, Field(min_length=1, max_length=REF_CHARS), AfterValidator(check_ref)]],
         Field(min_length=2, max_length=8, description="Run refs; 'ref@STEP' compares values at that step"),
     ]
-    step: Annotated[int | None, Field(description="Compare every run at this step")] = None
-    prefix: Annotated[str, Field(description="Only metrics starting with this", max_length=200)] = ""
+    step: Annotated[int | None, Field(ge=0, le=MAX_STEP, description="Compare every run at this step")] = None
+    prefix: Annotated[str, Field(description="Only metrics starting with this", max_length=NAME_CHARS)] = ""
     group: Annotated[bool, Field(description="Group metrics by prefix")] = False
-    threshold_pct: Annotated[float, Field(ge=0, description="Hide metrics changing less than this %")] = 0.0
+    threshold_pct: Annotated[
+        float, Field(ge=0, le=1e6, allow_inf_nan=False, description="Hide metrics changing less than this %")
+    ] = 0.0
     config_diff: Annotated[bool, Field(description="Include config differences")] = True
     max_metrics: Annotated[int, Field(ge=1, le=200)] = 20
 
@@ -106,13 +109,28 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
         items = sorted(diffs.items())
         cfg_omitted = max(0, len(items) - 30)
         cfg_table = Table(columns=["key", *ids], rows=[[k, *map(short_value, v)] for k, v in items[:30]])
-    for run, _ in loaded:
+    for run, step in loaded:
         notes += [f"{run.id}: {n}" for n in run_notes(run)[:2]]
+        if step is not None:
+            notes += _step_notes(run, step)
     summary = _summary(labels, shown, loaded, cfg_table)
     return CompareRunsOutput(
         summary=summary, runs=labels, at_steps=[s for _, s in loaded], metrics=Table(columns=columns, rows=shown),
         groups=groups, omitted=omitted, config_diff=cfg_table, config_omitted=cfg_omitted, notes=notes[:8],
     )
+
+
+def _step_notes(run: Run, step: int) -> list[str]:
+    """What comparing `run` at `step` cannot show: a step past its end, or before its first point."""
+    steps = [s.steps for s in run.history.values() if len(s)]
+    if not steps:
+        return []
+    first, last = min(int(s[0]) for s in steps), max(int(s[-1]) for s in steps)
+    if step > last:
+        return [f"{run.id}: step {step:,} is past its last step {last:,}: its values are from its last steps"]
+    if step < first:
+        return [f"{run.id}: step {step:,} is before its first logged step {first:,}: it has no values there"]
+    return []
 
 
 def _summary(labels: list[str], rows: list[list[Any]], loaded: list[tuple[Run, int | None]], cfg: Table | None) -> str:

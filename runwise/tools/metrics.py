@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from runwise import runs
 from runwise.analysis.downsample import downsample
@@ -14,12 +14,11 @@ from runwise.analysis.stats import series_stats
 from runwise.config import RunwiseConfig
 from runwise.model import Series
 from runwise.parsers import Progress
+from runwise.tools._bound import ANSWER_CHARS, answer_size
 from runwise.tools._common import (
     In,
-    Keys,
     Num,
     Out,
-    RunRef,
     Table,
     anomaly_report,
     clip,
@@ -29,8 +28,11 @@ from runwise.tools._common import (
     run_notes,
     select_keys,
 )
+from runwise.tools._fields import MAX_STEP, Keys, RunRef, Step
 
 HISTORY_BUDGET = 360  # points across all metrics by default: keeps the answer near 6k characters
+HISTORY_POINTS = 2_000  # points across all metrics in one answer, whatever max_points asks
+HISTORY_METRICS = 50  # metrics in one answer
 
 
 def _window(s: Series, start: int | None, end: int | None) -> Series:
@@ -39,6 +41,18 @@ def _window(s: Series, start: int | None, end: int | None) -> Series:
     lo = 0 if start is None else int(np.searchsorted(s.steps, start, side="left"))
     hi = len(s) if end is None else int(np.searchsorted(s.steps, end, side="right"))
     return Series(s.metric, s.steps[lo:hi], s.values[lo:hi])
+
+
+def _empty_window_note(windows: dict[str, Series], full: dict[str, Series], start: int | None, end: int | None) -> str:
+    """Which metrics have no point between `start` and `end`, and where their points are ('' if all have)."""
+    empty = [k for k, w in windows.items() if not len(w) and len(full[k])]
+    if not empty:
+        return ""
+    first = min(int(full[k].steps[0]) for k in empty)
+    last = max(int(full[k].steps[-1]) for k in empty)
+    which = "no metric has" if len(empty) == len(windows) else f"{len(empty)} of {len(windows)} metrics have"
+    return (f"{which} points in steps {fmt_step(start) if start is not None else '0'}..{fmt_step(end)}"
+            f" ({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}: steps {first:,}..{last:,})")
 
 
 # ---------------------------------------------------------------- get_history
@@ -50,9 +64,15 @@ class GetHistoryInput(In):
     max_points: Annotated[
         int | None, Field(ge=4, le=5000, description="Points per metric (default: ~360 in all)")
     ] = None
-    start_step: int | None = None
-    end_step: int | None = None
+    start_step: Step | None = None
+    end_step: Step | None = None
     format: Annotated[Literal["columns", "csv"], Field(description="columns or one CSV per metric")] = "columns"
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> GetHistoryInput:
+        if self.start_step is not None and self.end_step is not None and self.start_step > self.end_step:
+            raise ValueError(f"start_step {self.start_step:,} is after end_step {self.end_step:,}")
+        return self
 
 
 class MetricHistory(Out):
@@ -74,13 +94,36 @@ class GetHistoryOutput(Out):
 
 def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetHistoryOutput:
     run, _ = runs.get_run(req.run, cfg, progress)
-    keys = select_keys(run, req.keys, cfg, default_limit=6)
-    per_metric = req.max_points or max(16, min(200, HISTORY_BUDGET // max(1, len(keys))))
+    keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), HISTORY_METRICS)
+    notes = run_notes(run)
+    if left_out:
+        notes.append(f"{left_out} more metrics matched; at most {HISTORY_METRICS} per answer: narrow keys")
+    if req.max_points is None:
+        per_metric = max(16, min(200, HISTORY_BUDGET // max(1, len(keys))))
+    else:
+        per_metric = min(req.max_points, max(4, HISTORY_POINTS // max(1, len(keys))))
+        if per_metric < req.max_points:
+            notes.append(f"max_points lowered to {per_metric} per metric: at most {HISTORY_POINTS:,} points per answer")
+    windows = {k: _window(run.history[k], req.start_step, req.end_step) for k in keys}
+    empty = _empty_window_note(windows, run.history, req.start_step, req.end_step)
+    if empty:
+        notes.append(empty)
+    out = _history(req, run_label(run), windows, per_metric, notes)
+    size = answer_size(out)
+    if size > ANSWER_CHARS and per_metric > 4:  # long names or values: fewer points, not a cut-off curve
+        per_metric = max(4, per_metric * ANSWER_CHARS * 9 // (10 * size))
+        notes.append(f"points per metric lowered to {per_metric} to keep the answer under {ANSWER_CHARS:,} characters")
+        out = _history(req, run_label(run), windows, per_metric, notes)
+    return out
+
+
+def _history(
+    req: GetHistoryInput, label: str, windows: dict[str, Series], per_metric: int, notes: list[str]
+) -> GetHistoryOutput:
     out: dict[str, MetricHistory] = {}
     csv: dict[str, str] = {}
     sampled = 0
-    for k in keys:
-        s = _window(run.history[k], req.start_step, req.end_step)
+    for k, s in windows.items():
         ds = downsample(s.steps, s.values, max_points=per_metric)
         if ds.method != "all":
             sampled += 1
@@ -95,13 +138,13 @@ def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | N
             out[k] = MetricHistory(steps=steps, values=vals, source_points=ds.source_points, method=ds.method,
                                    nan=ds.nan_count, inf=ds.inf_count)
     note = (
-        f"{len(keys)} metrics, up to {per_metric} points each; "
+        f"{len(windows)} metrics, up to {per_metric} points each; "
         + (f"{sampled} downsampled keeping each bucket's first/last/min/max (spikes survive)"
            if sampled else "all points returned")
     )
     if req.start_step is not None or req.end_step is not None:
         note += f"; steps {fmt_step(req.start_step)}..{fmt_step(req.end_step)}"
-    return GetHistoryOutput(run=run_label(run), note=note, metrics=out, csv=csv or None, notes=run_notes(run))
+    return GetHistoryOutput(run=label, note=note, metrics=out, csv=csv or None, notes=notes[:10])
 
 
 # ---------------------------------------------------------------- get_stats
@@ -147,7 +190,9 @@ def get_stats(req: GetStatsInput, cfg: RunwiseConfig, progress: Progress | None 
 class GetStabilityInput(In):
     run: RunRef = "latest"
     keys: Keys = None
-    window_steps: Annotated[int | None, Field(ge=2, description="Rolling window in steps (default span/20)")] = None
+    window_steps: Annotated[
+        int | None, Field(ge=2, le=MAX_STEP, description="Rolling window in steps (default span/20)")
+    ] = None
 
 
 STABILITY_COLUMNS = [
@@ -166,6 +211,7 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
     run, _ = runs.get_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=8)
     rows: list[list[str | int | float | bool | None]] = []
+    wide: list[str] = []
     for k in keys[:50]:
         s = run.history[k]
         st = stability(s.steps, s.values, window_steps=req.window_steps)
@@ -173,8 +219,15 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
             k, st.verdict, st.trend, num(st.slope_per_1k_steps, 4), num(st.cv_last, 3), num(st.rolling_std_last, 4),
             num(st.rolling_std_mean, 4), num(st.rolling_std_max, 4), st.rolling_std_max_step, st.window_steps,
         ])
-    return GetStabilityOutput(run=run_label(run), stability=Table(columns=STABILITY_COLUMNS, rows=rows),
-                              notes=run_notes(run))
+        if req.window_steps is not None and len(s) and req.window_steps > int(s.steps[-1] - s.steps[0]):
+            wide.append(k)
+    notes = run_notes(run)
+    if len(keys) > 50:
+        notes.append(f"{len(keys) - 50} more metrics matched; at most 50 per answer: narrow keys")
+    if wide:
+        notes.append(f"window_steps {req.window_steps:,} is wider than the steps of {', '.join(wide[:5])}"
+                     f"{', ...' if len(wide) > 5 else ''}: one window holds every point")
+    return GetStabilityOutput(run=run_label(run), stability=Table(columns=STABILITY_COLUMNS, rows=rows), notes=notes)
 
 
 # ---------------------------------------------------------------- detect_anomalies

@@ -15,11 +15,8 @@ from runwise.model import CRASHED, FAILED, FINISHED, RUNNING, Run
 from runwise.parsers import Progress
 from runwise.tools._common import (
     In,
-    Keys,
     Num,
     Out,
-    Prefix,
-    RunRef,
     Table,
     age,
     anomaly_report,
@@ -35,6 +32,7 @@ from runwise.tools._common import (
     select_keys,
     short_value,
 )
+from runwise.tools._fields import Keys, Prefix, RunRef
 
 
 class RunHeader(Out):
@@ -160,11 +158,16 @@ class RunContextOutput(Out):
 
 def get_run_context(req: RunContextInput, cfg: RunwiseConfig, progress: Progress | None = None) -> RunContextOutput:
     run, _ = runs.get_run(req.run, cfg, progress)
-    notes = run.notes if len(run.notes) <= 2000 else run.notes[:2000] + f"… (+{len(run.notes) - 2000} chars)"
     return RunContextOutput(
-        run=header(run), path=run.path, project=run.project, entity=run.entity, group=run.group, job_type=run.job_type,
-        tags=run.tags[:50], notes=notes, segments=run.segments[:20], exit_code=run.exit_code,
+        run=header(run), path=_cut(run.path, 1000), project=_cut(run.project), entity=_cut(run.entity),
+        group=_cut(run.group), job_type=_cut(run.job_type), tags=[_cut(t) for t in run.tags[:50]],
+        notes=_cut(run.notes, 2000), segments=[_cut(p, 1000) for p in run.segments[:20]], exit_code=run.exit_code,
     )
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """`text`, or its first `limit` characters and how many more there are."""
+    return text if len(text) <= limit else text[:limit] + f"… (+{len(text) - limit:,} chars)"
 
 
 # ---------------------------------------------------------------- get_config
@@ -181,6 +184,7 @@ class GetConfigOutput(Out):
     config: dict[str, str | int | float | bool | None | list[object] | dict[str, object]]
     total_keys: int
     omitted: int
+    notes: list[str] = []
 
 
 def get_config(req: GetConfigInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetConfigOutput:
@@ -208,6 +212,7 @@ class ListKeysOutput(Out):
     metrics: Table  # key, points, first_step, last_step
     omitted: int
     non_numeric: dict[str, str]
+    notes: list[str] = []
 
 
 def list_keys(req: ListKeysInput, cfg: RunwiseConfig, progress: Progress | None = None) -> ListKeysOutput:
@@ -247,7 +252,7 @@ class LiveStatusOutput(Out):
 
 def live_status(req: LiveStatusInput, cfg: RunwiseConfig, progress: Progress | None = None) -> LiveStatusOutput:
     run, _ = runs.get_run(req.run, cfg, progress)
-    keys = select_keys(run, req.keys, cfg, default_limit=6)
+    keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), 50)
     rows: list[list[str | int | float | bool | None]] = []
     for k in keys:
         s = run.history[k]
@@ -279,7 +284,7 @@ def live_status(req: LiveStatusInput, cfg: RunwiseConfig, progress: Progress | N
         summary=summary, run=header(run), last_write_age_s=num(since, 4), steps_per_s=rate,
         latest=Table(columns=["metric", "step", "value", "trend"], rows=rows), recent_anomalies=recent,
         output_tail=[line[-300:] for line in run.output_tail[-req.output_lines:]] if req.output_lines else [],
-        notes=run_notes(run),
+        notes=run_notes(run) + ([f"{left_out} more metrics matched; at most 50 per answer"] if left_out else []),
     )
 
 

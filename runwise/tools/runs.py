@@ -15,6 +15,7 @@ from runwise.errors import RunwiseError
 from runwise.model import Run, RunEntry
 from runwise.parsers import Progress
 from runwise.tools._common import In, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
+from runwise.tools._fields import MetricName
 
 # Runs larger than this are listed from their metadata only unless already cached: a listing
 # must stay fast even with many 600 MB logs around.
@@ -43,7 +44,7 @@ def _try_load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) ->
 class ListRunsInput(In):
     source: Annotated[Source, Field(description="Only runs of this source")] = "all"
     limit: Annotated[int, Field(ge=1, le=500, description="Newest runs to show")] = 15
-    metric: Annotated[str | None, Field(description="Metric to show per run (default: the loss)")] = None
+    metric: Annotated[MetricName | None, Field(description="Metric to show per run (default: the loss)")] = None
     sparklines: bool = True
 
 
@@ -103,7 +104,7 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
 
 
 class FindBestRunInput(In):
-    metric: Annotated[str, Field(description="Metric to rank by, e.g. 'val/loss'", min_length=1)]
+    metric: Annotated[MetricName, Field(description="Metric to rank by, e.g. 'val/loss'")]
     mode: Annotated[Literal["auto", "min", "max"], Field(description="auto: max for accuracy-like names")] = "auto"
     use: Annotated[Literal["best", "final"], Field(description="Rank by each run's best or final value")] = "best"
     top_n: Annotated[int, Field(ge=1, le=50)] = 5
