@@ -2,17 +2,19 @@
 
 Both front ends (the MCP server and the CLI) call these handlers and nothing else. A handler
 takes `(request, cfg, progress=None)` and returns its output model or raises a RunwiseError.
-The registry `TOOLS` holds the name, title and description each front end shows.
+The registry `TOOLS` holds the name, title and description each front end shows; `ToolSpec.run`
+is the handler with every answer held to the size cap (`runwise.tools._bound`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel
-
+from runwise.config import RunwiseConfig
+from runwise.parsers import Progress
+from runwise.tools._bound import fit
+from runwise.tools._common import In, Out
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput, compare_runs
 from runwise.tools.metrics import (
     DetectAnomaliesInput,
@@ -54,18 +56,36 @@ from runwise.tools.runs import (
     list_runs,
 )
 
+I = TypeVar("I", bound=In)  # noqa: E741 - the input model, as in the SDK's own generics
+O = TypeVar("O", bound=Out)  # noqa: E741
+I_contra = TypeVar("I_contra", bound=In, contravariant=True)
+O_co = TypeVar("O_co", bound=Out, covariant=True)
+
+
+class Handler(Protocol[I_contra, O_co]):
+    """A tool handler: `(request, cfg, progress=None) -> output model`, raising a RunwiseError."""
+
+    def __call__(self, req: I_contra, cfg: RunwiseConfig, progress: Progress | None = None) -> O_co: ...
+
 
 @dataclass(frozen=True)
-class ToolSpec:
+class ToolSpec(Generic[I, O]):
+    """One tool: its names, its input and output models, and the handler that joins them."""
+
     name: str
     title: str
     description: str
-    input: type[BaseModel]
-    output: type[BaseModel]
-    handler: Callable[..., Any]
+    input: type[I]
+    output: type[O]
+    handler: Handler[I, O]
+
+    def run(self, req: I, cfg: RunwiseConfig, progress: Progress | None = None) -> O:
+        """The handler's answer, cut to the answer size cap (with a note saying what was cut)."""
+        return fit(self.handler(req, cfg, progress))
 
 
-TOOLS: list[ToolSpec] = [
+# Each entry keeps its own input/output types; the list holds them all, so its element type is open.
+TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "list_runs", "List runs",
         "List training runs (W&B, TensorBoard, JSONL), newest first: state, last step, final loss, sparkline.",
@@ -79,8 +99,8 @@ TOOLS: list[ToolSpec] = [
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
-        "Compare 2-8 runs: final values (or values at a step: 'ref@STEP' or step=N), % deltas, config "
-        "differences. Answers which config change made B better than A.",
+        "Compare 2-8 runs: final values (or at a step: 'ref@STEP' or step=N), % deltas, config differences: "
+        "which change made B better than A.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
     ),
     ToolSpec(
@@ -121,8 +141,8 @@ TOOLS: list[ToolSpec] = [
     ),
     ToolSpec(
         "live_status", "Live status",
-        "Status of a running (or the latest) job: last step, steps/s, seconds since last write, latest values, "
-        "recent anomalies, console tail.",
+        "A running (or the latest) job: last step, steps/s, seconds since last write, latest values, recent "
+        "anomalies, console tail.",
         LiveStatusInput, LiveStatusOutput, live_status,
     ),
     ToolSpec(
@@ -133,6 +153,6 @@ TOOLS: list[ToolSpec] = [
     ),
 ]
 
-TOOLS_BY_NAME = {t.name: t for t in TOOLS}
+TOOLS_BY_NAME: dict[str, ToolSpec[Any, Any]] = {t.name: t for t in TOOLS}
 
-__all__ = ["TOOLS", "TOOLS_BY_NAME", "ToolSpec"]
+__all__ = ["TOOLS", "TOOLS_BY_NAME", "Handler", "ToolSpec"]
