@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the SDK is imported when a server is built, not when this package is
+    from mcp.server.mcpserver import MCPServer
+
+    from runwise.config import RunwiseConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,10 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     return _main(argv)
 
 
-def build_server(*args: Any, **kwargs: Any) -> Any:
+def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPServer:
     from runwise.server.app import build_server as _build
 
-    return _build(*args, **kwargs)
+    return _build(load_config)
 
 
 __all__ = ["build_server", "main"]

@@ -1,32 +1,40 @@
 """The MCP front end: registers every tool of `runwise.tools.TOOLS` on an `MCPServer`.
 
-Each tool takes its input model's fields as flat arguments, returns its output model as
-structured content, runs its blocking handler in a worker thread (cancellable from the client:
-the thread's result is dropped), reports read progress, and turns every anticipated failure
-(`RunwiseError`) into a `ToolError` whose text the model can act on. stdout carries only the
-protocol; logs go to stderr.
+Each tool takes its input model's fields as flat arguments (validated here, against the input
+model, so a bad one gets one line naming it and what it accepts), runs `ToolSpec.run` in a worker
+thread (cancellable from the client: the thread's result is dropped), reports read progress, and
+returns its output model as structured content plus the same JSON, without spaces, as text.
+Every failure is a one-line `ToolError` (`runwise.server.messages`). What runwise needs from the
+SDK beyond its documented surface is in `runwise.server.sdk`. stdout carries only the protocol;
+logs go to stderr.
 """
 
 from __future__ import annotations
 
-import inspect
+import json
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import Field, ValidationError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ValidationError
 
+from runwise.config import RunwiseConfig
+from runwise.server.messages import ERROR_CHARS, argument_error, error_message, one_line
+from runwise.server.schema import model_schema
+from runwise.server.sdk import ToolFn, sdk_tool
 from runwise.tools import TOOLS, ToolSpec
+from runwise.tools._common import In, Out
 
 log = logging.getLogger("runwise.server")
 
@@ -47,65 +55,52 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress notifications of one call
 
-
-def _compact_schema(schema: Any) -> Any:
-    """Shorten a JSON schema without changing what it accepts: the model pays for every character.
-
-    Drops pydantic's generated `title`s and `"default": null`, and writes `anyOf: [{type: T}, {type:
-    null}]` as `type: [T, "null"]`.
-    """
-    if isinstance(schema, list):
-        return [_compact_schema(x) for x in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for k, v in schema.items():
-        if k == "title" and isinstance(v, str):
-            continue
-        if k == "default" and v is None:
-            continue
-        if k == "properties" and isinstance(v, dict):
-            out[k] = {name: _compact_schema(p) for name, p in v.items()}
-        else:
-            out[k] = _compact_schema(v)
-    options = out.get("anyOf")
-    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-        other = options[0] if options[1] == {"type": "null"} else options[1]
-        if isinstance(other, dict) and isinstance(other.get("type"), str):
-            del out["anyOf"]
-            out = {**other, **out, "type": [other["type"], "null"]}
-    return out
+I = TypeVar("I", bound=In)  # noqa: E741
+O = TypeVar("O", bound=Out)  # noqa: E741
 
 
-def _make_tool_fn(spec: ToolSpec, load_config: Callable[[], Any]) -> Callable[..., Any]:
-    async def tool(ctx: Context, **kwargs: Any) -> Any:
+def _tool_fn(spec: ToolSpec[I, O], input_schema: dict[str, Any], load_config: Callable[[], RunwiseConfig]) -> ToolFn:
+    """The MCP side of one tool: validate the arguments, run the handler in a thread, answer or fail in one line."""
+    limit = ERROR_CHARS - len(f"Error executing tool {spec.name}: ")  # the SDK puts this before the text
+
+    async def tool(ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
         try:
-            req = spec.input(**kwargs)
+            req = spec.input.model_validate(_pre_parse(arguments, input_schema))
         except ValidationError as exc:
-            raise ToolError(_validation_message(exc)) from exc
+            raise ToolError(one_line(argument_error(exc, input_schema), limit)) from exc
         progress = _progress_reporter(ctx)
         try:
             cfg = load_config()
-            return await anyio.to_thread.run_sync(
-                partial(spec.handler, req, cfg, progress), abandon_on_cancel=True
-            )
-        except ToolError:
-            raise
+            out = await anyio.to_thread.run_sync(partial(spec.run, req, cfg, progress), abandon_on_cancel=True)
         except Exception as exc:
-            raise ToolError(error_message(exc)) from exc
+            raise ToolError(one_line(error_message(exc), limit)) from exc
+        return _result(out)
 
-    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
-    for name, field in spec.input.model_fields.items():
-        default = inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True)
-        annotation: Any = field.annotation
-        if field.description or field.metadata:
-            annotation = Annotated[(annotation, *field.metadata, Field(description=field.description))]
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
-    tool.__signature__ = inspect.Signature(params, return_annotation=spec.output)  # type: ignore[attr-defined]
-    tool.__annotations__ = {"ctx": Context, **{p.name: p.annotation for p in params[1:]}, "return": spec.output}
-    tool.__name__ = spec.name
-    tool.__doc__ = spec.description
     return tool
+
+
+def _pre_parse(arguments: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A list or object argument sent as JSON text ('["a", "b"]'), as some clients do, parsed; the rest as sent."""
+    props = schema.get("properties", {})
+    out = dict(arguments)
+    for name, value in arguments.items():
+        kinds = props.get(name, {}).get("type")
+        if isinstance(value, str) and value[:1] in ("[", "{") and isinstance(kinds, (str, list)):
+            if not {"array", "object"} & set([kinds] if isinstance(kinds, str) else kinds):
+                continue
+            try:
+                parsed = json.loads(value)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(parsed, (list, dict)):
+                out[name] = parsed
+    return out
+
+
+def _result(out: Out) -> CallToolResult:
+    """The answer as structured content and, for clients that read only text, the same JSON without spaces."""
+    text = out.model_dump_json()
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=json.loads(text))
 
 
 def _progress_reporter(ctx: Context) -> Callable[[float, float], None]:
@@ -127,65 +122,35 @@ def _progress_reporter(ctx: Context) -> Callable[[float, float], None]:
     return report
 
 
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(x) for x in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "invalid arguments: " + "; ".join(parts)
-
-
-def error_message(exc: BaseException) -> str:
-    """The one-line text an agent or a person gets for any failure."""
-    from runwise.errors import RunwiseError
-
-    if isinstance(exc, RunwiseError):
-        return str(exc)
-    if isinstance(exc, ValidationError):
-        return _validation_message(exc)
-    if isinstance(exc, OSError):
-        return f"cannot read {exc.filename or 'a file'}: {exc.strerror or exc}"
-    log.error("unexpected failure", exc_info=exc)
-    return f"runwise failed unexpectedly ({type(exc).__name__}: {exc}); the run may be readable with other tools"
-
-
-def build_server(load_config: Callable[[], Any] | None = None) -> MCPServer:
-    """An MCPServer with every runwise tool registered."""
+def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPServer:
+    """An MCPServer with every runwise tool registered; `load_config` gives the config for each call."""
     if load_config is None:
-        from runwise.config import RunwiseConfig
-
         load_config = RunwiseConfig.load
     from runwise import __version__
 
-    server = MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__)
+    tools = []
     for spec in TOOLS:
-        server.add_tool(
-            _make_tool_fn(spec, load_config), name=spec.name, title=spec.title, description=spec.description,
-            annotations=READ_ONLY, structured_output=True,
-        )
-        registered = server._tool_manager.get_tool(spec.name)
-        if registered is not None:
-            registered.parameters = _compact_schema(registered.parameters)
-            # refuse unknown arguments: a misspelt 'key' must not silently fall back to defaults
-            arg_model = registered.fn_metadata.arg_model
-            arg_model.model_config["extra"] = "forbid"
-            arg_model.model_rebuild(force=True)
-    return server
+        input_schema = model_schema(spec.input)
+        tools.append(sdk_tool(
+            _tool_fn(spec, input_schema, load_config), name=spec.name, title=spec.title,
+            description=spec.description, input_schema=input_schema, output_model=spec.output,
+            output_schema=model_schema(spec.output), annotations=READ_ONLY,
+        ))
+    return MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console script `runwise-mcp`: serve over stdio. `--root DIR` sets the project root."""
     import argparse
-    import os
 
     parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio)")
     parser.add_argument("--root", help="project root (default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
     args = parser.parse_args(argv)
-    if args.root:
-        os.environ["RUNWISE_PROJECT_ROOT"] = args.root
+    if args.root is not None and not Path(args.root).expanduser().is_dir():
+        parser.error(f"--root {args.root!r} is not a directory")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="runwise: %(levelname)s %(message)s")
     try:
-        build_server().run("stdio")
+        build_server(partial(RunwiseConfig.load, args.root)).run("stdio")
     except KeyboardInterrupt:
         return 130
     return 0
