@@ -1,13 +1,14 @@
 """A live TensorBoard run: the first read, then the read after the writer appended 1% more.
 
-    python bench/bench_tb_live.py [--steps 1000000] [--start 0.95] [--grow 0.01]
+    python bench/bench_tb_live.py [--steps 1000000] [--start 0.95] [--grow 0.01] [--repeat 3]
 
 Takes the generated file of bench_tensorboard.py (bench/_data/tb_<steps>/, made if missing),
 copies its first 95% of bytes (cut mid-record, as a running writer leaves it) into
 bench/_data/tb_live/run/, and reads the run through `runwise.runs.get_run` (no disk cache): a
 full read. Then it appends the next 1% of the original bytes and reads again: `runs.load` finds
 the previous Run and the TensorBoard source reads only the appended bytes (`refresh`). The
-second result is checked against a full read of the grown file (every point, every field).
+second result is checked against a full read of the grown file (every point, every field). The
+cycle runs `--repeat` times, in one process; each read's median and min are reported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -60,20 +62,12 @@ def differences(a: Run, b: Run) -> list[str]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=1_000_000)
-    ap.add_argument("--start", type=float, default=0.95, help="fraction of the file present at the first read")
-    ap.add_argument("--grow", type=float, default=0.01, help="fraction appended before the second read")
-    args = ap.parse_args()
-    src = generate(HERE / "_data" / f"tb_{args.steps}", args.steps)
-    root = HERE / "_data" / "tb_live"
+def cycle(src: Path, root: Path, first: int, second: int) -> tuple[float, float, float, int, int, bool, list[str]]:
+    """One first read, read after the append, and full read of the grown copy (times, points, checks)."""
     run_dir = root / "run"
     shutil.rmtree(root, ignore_errors=True)
     run_dir.mkdir(parents=True)
     live = run_dir / src.name
-    size = src.stat().st_size
-    first, second = int(size * args.start), int(size * (args.start + args.grow))
     copy_prefix(src, live, first)
     cfg = RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1"})
     ref = str(run_dir)
@@ -92,27 +86,55 @@ def main() -> None:
         return full_load(*a, **k)  # type: ignore[arg-type]
 
     tb.load = counting_load  # type: ignore[assignment]
-    t0 = time.perf_counter()
-    after, _ = runs.get_run(ref, cfg)
-    t_second = time.perf_counter() - t0
-    tb.load = full_load  # type: ignore[assignment]
+    try:
+        t0 = time.perf_counter()
+        after, _ = runs.get_run(ref, cfg)
+        t_second = time.perf_counter() - t0
+    finally:
+        tb.load = full_load  # type: ignore[assignment]
 
     t0 = time.perf_counter()
     full = tb.load_file(run_dir, cfg)
     t_full = time.perf_counter() - t0
     full.id = after.id
-    diff = differences(after, full)
-    points = sum(len(s) for s in after.history.values())
-    print(f"file: {src.relative_to(HERE.parent)}  {size / 2**20:.0f} MiB; live copy {first / 2**20:.1f} MiB "
-          f"+ {(second - first) / 2**20:.1f} MiB appended")
-    print(f"first read (full)          {t_first:7.3f} s  {sum(len(s) for s in before.history.values()):>10,} points")
-    print(f"second read (appended 1%)  {t_second:7.3f} s  {points:>10,} points  "
-          f"{'refresh' if calls['full'] == 0 else 'FULL READ'}")
-    print(f"full read of the grown run {t_full:7.3f} s  (for comparison)")
-    print("equal to the full read: " + ("yes" if not diff else f"NO: {', '.join(diff)}"))
     runs.clear_cache()
-    if diff or calls["full"]:
+    n_before = sum(len(s) for s in before.history.values())
+    n_after = sum(len(s) for s in after.history.values())
+    return t_first, t_second, t_full, n_before, n_after, calls["full"] == 0, differences(after, full)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=1_000_000)
+    ap.add_argument("--start", type=float, default=0.95, help="fraction of the file present at the first read")
+    ap.add_argument("--grow", type=float, default=0.01, help="fraction appended before the second read")
+    ap.add_argument("--repeat", type=int, default=3, help="cycles of the three reads (median and min)")
+    args = ap.parse_args()
+    src = generate(HERE / "_data" / f"tb_{args.steps}", args.steps)
+    root = HERE / "_data" / "tb_live"
+    size = src.stat().st_size
+    first, second = int(size * args.start), int(size * (args.start + args.grow))
+    print(f"file: {src.relative_to(HERE.parent)}  {size / 2**20:.0f} MiB; live copy {first / 2**20:.1f} MiB "
+          f"+ {(second - first) / 2**20:.1f} MiB appended; {args.repeat} cycles, one process")
+    names = ("first read (full)", "second read (appended)", "full read of the grown")
+    times: dict[str, list[float]] = {k: [] for k in names}
+    ok = True
+    for i in range(args.repeat):
+        t_first, t_second, t_full, n_before, n_after, refreshed, diff = cycle(src, root, first, second)
+        for k, x in zip(times, (t_first, t_second, t_full), strict=True):
+            times[k].append(x)
+        print(f"  cycle {i + 1}: first {t_first:.3f} s ({n_before:,} points), second {t_second:.3f} s "
+              f"({n_after:,} points, {'refresh' if refreshed else 'FULL READ'}), full read of the grown "
+              f"{t_full:.3f} s; equal to the full read: " + ("yes" if not diff else f"NO: {', '.join(diff)}"))
+        ok = ok and refreshed and not diff
+    if not ok:
+        print("refresh not used or not equal to a full read: no figures")
         sys.exit(1)
+    for k, xs in times.items():
+        print(f"  {k:24s} median {statistics.median(xs):7.3f} s  min {min(xs):7.3f} s  "
+              f"[{', '.join(f'{x:.3f}' for x in xs)}]")
+    ratio = statistics.median(times["full read of the grown"]) / statistics.median(times["second read (appended)"])
+    print(f"  the second read is {ratio:.0f}x faster than a full read of the grown file (medians)")
 
 
 if __name__ == "__main__":

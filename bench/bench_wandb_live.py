@@ -1,11 +1,12 @@
 """A live W&B run read twice: the first read is a full read, the second reads only the appended bytes.
 
     python bench/make_wandb_big.py          # once (offline run into bench/_data/, git-ignored)
-    python bench/bench_wandb_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01]
+    python bench/bench_wandb_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01] [--repeat 3]
 
 Copies the first 95% of the big log into bench/_data/live/, reads it through
 runwise.runs.get_run (full read), appends the next 1% of the original bytes, reads again
-(refresh), and checks the refreshed run equals a full read of the grown file.
+(refresh), and checks the refreshed run equals a full read of the grown file. The cycle runs
+`--repeat` times, in one process; each step's median and min are reported.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -50,33 +52,20 @@ def copy_head(src: Path, dst: Path, n: int) -> None:
             left -= len(buf)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", type=Path)
-    ap.add_argument("--first", type=float, default=0.95)
-    ap.add_argument("--grow", type=float, default=0.01)
-    args = ap.parse_args()
-    src = args.file or next(iter(sorted((ROOT / "bench" / "_data").glob("wandb/*/run-*.wandb"))), None)
-    if src is None:
-        print("no run: python bench/make_wandb_big.py first", file=sys.stderr)
-        return 1
-    src = src.resolve()  # not through the latest-run link
-    size = src.stat().st_size
-    project = ROOT / "bench" / "_data" / "live"
+def cycle(src: Path, project: Path, head: int, grown: int) -> tuple[float, float, float, bool, list[str]]:
+    """One first read, refresh and full read of the grown copy: their times, refresh used, differences."""
     shutil.rmtree(project, ignore_errors=True)
     run_dir = project / "wandb" / src.parent.name
     run_dir.mkdir(parents=True)
     log = run_dir / src.name
-    head, grown = int(size * args.first), int(size * (args.first + args.grow))
     copy_head(src, log, head)
     cfg = RunwiseConfig(project, env={"RUNWISE_WANDB_DIR": str(project / "wandb"), "RUNWISE_NO_CACHE": "1"})
     run_id = src.stem[len("run-"):]
-    print(f"file: {src.name} {size / 1e6:.0f} MB; first read of {head / 1e6:.0f} MB, then "
-          f"{(grown - head) / 1e6:.1f} MB appended")
 
+    wandb_run._CACHE.clear()
     runs.clear_cache()
     t = time.perf_counter()
-    first, _ = runs.get_run(run_id, cfg)
+    runs.get_run(run_id, cfg)
     full_s = time.perf_counter() - t
 
     with src.open("rb") as a, log.open("ab") as b:
@@ -92,24 +81,57 @@ def main() -> int:
         return r
 
     wandb_run.refresh = spy  # type: ignore[assignment]
-    t = time.perf_counter()
-    second, _ = runs.get_run(run_id, cfg)
-    again_s = time.perf_counter() - t
-    wandb_run.refresh = real  # type: ignore[assignment]
+    try:
+        t = time.perf_counter()
+        second, _ = runs.get_run(run_id, cfg)
+        again_s = time.perf_counter() - t
+    finally:
+        wandb_run.refresh = real  # type: ignore[assignment]
 
     wandb_run._CACHE.clear()
     runs.clear_cache()
     t = time.perf_counter()
     want, _ = runs.get_run(run_id, cfg)
     grown_s = time.perf_counter() - t
-    diff = differences(second, want)
-    rows = len(second.history[next(iter(second.history))])
-    print(f"  full read        {full_s:6.2f} s  ({len(first.history)} keys)")
-    print(f"  refresh (+{args.grow:.0%})   {again_s:6.2f} s  used refresh: {refreshed == [True]}")
-    print(f"  full read grown  {grown_s:6.2f} s  ({rows} points in the first key)")
-    print(f"  refreshed run {'equals' if not diff else 'DIFFERS from'} the full read of the grown file"
-          + (f": {', '.join(diff[:5])}" if diff else ""))
-    return 0 if not diff and refreshed == [True] else 1
+    return full_s, again_s, grown_s, refreshed == [True], differences(second, want)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--file", type=Path)
+    ap.add_argument("--first", type=float, default=0.95)
+    ap.add_argument("--grow", type=float, default=0.01)
+    ap.add_argument("--repeat", type=int, default=3, help="first read / refresh / full read cycles (median, min)")
+    args = ap.parse_args()
+    src = args.file or next(iter(sorted((ROOT / "bench" / "_data").glob("wandb/*/run-*.wandb"))), None)
+    if src is None:
+        print("no run: python bench/make_wandb_big.py first", file=sys.stderr)
+        return 1
+    src = src.resolve()  # not through the latest-run link
+    size = src.stat().st_size
+    project = ROOT / "bench" / "_data" / "live"
+    head, grown = int(size * args.first), int(size * (args.first + args.grow))
+    print(f"file: {src.name} {size / 1e6:.0f} MB; first read of {head / 1e6:.0f} MB, then "
+          f"{(grown - head) / 1e6:.1f} MB appended; {args.repeat} cycles, one process")
+    times: dict[str, list[float]] = {"full read": [], f"refresh (+{args.grow:.0%})": [], "full read grown": []}
+    ok = True
+    for i in range(args.repeat):
+        full_s, again_s, grown_s, used_refresh, diff = cycle(src, project, head, grown)
+        for k, x in zip(times, (full_s, again_s, grown_s), strict=True):
+            times[k].append(x)
+        print(f"  cycle {i + 1}: full {full_s:.2f} s, refresh {again_s:.3f} s (used refresh: {used_refresh}), "
+              f"full read grown {grown_s:.2f} s; refreshed run "
+              + ("equals the full read" if not diff else f"DIFFERS from the full read: {', '.join(diff[:5])}"))
+        ok = ok and used_refresh and not diff
+    if not ok:
+        print("refresh not used or not equal to a full read: no figures")
+        return 1
+    for k, xs in times.items():
+        print(f"  {k:18s} median {statistics.median(xs):7.3f} s  min {min(xs):7.3f} s  "
+              f"[{', '.join(f'{x:.3f}' for x in xs)}]")
+    ratio = statistics.median(times["full read grown"]) / statistics.median(times[f"refresh (+{args.grow:.0%})"])
+    print(f"  refresh is {ratio:.0f}x faster than a full read of the grown file (medians)")
+    return 0
 
 
 if __name__ == "__main__":
