@@ -430,14 +430,14 @@ def test_thresholds_mirror_the_config_model() -> None:
 
 def test_huge_magnitudes_raise_no_warnings() -> None:
     s = _steps(1000)
-    values = np.linspace(1e300, -1e300, 1000)
+    values = np.linspace(1e307, -1e307, 1000)  # sums of a few such values overflow float64 (max 1.8e308)
     history = {role: (s, values) for role in ("loss", "val_loss", "grad_norm", "throughput")}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         report = detect_anomalies(history)
     assert report.checks_run == CHECKS  # no check gave up on the magnitudes
-    # a line from +1e300 to -1e300: as throughput it falls below 60% of its first block's median
-    # (9.0e299) at step 230; as a grad norm it is below 1e-7 from step 500, where it turns
+    # a line from +1e307 to -1e307: as throughput it falls below 60% of its first block's median
+    # (9.0e306) at step 230; as a grad norm it is below 1e-7 from step 500, where it turns
     # negative; as a loss it only improves
     got = [(a.kind, a.step, a.end_step) for a in report.anomalies]
     assert got == [("throughput_drop", 230, 999), ("vanishing_gradient", 500, 999)]

@@ -70,13 +70,15 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
 
 def _train_at(ts: IntArray, tv: FloatArray, at: IntArray, width: int) -> FloatArray:
     """Mean train value over (step - width, step] per `at` step, else the last value before it."""
-    csum = np.concatenate(([0.0], np.cumsum(tv)))
+    top = float(np.max(np.abs(tv))) if tv.size else 0.0
+    scale = top if 0.0 < top < np.inf else 1.0  # sums of values up to 1.8e308 would overflow
+    csum = np.concatenate(([0.0], np.cumsum(tv / scale)))
     hi = np.searchsorted(ts, at, side="right")
     lo = np.searchsorted(ts, at - width, side="right")
     cnt = hi - lo
     out = np.full(at.size, np.nan)
     has = cnt > 0
-    out[has] = (csum[hi[has]] - csum[lo[has]]) / cnt[has]
+    out[has] = (csum[hi[has]] - csum[lo[has]]) / cnt[has] * scale
     before = ~has & (hi > 0)
     out[before] = tv[hi[before] - 1]
     return out
