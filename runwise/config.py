@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
@@ -151,15 +151,22 @@ class RunwiseConfig:
         p = Path(value).expanduser()
         return (p if p.is_absolute() else self.root / p).resolve()
 
-    @property
+    @cached_property
     def roots(self) -> list[Path]:
-        """Directories runwise may read: the project root and every configured log directory."""
-        out: list[Path] = [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs]
-        seen: list[Path] = []
-        for p in out:
-            if p not in seen:
-                seen.append(p)
-        return seen
+        """Directories runwise may read, resolved: the project root and every configured log directory.
+
+        A configured (or default) directory that is itself a link counts as where it points: a
+        `wandb -> /scratch/wandb` link makes /scratch/wandb a root; links *inside* a root do not.
+        """
+        out: list[Path] = []
+        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs]:
+            try:
+                r = p.resolve()
+            except (OSError, RuntimeError):  # a loop of links: not a directory anything can be read from
+                continue
+            if r not in out:
+                out.append(r)
+        return out
 
     def relative(self, path: Path) -> str:
         """`path` relative to the project root as found, else as resolved, else as given."""

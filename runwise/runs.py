@@ -26,9 +26,10 @@ from pathlib import Path
 
 from runwise import cache, parsers
 from runwise.config import RunwiseConfig
-from runwise.errors import AmbiguousRun, RunNotFound
+from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound
 from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
+from runwise.parsers._walk import outside_roots
 from runwise.parsers.filetypes import looks_like_path
 
 _AT_STEP = re.compile(r"^(?P<ref>.+)@(?P<step>-?\d[\d_,]*)(?P<k>[kKmM]?)$")
@@ -120,7 +121,14 @@ def _identity(entry: RunEntry) -> tuple[object, ...]:
 
 
 def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
-    """Load (or take from the in-memory cache) the run `entry` names."""
+    """Load (or take from the in-memory cache) the run `entry` names.
+
+    Refuses (OutsideRoot) an entry with a file that resolves outside the project roots, however the
+    entry was made: discovery never lists one, and this check keeps it so.
+    """
+    bad = outside_roots(entry.paths, cfg.roots)
+    if bad is not None:
+        raise OutsideRoot(cfg.relative(bad), [str(r) for r in cfg.roots])
     ident = _identity(entry)
     with _lock:
         cached = _cache.get(ident)

@@ -174,6 +174,7 @@ def test_discovery_reads_only_the_first_block(monkeypatch: pytest.MonkeyPatch) -
         return real(*a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(wandb_run, "iter_windows", spy)
+    monkeypatch.setattr(wandb_run, "_NAMES", {})  # names read by earlier tests are remembered
     wandb_run.discover(cfg_for(DATA))
     assert seen and set(seen) == {BLOCK}
 

@@ -49,7 +49,7 @@ def source_module(name: str) -> ModuleType:
 
 
 def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
-    """Every run of every source, plus one warning per source that could not be listed."""
+    """Every run of every source, plus notes: a source that could not be listed, links not followed."""
     entries: list[RunEntry] = []
     warnings: list[str] = []
     for name in SOURCES:
@@ -59,7 +59,7 @@ def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
             warnings.append(f"{name} runs not listed: {exc}")
             continue
         try:
-            entries.extend(mod.discover(cfg))
+            entries.extend(mod.discover(cfg, warnings))
         except OSError as exc:
             warnings.append(f"{name} runs not listed: {exc}")
     return entries, warnings

@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,12 @@ from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress, jsonl_workers
 from runwise.parsers._growth import FileMark, grown, take
+from runwise.parsers._walk import Skipped, walk
+from runwise.parsers.filetypes import is_jsonl
 from runwise.parsers.jsonl_rows import MAX_LINE, Columns, Part, merge, read_part
+
+if TYPE_CHECKING:
+    from runwise.config import RunwiseConfig
 
 log = logging.getLogger("runwise.jsonl")
 
@@ -40,18 +45,31 @@ STEP_KEYS = ("step", "_step")
 TIME_KEYS = ("_runtime", "_timestamp")
 
 
-def discover(cfg: Any) -> list[RunEntry]:
-    """Every *.jsonl file under the logs dir, its id the path relative to that dir without suffix."""
+def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntry]:
+    """Every JSONL log under the logs dir, its id the path relative to that dir without suffix.
+
+    Hidden files and directories are left out. Links are followed only inside the project roots
+    (parsers._walk); `notes` gets one line about the links skipped.
+    """
     root: Path = cfg.logs_dir
-    if not root.is_dir():
-        return []
+    skipped = Skipped()
     entries = []
-    for path in sorted(root.rglob("*.jsonl")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        st = path.stat()
-        run_id = path.relative_to(root).with_suffix("").as_posix()
-        entries.append(RunEntry(run_id, "jsonl", (path,), name=run_id, mtime=st.st_mtime, size=st.st_size))
+    ids: set[str] = set()
+    for d in walk([root], cfg.roots, want=is_jsonl, skipped=skipped, show=cfg.relative):
+        for name in d.files:
+            path = d.path / name
+            try:
+                st = path.stat()
+            except OSError:  # removed while listing
+                continue
+            rel = path.relative_to(root)
+            run_id = rel.with_suffix("").as_posix()
+            if run_id in ids:  # `a.jsonl` and `a.ndjson`: the second keeps its suffix
+                run_id = rel.as_posix()
+            ids.add(run_id)
+            entries.append(RunEntry(run_id, "jsonl", (path,), name=run_id, mtime=st.st_mtime, size=st.st_size))
+    if notes is not None:
+        notes.extend(skipped.notes("jsonl", "logs_dir"))
     return entries
 
 

@@ -34,11 +34,10 @@ Loading (runwise.parsers.tensorboard.events does the bytes):
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,50 +45,61 @@ from numpy.typing import NDArray
 from runwise.errors import RunwiseError, SourceError
 from runwise.model import CRASHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
+from runwise.parsers._walk import Skipped, walk
 from runwise.parsers.filetypes import is_tfevents
 from runwise.parsers.tensorboard.events import EventColumns, TagColumns, read_events
 from runwise.parsers.tensorboard.resume import FileState, TBResume, grow_files, snapshot
+
+if TYPE_CHECKING:
+    from runwise.config import RunwiseConfig
 
 NOTE_CHARS = 1000  # per text tag in Run.notes
 _HPARAMS_DIR = re.compile(r"^\d{9,}\.\d+$")
 
 
-def discover(cfg: Any) -> list[RunEntry]:
-    """Every directory holding event files under the TensorBoard roots (names and stats only)."""
+def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntry]:
+    """Every directory holding event files under the TensorBoard roots (names and stats only).
+
+    Links are followed only inside the project roots (parsers._walk); `notes` gets one line about
+    the links skipped.
+    """
     entries: list[RunEntry] = []
     ids: set[str] = set()
-    seen: set[Path] = set()
-    for root in cfg.tensorboard_dirs:
-        if not root.is_dir():
+    skipped = Skipped()
+    dirs = walk(cfg.tensorboard_dirs, cfg.roots, want=is_tfevents, skipped=skipped, show=cfg.relative)
+    by_path = {d.path: d for d in dirs}
+    for d in dirs:
+        if not d.files:
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            here = Path(dirpath)
-            files = sorted(here / f for f in filenames if is_tfevents(f))
-            if not files or here in seen:
-                continue
-            if _HPARAMS_DIR.match(here.name) and any(is_tfevents(f.name) for f in _files(here.parent)):
-                continue  # belongs to the parent run
-            seen.add(here)
-            extra = [f for d in dirnames if _HPARAMS_DIR.match(d) for f in sorted(_files(here / d))]
-            rel = here.relative_to(root).as_posix()
-            run_id = root.name if rel == "." else rel
-            if run_id in ids:
-                run_id = f"{root.name}/{run_id}"
-            ids.add(run_id)
-            paths = tuple(files + [f for f in extra if is_tfevents(f.name)])
-            stats = [p.stat() for p in paths]
-            entries.append(
-                RunEntry(
-                    run_id,
-                    "tensorboard",
-                    paths,
-                    name=run_id,
-                    mtime=max(s.st_mtime for s in stats),
-                    size=sum(s.st_size for s in stats),
-                    extra={"dir": str(here)},
-                )
+        parent = by_path.get(d.path.parent)
+        if _HPARAMS_DIR.match(d.path.name) and parent is not None and parent.files:
+            continue  # belongs to the parent run
+        files = [d.path / f for f in d.files]
+        for child in (by_path.get(d.path / c) for c in d.dirs if _HPARAMS_DIR.match(c)):
+            if child is not None:
+                files += [child.path / f for f in child.files]
+        rel = d.path.relative_to(d.top).as_posix()
+        run_id = d.top.name if rel == "." else rel
+        if run_id in ids:
+            run_id = f"{d.top.name}/{run_id}"
+        ids.add(run_id)
+        try:
+            stats = [p.stat() for p in files]
+        except OSError:  # removed while listing
+            continue
+        entries.append(
+            RunEntry(
+                run_id,
+                "tensorboard",
+                tuple(files),
+                name=run_id,
+                mtime=max(s.st_mtime for s in stats),
+                size=sum(s.st_size for s in stats),
+                extra={"dir": str(d.path)},
             )
+        )
+    if notes is not None:
+        notes.extend(skipped.notes("tensorboard", "tensorboard_dirs"))
     return entries
 
 

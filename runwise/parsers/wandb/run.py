@@ -25,6 +25,7 @@ from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress
+from runwise.parsers._walk import Skipped, list_dir, outside_roots
 from runwise.parsers.filetypes import WANDB_RUN_DIR
 from runwise.parsers.wandb import records as rec
 from runwise.parsers.wandb.columns import Columns, decode_window
@@ -34,13 +35,29 @@ from runwise.parsers.wandb.segment import Segment, log_file, newest_mtime, read_
 
 CACHE_SIZE = 16
 _CACHE: OrderedDict[tuple[str, int, float], Segment] = OrderedDict()
+NAMES_SIZE = 4096
+_NAMES: dict[tuple[str, int, int], str] = {}  # (log, size, mtime_ns) -> display name, for discovery
 
 
-def _run_dirs(base: Path) -> list[Path]:
-    try:
-        return [p for p in base.iterdir() if WANDB_RUN_DIR.match(p.name) and p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return []
+def _run_dirs(base: Path, cfg: RunwiseConfig, skipped: Skipped) -> list[Path]:
+    """The run directories in `base`, each once: real ones, and links to directories inside the roots.
+
+    A directory whose log or side files resolve outside the roots is skipped (and noted) whole.
+    """
+    plain, linked, _ = list_dir(base, cfg.roots, want=lambda name: False, skipped=skipped, show=cfg.relative)
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for d in [base / n for n in plain if WANDB_RUN_DIR.match(n)] + [base / n for n in linked if WANDB_RUN_DIR.match(n)]:
+        real = d.resolve()
+        if real in seen:  # a link to a run directory that is listed already
+            continue
+        seen.add(real)
+        bad = outside_roots([d], cfg.roots)
+        if bad is not None:
+            skipped.outside.append(cfg.relative(bad))
+            continue
+        out.append(d)
+    return out
 
 
 def _dir_id(d: Path) -> str:
@@ -52,7 +69,21 @@ def _dir_id(d: Path) -> str:
 
 
 def _head_name(log: Path) -> str:
-    """The display name from the run record in the first block (cheap: one 32 KiB read)."""
+    """The display name from the run record in the first block (one 32 KiB read, once per log version)."""
+    try:
+        st = log.stat()
+    except OSError:
+        return ""
+    key = (str(log), st.st_size, st.st_mtime_ns)
+    name = _NAMES.get(key)
+    if name is None:
+        name = _NAMES[key] = _read_head_name(log)
+        while len(_NAMES) > NAMES_SIZE:
+            _NAMES.pop(next(iter(_NAMES)))
+    return name
+
+
+def _read_head_name(log: Path) -> str:
     cols = Columns()
     try:
         with log.open("rb") as fp:
@@ -74,13 +105,21 @@ def _sort_key(d: Path) -> tuple[str, str]:
     return (m.group(1) if m else "", d.name)
 
 
-def discover(cfg: RunwiseConfig) -> list[RunEntry]:
-    """Every W&B run under the wandb dir, one entry per run id (segments in time order)."""
+def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntry]:
+    """Every W&B run under the wandb dir, one entry per run id (segments in time order).
+
+    Links are followed only inside the project roots (parsers._walk); `notes` gets one line about
+    the links skipped. `latest-run` is not a run directory's name, so it never lists a run twice.
+    """
     base = cfg.wandb_dir
-    dirs = _run_dirs(base)
+    skipped = Skipped()
+    dirs = _run_dirs(base, cfg, skipped)
     if not dirs and (base / "wandb").is_dir():  # WANDB_DIR=<x> puts runs in <x>/wandb
         base = base / "wandb"
-        dirs = _run_dirs(base)
+        skipped = Skipped()
+        dirs = _run_dirs(base, cfg, skipped)
+    if notes is not None:
+        notes.extend(skipped.notes("wandb", "wandb_dir"))
     latest = (base / "latest-run").resolve() if (base / "latest-run").exists() else None
     by_id: dict[str, list[Path]] = {}
     for d in dirs:
