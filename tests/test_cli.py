@@ -151,7 +151,17 @@ def test_live_and_anomalies(capsys: pytest.CaptureFixture[str], project: Path) -
     code, out, _ = run(capsys, project, "live")
     assert code == 0 and out.startswith("jsonl:run_b") and "step 299" in out
     code, out, _ = run(capsys, project, "anomalies", "run_b")
-    assert code == 0 and "spike" in out and "checks run" in out
+    assert code == 0 and _spikes(out) == [["spike", "warning", "train/loss", f"{SPIKE_STEP:,}"]]
+    # the same check on the run without the planted spike finds none (it can fail)
+    code, out, _ = run(capsys, project, "anomalies", "run_a")
+    assert code == 0 and out.startswith("jsonl:run_a: no anomalies") and _spikes(out) == []
+
+
+def _spikes(out: str) -> list[list[str]]:
+    """kind, severity, metric and step of each spike row in an anomalies table."""
+    blocks = out.split("\n\n")
+    tables = [b.splitlines() for b in blocks if b.startswith("kind ")]
+    return [line.split()[:4] for table in tables for line in table[2:] if line.split()[0] == "spike"]
 
 
 def test_local_defaults_to_newest_jsonl(capsys: pytest.CaptureFixture[str], project: Path) -> None:
