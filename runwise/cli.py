@@ -31,7 +31,7 @@ project root: --root, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else
 
 # Input-model fields -> the option a person typed, for validation errors.
 _FLAGS = {
-    "limit": "-n", "top_n": "-n", "max_points": "-n", "max_metrics": "-n", "max_keys": "-n",
+    "limit": "-n", "top_n": "--top", "max_runs": "-n", "max_points": "-n", "max_metrics": "-n", "max_keys": "-n",
     "max_anomalies": "-n", "window_steps": "-w", "threshold_pct": "-t", "runs": "RUNS (give 2 to 8)",
     "step": "--step", "start_step": "--start", "end_step": "--end", "output_lines": "--lines",
     "keys": "-k", "prefix": "-p", "metric": "METRIC", "run": "the run reference",
@@ -86,6 +86,7 @@ def _keys_opt(p: argparse.ArgumentParser, *names: str) -> None:
 
 def _summary_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-anomalies", action="store_true", help="skip the anomaly checks")
+    p.add_argument("--no-spark", action="store_true", help="no sparklines")
     p.add_argument("-m", "--max-metrics", type=int, default=8, metavar="N",
                    help="metrics to show (default 8)")
 
@@ -137,7 +138,9 @@ def _best_opts(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--max", dest="mode", action="store_const", const="max", help="higher is better")
     mode.add_argument("--min", dest="mode", action="store_const", const="min", help="lower is better")
     p.set_defaults(mode="auto")
-    p.add_argument("-n", "--top", type=int, default=5, metavar="N", help="runs to show (default 5)")
+    p.add_argument("-n", "--runs", type=int, default=100, metavar="N",
+                   help="rank the N newest runs (default 100)")
+    p.add_argument("--top", type=int, default=5, metavar="N", help="ranked runs to show (default 5)")
     p.add_argument("--final", action="store_true", help="rank by the final value instead of the best")
     p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl"], default="all")
 
@@ -191,6 +194,8 @@ def _local_opts(p: argparse.ArgumentParser) -> None:
     p.set_defaults(mode="summary")
     _keys_opt(p, "-k", "--metrics")
     _summary_opts(p)
+    p.add_argument("-n", "--limit", type=int, default=15, metavar="N",
+                   help="logs to list when no FILE is given (default 15)")
 
 
 def _tb_opts(p: argparse.ArgumentParser) -> None:
@@ -224,10 +229,11 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
     ("live", _live_opts, "status of a running job: step, speed, latest values, console tail", ""),
     ("anomalies", _anomalies_opts,
      "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble", ""),
-    ("local", _local_opts, "analyse one log file (.jsonl, .wandb, tfevents or a run directory)",
-     "Analyse a log file given by path (relative to the working directory; it must lie inside "
-     "the project roots). Default: summarize it. FILE defaults to the newest *.jsonl under the "
-     "logs dir. Here -k/--metrics picks metrics, and --keys lists them."),
+    ("local", _local_opts,
+     "list the JSONL logs, or analyse one log file (.jsonl, .wandb, tfevents, run dir)",
+     "Without FILE: list the JSONL logs under the logs dir, newest first. With FILE (a path relative "
+     "to the working directory, inside the project roots): summarize it, or show its keys, history, "
+     "stats or stability. Here -k/--metrics picks metrics, and --keys lists them."),
     ("tb", _tb_opts, "list TensorBoard runs, or summarize one with -r RUN", ""),
     # the file name is spelled out (config.CONFIG_FILE): importing config would load pydantic for --help
     ("init", _init_opts, "write a starter runwise.json into the project root", ""),

@@ -15,12 +15,11 @@ import os
 import sys
 import time
 
-from runwise.errors import ConfigError, RunwiseError
+from runwise.errors import ConfigError
 from runwise.formatting import split_keys
 
 TYPE_CHECKING = False  # typing is not imported at run time: `runwise --help` would pay for it
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, TypeVar
 
     from pydantic import BaseModel
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 # Which command answers with which tool (every tool has at least one command).
 TOOL_COMMANDS = {
-    "list_runs": ("list", "tb"), "summarize_run": ("run", "latest", "local", "tb"),
+    "list_runs": ("list", "tb", "local"), "summarize_run": ("run", "latest", "local", "tb"),
     "compare_runs": ("compare",), "get_config": ("config",), "get_run_context": ("notes",),
     "find_best_run": ("best",),
     "get_history": ("history", "local --history"), "get_stats": ("stats", "local --stats"),
@@ -115,7 +114,7 @@ def show(tool: str, args: argparse.Namespace, **fields: Any) -> str:
 
 def _summary_fields(args: argparse.Namespace, run: str) -> dict[str, Any]:
     return {"run": run, "keys": _keys(args), "anomalies": not args.no_anomalies,
-            "max_metrics": args.max_metrics}
+            "max_metrics": args.max_metrics, **({"spark_width": 0} if args.no_spark else {})}
 
 
 # ---------------------------------------------------------------- commands
@@ -150,7 +149,7 @@ def cmd_notes(args: argparse.Namespace) -> str:
 def cmd_best(args: argparse.Namespace) -> str:
     use = "final" if args.final else "best"
     return show("find_best_run", args, metric=args.metric, mode=args.mode, use=use, top_n=args.top,
-                source=args.source)
+                max_runs=args.runs, source=args.source)
 
 
 def cmd_history(args: argparse.Namespace) -> str:
@@ -190,22 +189,15 @@ def cmd_anomalies(args: argparse.Namespace) -> str:
     return show("detect_anomalies", args, run=args.ref, keys=_keys(args), max_anomalies=args.max_anomalies)
 
 
-def newest_jsonl(cfg: RunwiseConfig) -> Path:
-    """The most recently written *.jsonl under the logs dir."""
-    logs = cfg.logs_dir
-    files = [p for p in logs.rglob("*.jsonl") if p.is_file()] if logs.is_dir() else []
-    if not files:
-        raise RunwiseError(f"no *.jsonl files under {logs}; give a log file: runwise local FILE")
-    return max(files, key=lambda p: p.stat().st_mtime)
-
-
 def cmd_local(args: argparse.Namespace) -> str:
+    """Without FILE: the JSONL logs of the logs dir (as `list --source jsonl`); with it: that file."""
+    if not args.file:
+        return show("list_runs", args, source="jsonl", limit=args.limit, sparklines=not args.no_spark)
     from pathlib import Path
 
     cfg = _config(args)
     # a path typed at a terminal is relative to the working directory, not to the project root
-    path = Path(args.file).expanduser().absolute() if args.file else newest_jsonl(cfg)
-    ref = str(cfg.check_inside(path))
+    ref = str(cfg.check_inside(Path(args.file).expanduser().absolute()))
     if args.mode == "keys":
         return show("list_keys", args, run=ref)
     if args.mode == "history":
@@ -219,7 +211,7 @@ def cmd_local(args: argparse.Namespace) -> str:
 
 def cmd_tb(args: argparse.Namespace) -> str:
     if not args.run:
-        return show("list_runs", args, source="tensorboard", limit=args.limit, sparklines=True)
+        return show("list_runs", args, source="tensorboard", limit=args.limit, sparklines=not args.no_spark)
     ref = args.run if args.run.startswith("tensorboard:") else f"tensorboard:{args.run}"
     return show("summarize_run", args, **_summary_fields(args, ref))
 

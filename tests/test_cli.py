@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -115,7 +116,7 @@ def test_config_notes_keys(capsys: pytest.CaptureFixture[str], project: Path) ->
 def test_best(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     code, out, _ = run(capsys, project, "best", "val/loss")
     assert code == 0 and "jsonl:run_b" in out.splitlines()[0]
-    code, out, _ = run(capsys, project, "--json", "best", "val/loss", "--max", "--final", "-n", "1")
+    code, out, _ = run(capsys, project, "--json", "best", "val/loss", "--max", "--final", "--top", "1")
     ranking = json.loads(out)["ranking"]
     assert code == 0 and len(ranking["rows"]) == 1 and ranking["rows"][0][1] == "run_a"
     code, out, _ = run(capsys, project, "best", "train/loss", "--final")
@@ -164,9 +165,12 @@ def _spikes(out: str) -> list[list[str]]:
     return [line.split()[:4] for table in tables for line in table[2:] if line.split()[0] == "spike"]
 
 
-def test_local_defaults_to_newest_jsonl(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+def test_local_without_a_file_lists_the_logs(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     code, out, _ = run(capsys, project, "local")
-    assert code == 0 and "run_b" in out.splitlines()[0]
+    assert code == 0 and out.startswith("2 runs (2 jsonl)")
+    assert _first_column(out) == ["run_b", "run_a"]  # newest first
+    code, out, _ = run(capsys, project, "local", "-n", "1", "--no-spark")
+    assert code == 0 and _first_column(out) == ["run_b"] and _no_spark(out)
 
 
 def test_local_path_is_relative_to_the_working_directory(
@@ -445,3 +449,117 @@ def test_runwise_into_head_exits_0() -> None:
     assert first == full.splitlines(keepends=True)[0] == b"metric,step,value\n"
     assert (runwise.returncode, head.returncode) == (0, 0), err
     assert err == b""
+
+
+# ---------------------------------------------------------------- the original runwise's CLI forms
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    """The rows of the first table in a text answer (after its header and rule)."""
+    lines = text.split("\n\n")[1].splitlines()
+    return [line.split() for line in lines[2:]]
+
+
+def _first_column(text: str) -> list[str]:
+    return [row[0] for row in _table_rows(text)]
+
+
+def _no_spark(text: str) -> bool:
+    return "spark" not in text and not any(c in text for c in "▁▂▃▄▅▆▇█")
+
+
+# Each form as the original README writes it (its metric names are those of examples/), and what
+# the answer must show. Role names stand for keys: loss -> train/loss, val_loss -> val/loss.
+ORIGINAL_FORMS: list[tuple[str, Callable[[str], bool]]] = [
+    ("list", lambda out: out.startswith("2 runs") and "spark" in out),
+    ("list --no-spark", lambda out: out.startswith("2 runs") and _no_spark(out)),
+    ("latest", lambda out: out.startswith("jsonl:lr_warmup") and "spark" in out),
+    ("latest -k loss,val_loss", lambda out: _first_column(out) == ["train/loss", "val/loss"]),
+    ("latest --no-anomalies", lambda out: "anomaly checks off" in out.splitlines()[0]),
+    ("latest --no-spark", lambda out: out.startswith("jsonl:lr_warmup") and _no_spark(out)),
+    ("run baseline", lambda out: out.startswith("jsonl:baseline") and "spark" in out),
+    ("run baseline --no-spark --no-anomalies",
+     lambda out: out.startswith("jsonl:baseline") and "anomaly checks off" in out and _no_spark(out)),
+    ("compare baseline lr_warmup", lambda out: "delta_pct" in out and "schedule.warmup_steps" in out),
+    ("compare baseline lr_warmup -f val", lambda out: _first_column(out) == ["val/loss", "val/acc"]),
+    ("compare baseline lr_warmup -g", lambda out: "\ntrain:\n" in out and "\nval:\n" in out),
+    ("compare baseline lr_warmup -t 5",
+     lambda out: all(abs(float(row[-1])) >= 5 for row in _table_rows(out)) and "val/acc" not in out),
+    ("compare baseline lr_warmup -d", lambda out: "config differences:" in out),
+    ("compare baseline@2000 lr_warmup@2000", lambda out: "step@baseline" in out and "2,000" in out),
+    ("compare baseline@1000 lr_warmup@2000", lambda out: "1,000" in out and "2,000" in out),
+    ("compare baseline@2000 lr_warmup -f val", lambda out: _first_column(out) == ["val/loss", "val/acc"]),
+    ("config", lambda out: out.startswith("jsonl:lr_warmup") and "schedule.warmup_steps" in out),
+    ("config baseline", lambda out: out.startswith("jsonl:baseline") and "constant" in out),
+    ("notes", lambda out: out.startswith("jsonl:lr_warmup")),
+    ("notes baseline", lambda out: "constant learning rate, no warm-up" in out),
+    ("best val/loss", lambda out: _first_column(out) == ["1", "2"] and "lr_warmup = 0.4116" in out),
+    ("best val/acc --max", lambda out: "(highest): jsonl:lr_warmup" in out),
+    ("best val/loss -n 20", lambda out: "considered: 2" in out),
+    ("history", lambda out: out.startswith("jsonl:lr_warmup") and "train/loss:" in out),
+    ("history -k loss,val_loss", lambda out: "train/loss:" in out and "val/loss:" in out and "lr:" not in out),
+    ("history baseline -k loss -n 100", lambda out: "up to 100 points" in out and " of 401 points" in out),
+    ("stats", lambda out: "grad_norm" in out and "mean" in out),
+    ("stats -k loss,val_loss,grad_norm", lambda out: _first_column(out) == ["train/loss", "val/loss", "grad_norm"]),
+    ("stability", lambda out: "verdict" in out),
+    ("stability -k loss,val_loss", lambda out: _first_column(out) == ["train/loss", "val/loss"]),
+    ("stability -w 50", lambda out: all(row[-1] == "50" for row in _table_rows(out))),
+    ("stability --csv", lambda out: out.startswith("metric,verdict,")),
+    ("keys", lambda out: "perf/samples_per_sec" in out),
+    ("keys baseline", lambda out: out.startswith("jsonl:baseline") and "val/acc" in out),
+    ("live", lambda out: out.startswith("jsonl:lr_warmup") and "step 4,000" in out),
+    ("local", lambda out: out.startswith("2 runs (2 jsonl)") and "baseline" in out and "lr_warmup" in out),
+    ("local logs/baseline.jsonl --keys", lambda out: "first_step" in out and "val/acc" in out),
+    ("local logs/baseline.jsonl --history -k loss,val_loss",
+     lambda out: "train/loss:" in out and "val/loss:" in out),
+    ("local logs/baseline.jsonl --stats -k loss,val_loss",
+     lambda out: _first_column(out) == ["train/loss", "val/loss"]),
+    ("local logs/baseline.jsonl --stability -k loss", lambda out: _first_column(out) == ["train/loss"]),
+    ("tb", lambda out: out.startswith("0 runs")),
+    ("latest --format md", lambda out: out.startswith("## Summarize a run")),
+    ("list --format md", lambda out: out.startswith("## List runs") and "|---" in out),
+    ("compare baseline lr_warmup --format md", lambda out: out.startswith("## Compare runs") and "|---" in out),
+]
+
+
+@pytest.fixture
+def in_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as the original README does: in the project, no --root, no project variables."""
+    monkeypatch.chdir(EXAMPLES)
+    monkeypatch.delenv("RUNWISE_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
+
+
+@pytest.mark.parametrize(("form", "shows"), ORIGINAL_FORMS, ids=[form for form, _ in ORIGINAL_FORMS])
+def test_original_cli_form(capsys: pytest.CaptureFixture[str], in_examples: None, form: str,
+                           shows: Callable[[str], bool]) -> None:
+    code = cli.main(form.split())
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert shows(out), out
+
+
+def test_original_tb_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    # runwise tb / runwise tb -r RUN, on the TensorBoard fixtures (examples/ has no TensorBoard run)
+    root = Path(__file__).resolve().parent / "data" / "tensorboard"
+    assert cli.main(["--root", str(root), "tb"]) == 0
+    assert "txb" in capsys.readouterr().out
+    assert cli.main(["--root", str(root), "tb", "-r", "txb", "--no-spark"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tensorboard:txb") and "train/loss" in out and _no_spark(out)
+
+
+def test_best_n_ranks_the_newest_runs(capsys: pytest.CaptureFixture[str], in_examples: None) -> None:
+    # highest final val/loss: baseline of both runs, lr_warmup when only the newest run is considered
+    assert cli.main(["best", "val/loss", "--max", "--final"]) == 0
+    assert "(highest): jsonl:baseline" in capsys.readouterr().out
+    assert cli.main(["best", "val/loss", "--max", "--final", "-n", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(highest): jsonl:lr_warmup" in out and "considered: 1" in out
+    assert cli.main(["best", "val/loss", "--top", "1"]) == 0
+    assert _first_column(capsys.readouterr().out) == ["1"]
+
+
+def test_a_role_name_no_run_has_is_named(capsys: pytest.CaptureFixture[str], in_examples: None) -> None:
+    # the original README's `-k loss,val_loss,accuracy`: examples/ logs no training accuracy
+    assert_one_line_error(*run_env(capsys, "latest", "-k", "loss,val_loss,accuracy"), "'accuracy'", "val/acc")
