@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from runwise.parsers._protowire import read_varint
+from runwise.parsers._protowire import fields, read_varint
 
 # DataType -> (struct format of one element in tensor_content, numpy dtype) for numeric scalars
 DTYPES: dict[int, tuple[str, str]] = {
@@ -76,29 +75,6 @@ class Event:
 
 
 varint = read_varint  # (value, position after it); ValueError if malformed
-
-
-def fields(b: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """Yield (field number, wire type, a, b): for varints (value, 0), else the (start, end) span."""
-    while pos < end:
-        key, pos = varint(b, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = varint(b, pos)
-            yield number, 0, value, 0
-            continue
-        if wire == 1:
-            size = 8
-        elif wire == 5:
-            size = 4
-        elif wire == 2:
-            size, pos = varint(b, pos)
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        if pos + size > end:
-            raise ValueError("field runs past its message")
-        yield number, wire, pos, pos + size
-        pos += size
 
 
 def _signed(v: int) -> int:

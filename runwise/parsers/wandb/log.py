@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from runwise.errors import CorruptRecord, UnsupportedFormat
-from runwise.parsers._protowire import read_varint as _read_varint
+from runwise.parsers._protowire import fields as _fields
 
 BLOCK = 32768
 HEADER = b":W&B"
@@ -330,37 +330,16 @@ def iter_records(fp: BinaryIO, *, path: str, damage: Damage | None = None) -> It
 
 # --- protobuf wire format, for single small messages -----------------------------------------
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode the varint at data[pos]; return (value, next position). CorruptRecord if malformed."""
-    try:
-        return _read_varint(data, pos)
-    except ValueError as exc:
-        raise CorruptRecord(str(exc), path="", offset=pos) from exc
-
-
 def fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """Yield (field number, value) of a protobuf message: int for varints, bytes otherwise."""
-    pos, end = 0, len(data)
-    while pos < end:
-        tag, pos = read_varint(data, pos)
-        num, wt = tag >> 3, tag & 7
-        if wt == 0:
-            val, pos = read_varint(data, pos)
-            yield num, val
-        elif wt == 2:
-            ln, pos = read_varint(data, pos)
-            if pos + ln > end:
-                raise CorruptRecord("field runs past the end of its message", path="", offset=pos)
-            yield num, data[pos : pos + ln]
-            pos += ln
-        elif wt == 1:
-            yield num, data[pos : pos + 8]
-            pos += 8
-        elif wt == 5:
-            yield num, data[pos : pos + 4]
-            pos += 4
-        else:
-            raise CorruptRecord(f"unsupported wire type {wt}", path="", offset=pos)
+    """Yield (field number, value) of a protobuf message: int for varints, bytes otherwise.
+
+    The walk is _protowire.fields; CorruptRecord if the message is malformed.
+    """
+    try:
+        for num, wire, x, y in _fields(data, 0, len(data)):
+            yield num, (x if wire == 0 else data[x:y])
+    except ValueError as exc:
+        raise CorruptRecord(str(exc), path="", offset=None) from exc
 
 
 def as_int32(v: int) -> int:
