@@ -69,6 +69,12 @@ def test_roles_constant() -> None:
     assert ROLES == ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")
 
 
+def test_every_role_finds_its_key_among_all_kinds() -> None:
+    """One key per role in one run: each role takes its own (validation roles only validation keys)."""
+    keys = ["train/loss", "val/loss", "train/acc", "val/acc", "grad_norm", "perf/samples_per_sec", "lr"]
+    assert {role: find_metric(keys, role) for role in ROLES} == dict(zip(ROLES, keys, strict=True))
+
+
 @pytest.mark.parametrize(
     ("key", "expected"),
     [

@@ -11,10 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-ROLES = ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")
-
-_VALIDATION_ROLES = frozenset({"val_loss", "val_accuracy"})
-
+# Each role and its key names, the exact aliases in order of preference. The one list of roles.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "loss": (
         "loss", "train/loss", "training_loss", "train_loss", "train/loss_step", "trainer/loss",
@@ -60,6 +57,9 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "lr-adamw", "lr-sgd",
     ),
 }
+
+ROLES = tuple(_ALIASES)  # ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")
+_VALIDATION_ROLES = frozenset(r for r in ROLES if r.startswith("val_"))
 
 # Loose fallbacks for names that vary too much to list (Lightning's "lr-AdamW/pg1", "perf/...").
 _PATTERNS: dict[str, re.Pattern[str]] = {
