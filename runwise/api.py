@@ -1,30 +1,131 @@
 """The Python API: `RunAnalyzer`, a thin layer over the same tool handlers the CLI and MCP use.
 
-Methods return plain Python data (dicts, lists, floats) or rendered text; errors are the
-`runwise.errors` tree (RunNotFound, UnknownMetric, ...), except `find_run`, which returns None for
-a run that does not exist.
+It runs the calls the original runwise documents, unchanged:
+
+    analyzer = RunAnalyzer()                      # or RunAnalyzer(RunwiseConfig.load("path"))
+    runs = analyzer.list_runs(limit=10)           # list[RunInfo]
+    print(analyzer.format_run_list(runs))
+    run = analyzer.get_latest_run()               # RunInfo (or None when there are no runs)
+    print(analyzer.summarize_run(run))            # every method takes a RunInfo or a reference
+    print(analyzer.compare_runs(analyzer.find_run("a"), "b"))
+    best, ranked = analyzer.find_best_run("val/loss", limit=10, higher_is_better=False)
+    print(analyzer.get_history(run, ["loss", "val_loss"], samples=500))   # CSV text
+
+The text methods render what the CLI prints. Typed answers stay available: `query(request)`
+takes a tool's input model and returns that tool's output model (`query(GetStatsInput(...))`
+is a `GetStatsOutput`). Errors are the `runwise.errors` tree (RunNotFound, UnknownMetric, ...);
+`find_run` returns None for a run that does not exist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from pydantic import BaseModel
+from dataclasses import dataclass
+from typing import Literal, overload
 
 from runwise.config import RunwiseConfig
 from runwise.errors import RunNotFound
 from runwise.formatting import split_keys
-from runwise.render import dicts_text, render, rows_as_dicts
+from runwise.render import dicts_text, history_csv, render
+from runwise.tools import TOOLS
+from runwise.tools._common import In, Out
+from runwise.tools.compare import CompareRunsInput, CompareRunsOutput
+from runwise.tools.metrics import (
+    DetectAnomaliesInput,
+    DetectAnomaliesOutput,
+    GetHistoryInput,
+    GetHistoryOutput,
+    GetStabilityInput,
+    GetStabilityOutput,
+    GetStatsInput,
+    GetStatsOutput,
+)
+from runwise.tools.run import (
+    GetConfigInput,
+    GetConfigOutput,
+    ListKeysInput,
+    ListKeysOutput,
+    LiveStatusInput,
+    LiveStatusOutput,
+    RunContextInput,
+    RunContextOutput,
+    SummarizeRunInput,
+    SummarizeRunOutput,
+)
+from runwise.tools.runs import FindBestRunInput, FindBestRunOutput, ListRunsInput, ListRunsOutput
 
 Keys = str | Sequence[str] | None
+Cell = str | int | float | bool | None
 
 
-def _float(v: Any) -> Any:
-    """Output numbers back to floats: 'nan' / 'inf' / '-inf' strings become float('nan') etc."""
-    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as `list_runs`, `get_latest_run`, `find_run` and `find_best_run` return it.
+
+    Every RunAnalyzer method accepts it wherever a run reference goes; `ref` is that reference.
+    Fields a call did not read are None or empty (a listing has no notes, `find_run` no final value).
+    """
+
+    id: str
+    name: str
+    source: str
+    state: str
+    ref: str
+    last_step: int | None = None
+    runtime: str = ""  # as the listing shows it: 6m50s
+    metric: str | None = None  # the metric `final` and `spark` are of (the loss unless asked otherwise)
+    final: float | None = None
+    spark: str = ""
+    path: str = ""
+    notes: str = ""
+    tags: tuple[str, ...] = ()
+    group: str = ""
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+@dataclass(frozen=True, slots=True)
+class RankedRun:
+    """One row of `find_best_run`'s ranking: the run, its best (or final) value and where it was."""
+
+    rank: int
+    run: RunInfo
+    value: float | None
+    step: int | None
+    final: float | None
+
+
+RunLike = RunInfo | str | None  # None: the latest run
+
+_LIST_COLUMNS = ("id", "name", "source", "state", "last_step", "runtime", "metric", "final", "spark")
+
+
+def _ref(run: RunLike) -> str:
+    if run is None:
+        return "latest"
+    return run.ref if isinstance(run, RunInfo) else run
+
+
+def _float(v: Cell) -> float | None:
+    """A number of an answer as a float: 'nan' / 'inf' / '-inf' strings too; anything else None."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
         return float(v)
-    return v
+    return float(v) if v in ("nan", "inf", "-inf") else None
+
+
+def _int(v: Cell) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _text(v: Cell) -> str:
+    return "" if v is None else str(v)
+
+
+def _cells(columns: Sequence[str], row: Sequence[Cell]) -> dict[str, Cell]:
+    return dict(zip(columns, row, strict=False))
 
 
 class RunAnalyzer:
@@ -33,98 +134,163 @@ class RunAnalyzer:
     def __init__(self, config: RunwiseConfig | None = None) -> None:
         self.config = config if config is not None else RunwiseConfig.load()
 
-    def _call(self, tool: str, **fields: Any) -> Any:
-        from runwise.tools import TOOLS_BY_NAME
+    # ------------------------------------------------------------ typed answers
 
-        spec = TOOLS_BY_NAME[tool]
-        return spec.handler(spec.input.model_validate(fields), self.config)
+    @overload
+    def query(self, request: ListRunsInput) -> ListRunsOutput: ...
+    @overload
+    def query(self, request: SummarizeRunInput) -> SummarizeRunOutput: ...
+    @overload
+    def query(self, request: CompareRunsInput) -> CompareRunsOutput: ...
+    @overload
+    def query(self, request: GetHistoryInput) -> GetHistoryOutput: ...
+    @overload
+    def query(self, request: GetStatsInput) -> GetStatsOutput: ...
+    @overload
+    def query(self, request: GetStabilityInput) -> GetStabilityOutput: ...
+    @overload
+    def query(self, request: FindBestRunInput) -> FindBestRunOutput: ...
+    @overload
+    def query(self, request: GetConfigInput) -> GetConfigOutput: ...
+    @overload
+    def query(self, request: RunContextInput) -> RunContextOutput: ...
+    @overload
+    def query(self, request: ListKeysInput) -> ListKeysOutput: ...
+    @overload
+    def query(self, request: LiveStatusInput) -> LiveStatusOutput: ...
+    @overload
+    def query(self, request: DetectAnomaliesInput) -> DetectAnomaliesOutput: ...
 
-    @staticmethod
-    def _text(out: BaseModel) -> str:
-        return render(out, "text")
+    def query(self, request: In) -> Out:
+        """Run the tool whose input model `request` is; returns that tool's output model."""
+        for spec in TOOLS:
+            if type(request) is spec.input:
+                out = spec.handler(request, self.config)
+                if not isinstance(out, Out) or not isinstance(out, spec.output):
+                    raise TypeError(f"{spec.name} answered with {type(out).__name__}")
+                answer: Out = out
+                return answer
+        raise TypeError(f"not a tool input model: {type(request).__name__}")
 
     # ------------------------------------------------------------ runs
 
-    def list_runs(self, limit: int = 15) -> list[dict[str, Any]]:
-        """The newest runs as dicts: id, name, source, state, last_step, runtime, metric, final, spark."""
-        out = self._call("list_runs", limit=limit)
-        return [{k: _float(v) for k, v in row.items()} for row in rows_as_dicts(out.runs)]
+    def list_runs(self, limit: int = 15) -> list[RunInfo]:
+        """The newest runs, newest first, with their loss (or chosen metric): final value and sparkline."""
+        table = self.query(ListRunsInput(limit=limit)).runs
+        runs = []
+        for row in table.rows:
+            c = _cells(table.columns, row)
+            runs.append(RunInfo(
+                id=_text(c.get("id")), name=_text(c.get("name")), source=_text(c.get("source")),
+                state=_text(c.get("state")), ref=f"{c.get('source')}:{c.get('id')}", last_step=_int(c.get("last_step")),
+                runtime=_text(c.get("runtime")), metric=_text(c.get("metric")) or None, final=_float(c.get("final")),
+                spark=_text(c.get("spark")),
+            ))
+        return runs
 
-    def format_run_list(self, runs: Sequence[dict[str, Any]] | None = None) -> str:
-        """A text table of `runs` (default: the newest runs, with the listing's summary line)."""
+    def format_run_list(self, runs: Sequence[RunInfo] | None = None) -> str:
+        """`runs` as a text table (default: the newest runs, as `runwise list` prints them)."""
         if runs is None:
-            return self._text(self._call("list_runs"))
-        return dicts_text(runs)
+            return render(self.query(ListRunsInput()), "text")
+        rows = [{k: getattr(r, k) for k in _LIST_COLUMNS} for r in runs]
+        shown = [k for k in _LIST_COLUMNS if any(row[k] not in (None, "") for row in rows)]
+        return dicts_text([{k: row[k] for k in shown} for row in rows])
 
-    def get_latest_run(self) -> dict[str, Any] | None:
-        """The most recently written run as a list_runs row, or None when there are no runs."""
-        rows = self.list_runs(limit=1)
-        return rows[0] if rows else None
+    def get_latest_run(self) -> RunInfo | None:
+        """The most recently written run, or None when the project has no runs."""
+        runs = self.list_runs(limit=1)
+        return runs[0] if runs else None
 
-    def find_run(self, ref: str) -> dict[str, Any] | None:
-        """A run's header and context (id, name, source, state, path, tags, notes, ...), None if not found."""
+    def find_run(self, ref: str) -> RunInfo | None:
+        """The run `ref` names (id, prefix, name, source:id, path, 'latest'), or None if none does."""
         try:
-            out = self._call("get_run_context", run=ref)
+            out = self.query(RunContextInput(run=ref))
         except RunNotFound:
             return None
-        data: dict[str, Any] = out.run.model_dump()
-        data.update(out.model_dump(exclude={"run"}))
-        return data
+        h = out.run
+        # a log file named by path has its path as id; it is found again by that path
+        again = out.path if h.id == out.path else f"{h.source}:{h.id}"
+        return RunInfo(
+            id=h.id, name=h.name, source=h.source, state=h.state, ref=again, last_step=h.last_step,
+            path=out.path, notes=out.notes, tags=tuple(out.tags), group=out.group,
+        )
 
-    def summarize_run(self, ref: str = "latest") -> str:
+    def summarize_run(self, run: RunLike = "latest", keys: Keys = None) -> str:
         """State, main metrics, anomalies and ending of a run, as text."""
-        return self._text(self._call("summarize_run", run=ref))
+        return render(self.query(SummarizeRunInput(run=_ref(run), keys=split_keys(keys))), "text")
 
-    def compare_runs(self, a: str, b: str, *more: str, **opts: Any) -> str:
-        """Compare runs as text; `opts` are compare_runs fields (step, prefix, group, threshold_pct, ...)."""
-        return self._text(self._call("compare_runs", runs=[a, b, *more], **opts))
+    def compare_runs(
+        self, run_a: RunLike, run_b: RunLike, *more: RunLike, step: int | None = None, prefix: str = "",
+        group: bool = False, threshold_pct: float = 0.0, config_diff: bool = True, max_metrics: int = 20,
+    ) -> str:
+        """Runs side by side as text: final values (or at `step`), % deltas, config differences."""
+        req = CompareRunsInput(
+            runs=[_ref(r) for r in (run_a, run_b, *more)], step=step, prefix=prefix, group=group,
+            threshold_pct=threshold_pct, config_diff=config_diff, max_metrics=max_metrics,
+        )
+        return render(self.query(req), "text")
 
-    def get_config(self, ref: str = "latest") -> dict[str, Any]:
-        """A run's config as flattened keys ('optimizer.lr' -> 0.001)."""
-        out = self._call("get_config", run=ref, max_keys=2000)
-        return dict(out.config)
+    def get_config(self, run: RunLike = "latest", prefix: str = "") -> str:
+        """A run's config as text, one flattened key per line ('optimizer.lr')."""
+        return render(self.query(GetConfigInput(run=_ref(run), prefix=prefix, max_keys=2000)), "text")
+
+    def _best(
+        self, metric: str, limit: int, higher_is_better: bool | None, use: Literal["best", "final"]
+    ) -> FindBestRunOutput:
+        mode: Literal["auto", "min", "max"] = "auto" if higher_is_better is None else (
+            "max" if higher_is_better else "min")
+        return self.query(FindBestRunInput(metric=metric, mode=mode, use=use, max_runs=limit, top_n=50))
 
     def find_best_run(
-        self, metric: str, higher_is_better: bool = False, top_n: int = 5
-    ) -> list[dict[str, Any]]:
-        """Runs ranked by the metric's best value: rank, id, name, source, best, step, final, state."""
-        mode = "max" if higher_is_better else "min"
-        out = self._call("find_best_run", metric=metric, mode=mode, top_n=top_n)
-        return [{k: _float(v) for k, v in row.items()} for row in rows_as_dicts(out.ranking)]
+        self, metric: str, limit: int = 10, higher_is_better: bool | None = None, *,
+        use: Literal["best", "final"] = "best",
+    ) -> tuple[RunInfo | None, list[RankedRun]]:
+        """`(best, ranked)` over the `limit` newest runs; `higher_is_better` None: from the name and config.
 
-    def format_best_run(self, rows: Sequence[dict[str, Any]]) -> str:
-        """A text table of find_best_run's rows."""
-        return dicts_text(rows) if rows else "no runs have that metric"
+        `ranked` holds every run with the metric (at most 50), best first; `best` is the first one's
+        run, None when no run has the metric.
+        """
+        table = self._best(metric, limit, higher_is_better, use).ranking
+        ranked: list[RankedRun] = []
+        for row in table.rows:
+            c = _cells(table.columns, row)
+            info = RunInfo(
+                id=_text(c.get("id")), name=_text(c.get("name")), source=_text(c.get("source")),
+                state=_text(c.get("state")), ref=f"{c.get('source')}:{c.get('id')}", metric=metric,
+                final=_float(c.get("final")),
+            )
+            rank = _int(c.get("rank"))
+            ranked.append(RankedRun(rank=rank if rank is not None else len(ranked) + 1, run=info,
+                                    value=_float(c.get(use)), step=_int(c.get("step")), final=info.final))
+        return (ranked[0].run if ranked else None), ranked
+
+    def format_best_run(
+        self, metric: str, limit: int = 10, higher_is_better: bool | None = None, *,
+        use: Literal["best", "final"] = "best",
+    ) -> str:
+        """`find_best_run` as text: the winner in one line, then the ranking."""
+        return render(self._best(metric, limit, higher_is_better, use), "text")
 
     # ------------------------------------------------------------ metrics
 
-    def get_history(
-        self, ref: str = "latest", keys: Keys = None, max_points: int | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """Downsampled history per metric: {"steps": [...], "values": [...], "source_points", "method"}."""
-        out = self._call("get_history", run=ref, keys=split_keys(keys), max_points=max_points)
-        return {
-            k: {
-                "steps": list(h.steps),
-                "values": [_float(v) for v in h.values],
-                "source_points": h.source_points,
-                "method": h.method,
-            }
-            for k, h in out.metrics.items()
-        }
+    def get_history(self, run: RunLike = "latest", keys: Keys = None, samples: int | None = 500) -> str:
+        """Downsampled history as one CSV (`metric,step,value`), at most `samples` points per metric.
 
-    def get_history_stats(self, ref: str = "latest", keys: Keys = None) -> dict[str, dict[str, Any]]:
-        """Full-resolution statistics per metric: points, final, min/max with steps, mean, std, nan, inf."""
-        out = self._call("get_stats", run=ref, keys=split_keys(keys), max_metrics=500)
-        return {row.pop("metric"): {k: _float(v) for k, v in row.items()} for row in rows_as_dicts(out.stats)}
+        Downsampling keeps each bucket's first, last, min and max, so spikes survive.
+        """
+        out = self.query(GetHistoryInput(run=_ref(run), keys=split_keys(keys), max_points=samples))
+        return history_csv(out.metrics)
 
-    def list_available_keys(self, ref: str = "latest") -> list[str]:
-        """Every numeric metric key of a run, sorted."""
-        out = self._call("list_keys", run=ref, max_keys=5000)
-        return [str(row[0]) for row in out.metrics.rows]
+    def get_history_stats(self, run: RunLike = "latest", keys: Keys = None) -> str:
+        """Full-resolution statistics per metric as text: points, final, min/max with steps, mean, std, nan, inf."""
+        return render(self.query(GetStatsInput(run=_ref(run), keys=split_keys(keys))), "text")
+
+    def list_available_keys(self, run: RunLike = "latest") -> str:
+        """A run's metric keys as text, with point counts and step ranges."""
+        return render(self.query(ListKeysInput(run=_ref(run), max_keys=5000)), "text")
 
     def __repr__(self) -> str:
         return f"RunAnalyzer(root={str(self.config.root)!r})"
 
 
-__all__ = ["RunAnalyzer", "RunwiseConfig"]
+__all__ = ["RankedRun", "RunAnalyzer", "RunInfo", "RunwiseConfig"]
