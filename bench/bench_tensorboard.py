@@ -91,8 +91,13 @@ def generate(d: Path, steps: int) -> Path:
 
 
 COLUMNS = """
-def _emit(seconds, columns, extra=None):
-    import json, resource, sys
+def _peak_mb():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _emit(seconds, peak_mb, columns, extra=None):
+    # peak_mb is taken right after the timed load: the digest below allocates too
+    import json, sys
     import numpy as np
     sys.path.insert(0, "bench")
     from _common import count, digest
@@ -101,8 +106,7 @@ def _emit(seconds, columns, extra=None):
         s, v = np.asarray(s, dtype=np.int64), np.asarray(v, dtype=np.float64)
         order = np.argsort(s, kind="stable")
         cols[tag] = (s[order], v[order])
-    out = {"seconds": seconds, "points": count(cols), "digest": digest(cols),
-           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **(extra or {})}
+    out = {"seconds": seconds, "points": count(cols), "digest": digest(cols), "peak_mb": peak_mb, **(extra or {})}
     print(json.dumps(out))
 """
 
@@ -117,7 +121,7 @@ cfg = RunwiseConfig(d.parent, env={})
 t1 = time.perf_counter()
 run = tb.load_file(d, cfg)
 t2 = time.perf_counter()
-_emit(t2 - t1, {k: (s.steps, s.values) for k, s in run.history.items()}, {"import_s": t1 - t0})
+_emit(t2 - t1, _peak_mb(), {k: (s.steps, s.values) for k, s in run.history.items()}, {"import_s": t1 - t0})
 """
 
 CRC_COST = """
@@ -142,7 +146,7 @@ acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 acc.Reload()
 events = {t: acc.Scalars(t) for t in acc.Tags()["scalars"]}
 t2 = time.perf_counter()
-_emit(t2 - t1, {t: ([e.step for e in ev], [e.value for e in ev]) for t, ev in events.items()})
+_emit(t2 - t1, _peak_mb(), {t: ([e.step for e in ev], [e.value for e in ev]) for t, ev in events.items()})
 """
 
 TBPARSE = COLUMNS + """
@@ -151,7 +155,7 @@ from tbparse import SummaryReader
 t1 = time.perf_counter()
 df = SummaryReader(sys.argv[1], pivot=False).scalars
 t2 = time.perf_counter()
-_emit(t2 - t1, {t: (g["step"].to_numpy(), g["value"].to_numpy()) for t, g in df.groupby("tag", sort=False)})
+_emit(t2 - t1, _peak_mb(), {t: (g["step"].to_numpy(), g["value"].to_numpy()) for t, g in df.groupby("tag", sort=False)})
 """
 
 
