@@ -106,9 +106,9 @@ def _empty(v: object) -> bool:
 def _scalar_text(name: str, v: object) -> str:
     if name in _DURATIONS and isinstance(v, (int, float)) and not isinstance(v, bool):
         return fmt_duration(float(v)) + (" ago" if name in _AGO else "")
-    if isinstance(v, str):
-        return v
-    return fmt_cell(v)  # type: ignore[arg-type]
+    if isinstance(v, (str, int, float)) or v is None:  # bool is an int
+        return v if isinstance(v, str) else fmt_cell(v)
+    return str(v)
 
 
 def to_blocks(out: BaseModel) -> list[Block]:
@@ -153,8 +153,9 @@ def to_blocks(out: BaseModel) -> list[Block]:
             flush_pairs()
             if not v.rows:  # the summary line already says there is none
                 continue
-            if kind == "CompareRunsOutput" and name == "metrics" and getattr(out, "groups", None):
-                blocks += _grouped(v, out.groups)  # type: ignore[attr-defined]
+            groups = getattr(out, "groups", None) if kind == "CompareRunsOutput" and name == "metrics" else None
+            if isinstance(groups, Mapping) and groups:
+                blocks += _grouped(v, groups)
             else:
                 blocks.append(_table_block(name, v, main=not main_table_seen, raw=name in _CONFIG_TABLES))
             main_table_seen = True
