@@ -2,9 +2,10 @@
 
 The snippets are parsed out of README.md, so a broken snippet fails here. The server is started the
 way Claude Code starts it: the command resolved on the child's PATH, `CLAUDE_PROJECT_DIR` set. Where
-the `claude` CLI is installed (`npm install @anthropic-ai/claude-code`), it registers each form with
-`--scope project` in a tmp project, HOME pointed at a tmp directory, and its `mcp list` health
-check (which spawns the server; no API key) must say Connected.
+the `claude` CLI is installed (`npm install @anthropic-ai/claude-code`; .ci/run does), it registers
+each form with `--scope project` in a tmp project, HOME pointed at a tmp directory, and the health
+check of `claude mcp get` / `claude mcp list` (which spawns the server; no API key) must say
+Connected, or Pending approval without the settings, or Failed to connect without PATH.
 """
 
 from __future__ import annotations
