@@ -10,12 +10,18 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.tools import TOOLS_BY_NAME
+from runwise.tools._bound import answer_size, fit
+from runwise.tools._common import Cell, Table
+from runwise.tools.metrics import GetHistoryOutput, GetStatsOutput, MetricHistory
+from runwise.tools.run import RunContextOutput, RunHeader
 
 LIMIT = 16_000  # characters of structured output: about 4,000 tokens
 
 
-@pytest.fixture
-def wide(tmp_path: Path) -> RunwiseConfig:
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> RunwiseConfig:
+    """Two runs of 2,000 metrics with long configs, notes and tags; written once, only read by the tests."""
+    tmp_path = tmp_path_factory.mktemp("wide")
     logs = tmp_path / "logs"
     logs.mkdir()
     for name in ("wide_a", "wide_b"):
@@ -51,3 +57,66 @@ def test_examples_summaries_are_short() -> None:
     for ref in ("baseline", "lr_warmup"):
         out = spec.handler(spec.input(run=ref), cfg)
         assert len(json.dumps(out.model_dump(mode="json"), ensure_ascii=False)) <= 1500
+
+
+# ---------------------------------------------------------------- the largest answers
+
+
+CAP = 40_000  # characters of structured output, whatever the arguments (runwise.tools._bound.ANSWER_CHARS)
+GROUPS = [f"group{g}" for g in range(20)]
+LARGEST = {
+    "list_runs": {"limit": 500}, "summarize_run": {"keys": GROUPS, "max_metrics": 50},
+    "compare_runs": {"runs": ["wide_a", "wide_b@150"], "max_metrics": 200, "group": True},
+    "get_history": {"keys": GROUPS, "max_points": 5000}, "get_stats": {"keys": GROUPS, "max_metrics": 500},
+    "get_stability": {"keys": GROUPS}, "find_best_run": {"metric": "group0/metric_0", "top_n": 50},
+    "get_config": {"max_keys": 2000}, "get_run_context": {}, "list_keys": {"max_keys": 5000},
+    "live_status": {"keys": GROUPS, "output_lines": 50}, "detect_anomalies": {"keys": GROUPS, "max_anomalies": 200},
+}
+
+
+@pytest.mark.parametrize("tool", sorted(LARGEST))
+def test_largest_answer_is_capped_and_says_so(wide: RunwiseConfig, tool: str) -> None:
+    spec = TOOLS_BY_NAME[tool]
+    out = spec.run(spec.input(**LARGEST[tool]), wide)
+    size = answer_size(out)
+    assert size <= CAP, f"{tool}: {size} characters"
+    uncut = spec.handler(spec.input(**LARGEST[tool]), wide)
+    if answer_size(uncut) > CAP:  # the guard cut it: the answer says so
+        assert any(n.startswith("answer cut to its 40,000-character cap") for n in out.model_dump()["notes"])
+
+
+def test_guard_halves_table_rows_and_names_what_it_cut() -> None:
+    rows: list[list[Cell]] = [[f"metric_{i:04d}", i, 0.5, i] for i in range(3000)]
+    out = GetStatsOutput(run="r", stats=Table(columns=["metric", "points", "final", "final_step"], rows=rows),
+                         omitted=0, notes=["run note"])
+    cut = fit(out)
+    assert answer_size(cut) <= CAP < answer_size(out)
+    assert cut.stats.rows == rows[: len(cut.stats.rows)]  # the first rows, whole
+    assert len(cut.stats.rows) == 3000 // 2 // 2  # halved until it fits
+    assert cut.notes[0].startswith("answer cut to its 40,000-character cap (stats.rows: first 750 of 3,000)")
+    assert cut.notes[1:] == ["run note"]
+
+
+def test_guard_drops_whole_series_never_their_tails() -> None:
+    series = {f"m{i}": MetricHistory(steps=list(range(2000)), values=[0.123456] * 2000, source_points=2000,
+                                     method="all") for i in range(8)}
+    out = GetHistoryOutput(run="r", note="", metrics=series, notes=[])
+    cut = fit(out)
+    assert answer_size(cut) <= CAP
+    assert 0 < len(cut.metrics) < 8
+    assert all(m.steps == list(range(2000)) and len(m.values) == 2000 for m in cut.metrics.values())
+    assert "metrics: first" in cut.notes[0]
+
+
+def test_guard_cuts_huge_strings_first() -> None:
+    out = RunContextOutput(
+        run=RunHeader(id="r", name="n" * 100_000, source="jsonl", state="finished", last_step=1, runtime_s=None,
+                      started=None),
+        path="p", project="", entity="", group="", job_type="", tags=[], notes="", segments=[], exit_code=None)
+    cut = fit(out)
+    assert answer_size(cut) < 1_500 and cut.run.name == "n" * 999 + "…"
+
+
+def test_small_answers_pass_unchanged() -> None:
+    out = GetStatsOutput(run="r", stats=Table(columns=["metric"], rows=[["a"]]), omitted=0, notes=[])
+    assert fit(out) is out
