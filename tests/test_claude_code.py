@@ -217,8 +217,10 @@ FORMS = [
 @pytest.mark.parametrize("form", FORMS)
 def test_claude_mcp_add_from_readme_connects(tmp_path: Path, form: list[str]) -> None:
     installed_script()
-    argv = [w.replace(VENV_PLACEHOLDER, str(SCRIPTS / "runwise-mcp")).replace(CHECKOUT_PLACEHOLDER, str(REPO))
-            for w in readme_command(form)]
+    argv = [
+        w.replace(VENV_PLACEHOLDER, str(SCRIPTS / "runwise-mcp")).replace(CHECKOUT_PLACEHOLDER, str(REPO))
+        for w in readme_command(form)
+    ]
     path = os.defpath  # Claude Code's environment, without the venv
     if form == PATH_FORM:
         path = f"{SCRIPTS}{os.pathsep}{path}"  # as after `pipx install`: runwise-mcp is on PATH
