@@ -26,7 +26,7 @@ from pathlib import Path
 
 from runwise import cache, parsers
 from runwise.config import RunwiseConfig
-from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound
+from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound, RunwiseError
 from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
 from runwise.parsers._walk import outside_roots
@@ -38,15 +38,30 @@ _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
 # (run key, project root) -> the newest Run read for it, for reading only what was appended since
 _latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
+# Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
+# metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
+LIST_LOAD_BYTES = 64 * 1024 * 1024
+# (run key, mtime, size) -> the display name its load gave, so names shown once keep resolving
+_loaded_names: dict[tuple[str, float, int], str] = {}
+_NAMES_SIZE = 10_000
+
+
+class NegativeStep(RunwiseError, ValueError):
+    """A `ref@STEP` whose step is below 0 (a ValueError too, so input validators report it as theirs)."""
 
 
 def split_step(ref: str) -> tuple[str, int | None]:
-    """`'abc@5000'` -> `('abc', 5000)`; `'abc@12k'` -> `('abc', 12000)`; no `@step` -> `(ref, None)`."""
+    """`'abc@5000'` -> `('abc', 5000)`; `'abc@12k'` -> `('abc', 12000)`; no `@step` -> `(ref, None)`.
+
+    Raises NegativeStep for `'abc@-5'`: steps start at 0, and a negative one would only match nothing.
+    """
     m = _AT_STEP.match(ref.strip())
     if not m:
         return ref.strip(), None
     step = int(m["step"].replace("_", "").replace(",", ""))
     step *= {"": 1, "k": 1_000, "m": 1_000_000}[m["k"].lower()]
+    if step < 0:
+        raise NegativeStep(f"the step after '@' must be from 0 upwards, got {step:,}")
     return m["ref"], step
 
 
@@ -58,7 +73,13 @@ def discover(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
 
 
 def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None) -> RunEntry:
-    """Find the one run `ref` names (without `@step`); RunNotFound / AmbiguousRun name candidates."""
+    """Find the one run `ref` names (without `@step`); RunNotFound / AmbiguousRun name candidates.
+
+    Every id and display name `list_runs` shows resolves: names come from discovery (cheap: W&B's
+    first block, a JSONL log's `_meta` rows near its ends) and from every run loaded in this process.
+    When nothing matches, the runs whose name only a load can tell (not final at discovery, and
+    small enough that `list_runs` reads them) are loaded once, and the names are matched again.
+    """
     ref = ref.strip() or "latest"
     if entries is None:
         entries, _ = discover(cfg)
@@ -69,11 +90,31 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
     by_key = [e for e in entries if e.key == ref]
     if by_key:
         return by_key[0]
+    found = _match(ref, entries)
+    if found is not None:
+        return found
+    missing_path = False
+    if looks_like_path(ref) or "/" in ref:
+        path = cfg.check_inside(Path(ref))
+        if path.exists():
+            return _file_entry(path, cfg)
+        missing_path = looks_like_path(ref)
+    if not looks_like_path(ref) and _learn_names(entries, cfg):
+        found = _match(ref, entries)
+        if found is not None:
+            return found
+    names = list(dict.fromkeys([e.id for e in entries] + [n for e in entries for n in _names(e) if n]))
+    close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
+    raise RunNotFound(ref, close, total=len(entries), missing_path=missing_path)
+
+
+def _match(ref: str, entries: list[RunEntry]) -> RunEntry | None:
+    """The entry `ref` names by id, name, id prefix or name prefix (the first rule that matches)."""
     matchers: tuple[Callable[[RunEntry], bool], ...] = (
         lambda e: e.id == ref,
-        lambda e: bool(e.name) and e.name == ref,
+        lambda e: ref in _names(e),
         lambda e: e.id.startswith(ref),
-        lambda e: bool(e.name) and e.name.startswith(ref),
+        lambda e: any(n.startswith(ref) for n in _names(e) if n),
     )
     for match in matchers:
         found = [e for e in entries if match(e)]
@@ -83,15 +124,31 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
             if all(e.source == found[0].source and e.id == found[0].id for e in found):
                 return found[0]
             raise AmbiguousRun(ref, [e.key for e in found])
-    missing_path = False
-    if looks_like_path(ref) or "/" in ref:
-        path = cfg.check_inside(Path(ref))
-        if path.exists():
-            return _file_entry(path, cfg)
-        missing_path = looks_like_path(ref)
-    names = list(dict.fromkeys([e.id for e in entries] + [e.name for e in entries if e.name]))
-    close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
-    raise RunNotFound(ref, close, total=len(entries), missing_path=missing_path)
+    return None
+
+
+def _name_key(entry: RunEntry) -> tuple[str, float, int]:
+    return (entry.key, entry.mtime, entry.size)
+
+
+def _names(entry: RunEntry) -> tuple[str, ...]:
+    """The names `entry` is shown by: the one discovery found, and the one its load gave (if loaded)."""
+    loaded = _loaded_names.get(_name_key(entry))
+    return (entry.name, loaded) if loaded and loaded != entry.name else (entry.name,)
+
+
+def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
+    """Load the runs whose display name only a load tells (as `list_runs` would); True if any was."""
+    learned = False
+    for e in entries:
+        if e.extra.get("name_final") or e.size > LIST_LOAD_BYTES or _name_key(e) in _loaded_names:
+            continue
+        try:
+            load(e, cfg)
+        except (RunwiseError, OSError):
+            continue  # unreadable: list_runs shows no name for it either
+        learned = True
+    return learned
 
 
 def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
@@ -134,6 +191,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         cached = _cache.get(ident)
         if cached is not None:
             _cache.move_to_end(ident)
+            _loaded_names[_name_key(entry)] = cached.name
             return cached
         previous = _latest.get(_latest_key(entry, cfg))
     run: Run | None = None
@@ -156,6 +214,9 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
     with _lock:
         _cache[ident] = run
         _latest[_latest_key(entry, cfg)] = run
+        _loaded_names[_name_key(entry)] = run.name
+        while len(_loaded_names) > _NAMES_SIZE:
+            del _loaded_names[next(iter(_loaded_names))]
         while len(_cache) > _CACHE_SIZE:
             _, dropped = _cache.popitem(last=False)
             for k in [k for k, v in _latest.items() if v is dropped]:
@@ -173,6 +234,7 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
         _latest.clear()
+        _loaded_names.clear()
 
 
 def is_cached(entry: RunEntry) -> bool:

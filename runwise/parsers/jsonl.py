@@ -19,7 +19,9 @@ Parsing lines into columns is `jsonl_rows`; spreading a big file over several pr
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("runwise.jsonl")
 
 STEP_KEYS = ("step", "_step")
+NAME_SCAN_BYTES = 64 * 1024  # read from each end of a log at discovery, for its `_meta` name
+NAMES_SIZE = 4096
+_NAMES: dict[tuple[str, int, int], tuple[str, bool]] = {}  # (path, size, mtime_ns) -> (name, whole file)
 TIME_KEYS = ("_runtime", "_timestamp")
 
 
@@ -67,10 +72,49 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
             if run_id in ids:  # `a.jsonl` and `a.ndjson`: the second keeps its suffix
                 run_id = rel.as_posix()
             ids.add(run_id)
-            entries.append(RunEntry(run_id, "jsonl", (path,), name=run_id, mtime=st.st_mtime, size=st.st_size))
+            name, final = _meta_name(path, st)
+            entries.append(RunEntry(run_id, "jsonl", (path,), name=name or run_id, mtime=st.st_mtime, size=st.st_size,
+                                    extra={"name_final": final}))
     if notes is not None:
         notes.extend(skipped.notes("jsonl", "logs_dir"))
     return entries
+
+
+def _meta_name(path: Path, st: os.stat_result) -> tuple[str, bool]:
+    """The `_meta` name in the complete lines among a log's first and last NAME_SCAN_BYTES (the
+    whole log when it is no bigger than both), and whether that was the whole log (then the name
+    is the one a load gives). Remembered per (path, size, mtime), so a listing reads each log once."""
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    known = _NAMES.get(key)
+    if known is not None:
+        return known
+    whole = st.st_size <= 2 * NAME_SCAN_BYTES
+    try:
+        with path.open("rb") as fp:
+            if whole:
+                chunks = [fp.read()]
+            else:
+                head = fp.read(NAME_SCAN_BYTES)
+                fp.seek(st.st_size - NAME_SCAN_BYTES)
+                chunks = [head.rpartition(b"\n")[0], fp.read(NAME_SCAN_BYTES).partition(b"\n")[2]]
+    except OSError:
+        return "", False
+    name = ""
+    for chunk in chunks:
+        for line in chunk.splitlines():
+            if b'"_meta"' not in line or len(line) > MAX_LINE:
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            meta = row.get("_meta") if isinstance(row, dict) else None
+            if isinstance(meta, dict) and "name" in meta:  # later rows win, as in a load
+                name = str(meta["name"] or "")
+    _NAMES[key] = (name, whole)
+    while len(_NAMES) > NAMES_SIZE:
+        del _NAMES[next(iter(_NAMES))]
+    return name, whole
 
 
 def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:

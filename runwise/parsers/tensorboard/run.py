@@ -95,7 +95,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
                 name=run_id,
                 mtime=max(s.st_mtime for s in stats),
                 size=sum(s.st_size for s in stats),
-                extra={"dir": str(d.path)},
+                extra={"dir": str(d.path), "name_final": True},  # its name is its id
             )
         )
     if notes is not None:
