@@ -127,6 +127,24 @@ def test_a_hung_worker_is_killed_and_its_part_read_here(big: tuple[Path, Run], s
     assert proc.stdout.closed and proc.stderr.closed
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sys; sys.stdout.write('hello')",  # not a pickle
+        "import sys; sys.stdout.buffer.write(b'\\x80\\x05')",  # a cut pickle
+        "import pickle, sys; sys.stdout.buffer.write(pickle.dumps([1, 2]))",  # a pickle of something else
+        "import sys; sys.stderr.write('boom' * 10000); sys.exit(1)",  # a failure with a long message
+    ],
+    ids=["text", "cut", "other", "exit"],
+)
+def test_a_worker_that_gives_no_part_has_its_part_read_here(big: tuple[Path, Run], started: list[Any],
+                                                            monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    path, single = big
+    monkeypatch.setattr(jsonl_workers, "WORKER", code)
+    same_run(read_jsonl(path), single)
+    assert len(started) == 1 and gone(started[0].pid)
+
+
 def test_a_failing_first_part_kills_and_reaps_every_worker(big: tuple[Path, Run], started: list[Any],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path, _ = big

@@ -42,6 +42,9 @@ WAIT_SECONDS = 60.0  # a child's grace, from when its part is asked for ...
 WAIT_BYTES_PER_SECOND = 2 * 1024 * 1024  # ... plus a second per this many bytes of its part
 WRONG_RUNWISE = 17  # the child's exit code when it imported another copy of runwise
 
+# what a child that did not deliver its part raises here: failed, hung, or wrote something else
+_NO_PART = (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, subprocess.TimeoutExpired)
+
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 # argv[1] is the directory holding this copy of runwise: appended, so the standard library and the
@@ -67,7 +70,7 @@ def read_parts(path: str, size: int, *, progress: Progress | None = None) -> lis
             if worker is not None:
                 try:
                     part = worker.result(timeout=WAIT_SECONDS + (hi - lo) / WAIT_BYTES_PER_SECOND)
-                except (OSError, RuntimeError, subprocess.TimeoutExpired, pickle.UnpicklingError, EOFError) as exc:
+                except _NO_PART as exc:
                     log.debug("worker failed on %s, reading its part here: %s", path, exc)
             parts.append(part if part is not None else read_part(path, lo, hi))
     finally:
