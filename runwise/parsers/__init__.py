@@ -1,21 +1,9 @@
 """Source registry: one module per source, imported only when a tool needs it.
 
-Every source module provides two functions:
-
-    discover(cfg: RunwiseConfig) -> list[RunEntry]
-        Find the source's runs cheaply (names and mtimes; no history parsing).
-    load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run
-        Parse one run into the run model. Damage is reported in `Run.warnings`, never raised,
-        unless nothing at all is readable (then a SourceError naming the file).
-
-and optionally `load_file(path: Path, cfg, progress=None) -> Run` for a single log file given by
-path, and
-
-    refresh(entry: RunEntry, cfg, previous: Run, progress: Progress | None = None) -> Run | None
-        Read only what was appended to the run's files since `previous` was read (from the state
-        the source left in `previous.resume`) and return a new Run equal to what a full load
-        would give now; None when it cannot (a file replaced, shortened or rewritten, a new
-        file or segment), and the caller then loads in full. Never modifies `previous`.
+Every source module (`jsonl`, `tensorboard`, `wandb`) satisfies the `Source` protocol below; mypy
+checks that each does (`_CHECKED`), and `source_module` hands them out typed as `Source`. Which
+file names are which kind of log is `parsers.filetypes`; discovery lists directories through
+`parsers._walk`, which follows links only inside the project roots.
 """
 
 from __future__ import annotations
@@ -23,8 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from runwise.errors import UnsupportedFormat
 from runwise.parsers import filetypes
@@ -36,6 +23,41 @@ if TYPE_CHECKING:
 # progress(done, total): both in bytes of the file(s) being read
 Progress = Callable[[float, float], None]
 
+
+class Source(Protocol):
+    """What a source module provides (modules satisfy a Protocol through their functions)."""
+
+    def discover(self, cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntry]:
+        """Find the source's runs cheaply (names, sizes, mtimes; no history parsed). Links are
+        followed only inside the roots; one line per kind of link skipped is appended to `notes`."""
+        ...
+
+    def load(self, entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+        """Parse one run into the run model. Damage is reported in `Run.warnings`, never raised,
+        unless nothing at all is readable (then a SourceError naming the file)."""
+        ...
+
+    def load_file(self, path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+        """Load a single log file or run directory given by path."""
+        ...
+
+    def refresh(
+        self, entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None
+    ) -> Run | None:
+        """Read only what was appended to the run's files since `previous` was read (from the state
+        the source left in `previous.resume`) and return a new Run equal to what a full load would
+        give now; None when it cannot (a file replaced, shortened or rewritten, a new file or
+        segment), and the caller then loads in full. Never modifies `previous`."""
+        ...
+
+
+if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
+    from runwise.parsers import jsonl as _jsonl
+    from runwise.parsers import tensorboard as _tensorboard
+    from runwise.parsers import wandb as _wandb
+
+    _CHECKED: tuple[Source, Source, Source] = (_jsonl, _tensorboard, _wandb)
+
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
     "tensorboard": "runwise.parsers.tensorboard",
@@ -43,9 +65,9 @@ SOURCES: dict[str, str] = {
 }
 
 
-def source_module(name: str) -> ModuleType:
+def source_module(name: str) -> Source:
     """Import the module of source `name` (lazily: wandb/tensorboard readers cost nothing until used)."""
-    return importlib.import_module(SOURCES[name])
+    return cast(Source, importlib.import_module(SOURCES[name]))
 
 
 def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
@@ -66,19 +88,15 @@ def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
 
 
 def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
-    run: Run = source_module(entry.source).load(entry, cfg, progress)
-    return run
+    """Parse the run `entry` names with its source."""
+    return source_module(entry.source).load(entry, cfg, progress)
 
 
 def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
     """The source's incremental re-read of a grown run, or None if it has none or cannot."""
     if previous.resume is None:
         return None
-    fn = getattr(source_module(entry.source), "refresh", None)
-    if fn is None:
-        return None
-    run: Run | None = fn(entry, cfg, previous, progress)
-    return run
+    return source_module(entry.source).refresh(entry, cfg, previous, progress)
 
 
 def sniff_source(path: Path) -> str:
@@ -102,5 +120,4 @@ def sniff_source(path: Path) -> str:
 
 def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """Load a single log file or run directory given by path."""
-    run: Run = source_module(sniff_source(path)).load_file(path, cfg, progress)
-    return run
+    return source_module(sniff_source(path)).load_file(path, cfg, progress)

@@ -117,7 +117,7 @@ def _meta_name(path: Path, st: os.stat_result) -> tuple[str, bool]:
     return name, whole
 
 
-def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
+def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     run = read_jsonl(entry.paths[0], progress=progress, step_key=_step_key(cfg))
     run.id = entry.id
     run.name = run.name or entry.name
@@ -125,15 +125,14 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
     return run
 
 
-def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
+def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     run = read_jsonl(path, progress=progress, step_key=_step_key(cfg))
     run.path = cfg.relative(path)
     return run
 
 
-def _step_key(cfg: Any) -> str | None:
-    key = getattr(getattr(cfg, "schema", None), "step_key", None)
-    return key if isinstance(key, str) and key else None
+def _step_key(cfg: RunwiseConfig) -> str | None:
+    return cfg.schema.step_key or None
 
 
 def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | None = None) -> Run:
@@ -153,7 +152,7 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
     return _finish(path, st, merge(parts), step_key)
 
 
-def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
+def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
     """Read only the lines appended since `previous` was read; None unless the file only grew."""
     state = previous.resume
     if not isinstance(state, _Resume) or str(entry.paths[0]) != state.path:

@@ -110,12 +110,12 @@ def _files(d: Path) -> list[Path]:
         return []
 
 
-def load_file(path: Path, cfg: Any, progress: Progress | None = None) -> Run:
+def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """Load one tfevents file, or a run directory (its event files and hparams children)."""
     return load(_file_entry(cfg.check_inside(path), cfg), cfg, progress)
 
 
-def _file_entry(path: Path, cfg: Any) -> RunEntry:
+def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
     """The run a tfevents file or a run directory given by path stands for."""
     if path.is_dir():
         files = sorted(p for p in _files(path) if is_tfevents(p.name))
@@ -135,7 +135,7 @@ def _file_entry(path: Path, cfg: Any) -> RunEntry:
     return RunEntry(run_id, "tensorboard", tuple(files), name=run_id, extra={"dir": str(run_dir)})
 
 
-def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None = None) -> Run | None:
+def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
     """`previous` re-read from the bytes its files appended since (and event files added after
     them): the Run a full load gives now, or None when it cannot (see tensorboard.resume)."""
     state = previous.resume
@@ -156,7 +156,7 @@ def refresh(entry: RunEntry, cfg: Any, previous: Run, progress: Progress | None 
     return run
 
 
-def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
+def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """Parse a run's event files into the run model (see the module docstring for the rules)."""
     run_dir = Path(entry.extra.get("dir") or entry.paths[0].parent)
     own = [p for p in entry.paths if p.parent == run_dir]
@@ -197,7 +197,7 @@ def load(entry: RunEntry, cfg: Any, progress: Progress | None = None) -> Run:
 
 def _assemble(
     entry: RunEntry,
-    cfg: Any,
+    cfg: RunwiseConfig,
     run_dir: Path,
     files: list[tuple[Path, EventColumns]],
     hparam_files: list[EventColumns],
