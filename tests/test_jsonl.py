@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from runwise.config import RunwiseConfig
-from runwise.parsers import jsonl, jsonl_rows, jsonl_workers
+from runwise.parsers import jsonl, jsonl_rows
 from runwise.parsers.jsonl import read_jsonl
 
 
@@ -157,36 +157,3 @@ def test_discovery_and_state(tmp_path: Path) -> None:
 def test_state_from_last_meta_row(tmp_path: Path, meta: dict[str, object], state: str, code: int | None) -> None:
     run = read_jsonl(write(tmp_path / "k.jsonl", [{"step": 0, "loss": 1.0}, {"_meta": meta}]))
     assert (run.state, run.exit_code) == (state, code)
-
-
-@pytest.mark.parametrize("cpus", [2, 4])
-def test_parallel_parts_give_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpus: int) -> None:
-    """A big file is split across worker processes: same columns, same global line numbers."""
-    rows: list[object] = [{"config": {"lr": 0.1}}]
-    rows += [{"step": i, "loss": 1.0 / (i + 1), **({"val": float(i)} if i % 7 == 0 else {})} for i in range(3000)]
-    path = tmp_path / "p.jsonl"
-    lines = [json.dumps(r).encode() for r in rows]
-    lines[2500] = b"{broken"  # damage in a later part
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    single = read_jsonl(path)
-    monkeypatch.setattr(jsonl_workers, "PARALLEL_BYTES", 1000)
-    monkeypatch.setattr(jsonl_workers.os, "cpu_count", lambda: cpus)
-    with path.open("rb") as fp:
-        assert len(jsonl_workers.split(fp, path.stat().st_size)) == cpus
-    split = read_jsonl(path)
-    assert sorted(split.history) == sorted(single.history) == ["loss", "val"]
-    for key in single.history:
-        np.testing.assert_array_equal(split.history[key].steps, single.history[key].steps)
-        np.testing.assert_array_equal(split.history[key].values, single.history[key].values)
-    assert split.config == single.config == {"lr": 0.1}
-    assert split.warnings == single.warnings
-    assert "1 not JSON (first at line 2501)" in split.warnings[0]
-
-
-def test_a_failing_worker_falls_back_to_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path / "q.jsonl", [{"step": i, "loss": float(i)} for i in range(500)])
-    monkeypatch.setattr(jsonl_workers, "PARALLEL_BYTES", 1000)
-    monkeypatch.setattr(jsonl_workers.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(jsonl_workers, "WORKER", "import sys; sys.exit(3)")
-    run = read_jsonl(path)
-    assert run.history["loss"].steps.tolist() == list(range(500))

@@ -93,6 +93,27 @@ def test_a_worker_really_reads_its_part(big: tuple[Path, Run], started: list[Any
     assert len(here) == 1 and here[0][0] == 0  # only the first part was read in this process
 
 
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_parallel_parts_give_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[Any],
+                                          cpus: int) -> None:
+    """A big file is split across worker processes: same columns, same global line numbers."""
+    rows: list[object] = [{"config": {"lr": 0.1}}]
+    rows += [{"step": i, "loss": 1.0 / (i + 1), **({"val": float(i)} if i % 7 == 0 else {})} for i in range(3000)]
+    path = tmp_path / "p.jsonl"
+    lines = [json.dumps(r).encode() for r in rows]
+    lines[2500] = b"{broken"  # damage in a later part
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    single = read_jsonl(path)
+    monkeypatch.setattr(jsonl_workers, "PARALLEL_BYTES", 1000)
+    monkeypatch.setattr(jsonl_workers.os, "cpu_count", lambda: cpus)
+    with path.open("rb") as fp:
+        assert len(jsonl_workers.split(fp, path.stat().st_size)) == cpus
+    split = read_jsonl(path)
+    assert [p.returncode for p in started] == [0] * (cpus - 1)  # every later part came from a worker
+    same_run(split, single)
+    assert "1 not JSON (first at line 2501)" in split.warnings[0]
+
+
 @pytest.mark.parametrize("executable", [None, ""])
 def test_no_interpreter_reads_every_part_here(big: tuple[Path, Run], started: list[Any],
                                                monkeypatch: pytest.MonkeyPatch, executable: str | None) -> None:
