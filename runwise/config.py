@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from runwise.errors import ConfigError, OutsideRoot
+from runwise.errors import ConfigError, OutsideRoot, SourceError
 from runwise.thresholds import Thresholds, violation
 
 CONFIG_FILE = "runwise.json"
@@ -178,9 +178,17 @@ class RunwiseConfig:
         return str(path)
 
     def check_inside(self, path: Path) -> Path:
-        """Resolve `path` (relative to the root) and refuse it unless it lies under a root."""
-        p = path.expanduser()
-        p = (p if p.is_absolute() else self.root / p).resolve()
+        """Resolve `path` (relative to the root) and refuse it unless it lies under a root.
+
+        A path that cannot be resolved at all (a NUL byte, `~nobody`, a loop of links) is a
+        SourceError naming it.
+        """
+        try:
+            p = path.expanduser()
+            p = (p if p.is_absolute() else self.root / p).resolve()
+        except (ValueError, RuntimeError, OSError) as exc:
+            shown = repr(str(path)[:100])
+            raise SourceError(f"cannot use the path {shown}: {exc}", path=str(path)[:100]) from exc
         for r in self.roots:
             if p == r or r in p.parents:
                 return p

@@ -11,7 +11,7 @@ import pytest
 
 from runwise import cache, runs
 from runwise.config import RunwiseConfig
-from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound
+from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound, SourceError
 
 
 def jsonl(path: Path, n: int = 5, *, meta: dict[str, object] | None = None, mtime: float | None = None) -> None:
@@ -130,3 +130,10 @@ def test_candidates_are_not_repeated(cfg: RunwiseConfig) -> None:
     with pytest.raises(RunNotFound) as info:
         runs.resolve("beta-x", cfg)
     assert str(info.value).count("beta") == 2  # the reference and one candidate, not the id twice
+
+
+@pytest.mark.parametrize("ref", ["bad\x00name.jsonl", "~no-such-user-here/x.jsonl", "loop/x.jsonl"])
+def test_a_path_that_cannot_be_resolved_is_a_one_line_error(cfg: RunwiseConfig, ref: str) -> None:
+    (cfg.root / "loop").symlink_to(cfg.root / "loop")
+    with pytest.raises(SourceError, match=r"^cannot use the path '[^\n]+$"):
+        runs.resolve(ref, cfg)
