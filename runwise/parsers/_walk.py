@@ -41,8 +41,8 @@ class Skipped:
             n = len(self.outside)
             out.append(
                 f"{source}: skipped {n} link{'s' if n > 1 else ''} to outside the project roots "
-                f"({_names(self.outside)}); to read {'them' if n > 1 else 'it'}, set {key} in runwise.json "
-                "to the target's directory"
+                f"({_names(self.outside)}); to read {'them' if n > 1 else 'it'}, name the target's directory "
+                f"in {key} in runwise.json"
             )
         if self.dangling:
             n = len(self.dangling)
