@@ -26,6 +26,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from runwise.tools import TOOLS
 from tests.conftest import training_rows, write_jsonl
+from tests.scripted_model import ScriptedModel, serving
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -181,9 +182,9 @@ needs_claude = pytest.mark.skipif(CLAUDE is None, reason="no claude on PATH (npm
 PASS_THROUGH = ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_CACHE_DIR", "PIP_CERT")
 
 
-def claude(project: Path, home: Path, path: str, *args: str) -> str:
+def claude(project: Path, home: Path, path: str, *args: str, **extra: str) -> str:
     assert CLAUDE is not None
-    env = child_env(home, path=path, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1")
+    env = child_env(home, path=path, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", **extra)
     env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
     done = subprocess.run([CLAUDE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -253,6 +254,49 @@ def test_claude_reports_a_command_not_on_path(tmp_path: Path) -> None:
         pytest.skip("runwise-mcp is installed system-wide")
     project, home = register(tmp_path, PATH_FORM, os.defpath)
     assert "Failed to connect" in status_line(claude(project, home, os.defpath, "mcp", "list"))
+
+
+@needs_claude
+@pytest.mark.parametrize("settings", [True, False], ids=["with-settings", "without-settings"])
+def test_a_claude_turn_calls_runwise_under_the_one_rule(tmp_path: Path, settings: bool) -> None:
+    """A whole `claude -p` turn, the model scripted on 127.0.0.1 (tests/scripted_model.py).
+
+    The README's first command registers the server (default scope). With the settings example in
+    ~/.claude/settings.json, Claude Code lets the call through on the one rule `mcp__runwise` and
+    the model receives runwise's answer; without it, Claude Code denies the call.
+    """
+    script = installed_script()
+    project, home = make_project(tmp_path / "project", "cc_run"), tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    if settings:
+        shutil.copy(EXAMPLES / ".claude" / "settings.json", home / ".claude" / "settings.json")
+    argv = [str(script) if word == VENV_PLACEHOLDER else word for word in readme_command(VENV_FORM)]
+    claude(project, home, os.defpath, "mcp", "add", "runwise", "--", *argv)
+    model = ScriptedModel("mcp__runwise__list_runs", {"limit": 5})
+    with serving(model) as url:
+        out = claude(
+            project,
+            home,
+            os.defpath,
+            "-p",
+            "Which runs are there?",
+            "--output-format",
+            "json",
+            ANTHROPIC_BASE_URL=url,
+            ANTHROPIC_API_KEY="not-a-real-key",
+        )
+    denied = [d["tool_name"] for d in json.loads(out)["permission_denials"]]
+    (result,) = model.tool_results("toolu_runwise") or pytest.fail(f"the model never called runwise: {out}")
+    content = result["content"]  # a string, or text blocks
+    text = content if isinstance(content, str) else "".join(block.get("text", "") for block in content)
+    if settings:
+        assert denied == []
+        assert not result.get("is_error")
+        answer = json.loads(text)  # what the model reads: runwise's structured answer as JSON
+        assert [row[answer["runs"]["columns"].index("id")] for row in answer["runs"]["rows"]] == ["cc_run"]
+    else:
+        assert denied == ["mcp__runwise__list_runs"]
+        assert result.get("is_error") and "cc_run" not in text
 
 
 @pytest.fixture
