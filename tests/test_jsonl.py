@@ -149,6 +149,15 @@ def test_discovery_and_state(tmp_path: Path) -> None:
     assert jsonl.load(entries["exp1/seed2"], cfg).state == "running"  # just written
 
 
+def test_discovery_file_types_and_hidden_paths(tmp_path: Path) -> None:
+    """`.ndjson` is a JSONL log as `.jsonl` is (parsers.filetypes); hidden files and directories are not listed."""
+    for rel in ("a.jsonl", "a.ndjson", "b.ndjson", ".hidden.jsonl", ".cache/c.jsonl", "notes.txt"):
+        write(tmp_path / "logs" / rel, [{"step": 0, "loss": 1.0}])
+    entries = {e.id: e.paths[0].name for e in jsonl.discover(RunwiseConfig.load(tmp_path, env={}))}
+    assert entries in ({"a": "a.jsonl", "a.ndjson": "a.ndjson", "b": "b.ndjson"},
+                       {"a": "a.ndjson", "a.jsonl": "a.jsonl", "b": "b.ndjson"})
+
+
 @pytest.mark.parametrize(
     ("meta", "state", "code"),
     [({"state": "finished", "exit_code": 0}, "finished", 0), ({"exit_code": 3}, "failed", 3),
