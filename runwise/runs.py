@@ -41,6 +41,7 @@ _lock = threading.Lock()
 # Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
 # metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
+LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
 # (run key, mtime, size) -> the display name its load gave, so names shown once keep resolving
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
@@ -138,10 +139,18 @@ def _names(entry: RunEntry) -> tuple[str, ...]:
 
 
 def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
-    """Load the runs whose display name only a load tells (as `list_runs` would); True if any was."""
+    """Load the runs whose display name only a load tells, as `list_runs` would; True if any was.
+
+    Never more than the largest listing reads: of each source's LIST_MAX_RUNS newest runs, those of
+    at most LIST_LOAD_BYTES whose name discovery could not tell and no load has told yet.
+    """
     learned = False
-    for e in entries:
-        if e.extra.get("name_final") or e.size > LIST_LOAD_BYTES or _name_key(e) in _loaded_names:
+    per_source: dict[str, int] = {}
+    for e in sorted(entries, key=lambda e: e.mtime, reverse=True):
+        per_source[e.source] = n = per_source.get(e.source, 0) + 1
+        if n > LIST_MAX_RUNS or e.extra.get("name_final") or e.size > LIST_LOAD_BYTES:
+            continue
+        if _name_key(e) in _loaded_names:
             continue
         try:
             load(e, cfg)

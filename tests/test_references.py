@@ -132,6 +132,18 @@ def test_runs_larger_than_list_runs_reads_are_not_loaded_for_a_name(
         runs.resolve("named in the middle", _cfg(project))
 
 
+def test_only_the_newest_runs_a_listing_can_show_are_loaded_for_a_name(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(project)
+    newer = [e for e in jsonl.discover(cfg) if e.mtime > (project / "logs" / "big_middle.jsonl").stat().st_mtime]
+    monkeypatch.setattr(runs, "LIST_MAX_RUNS", len(newer))  # big_middle is one run too old to be listed
+    with pytest.raises(RunNotFound):
+        runs.resolve("named in the middle", cfg)
+    monkeypatch.setattr(runs, "LIST_MAX_RUNS", len(newer) + 1)
+    assert runs.resolve("named in the middle", cfg).id == "big_middle"
+
+
 def test_later_meta_rows_win_as_in_a_load(tmp_path: Path) -> None:
     rows = [{"_meta": {"name": "first"}}, {"step": 0, "loss": 1.0}, {"_meta": {"name": "second"}}]
     write_jsonl(tmp_path / "logs" / "a.jsonl", rows)

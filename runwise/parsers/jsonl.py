@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("runwise.jsonl")
 
 STEP_KEYS = ("step", "_step")
-NAME_SCAN_BYTES = 64 * 1024  # read from each end of a log at discovery, for its `_meta` name
+NAME_SCAN_BYTES = 16 * 1024  # read from each end of a log at discovery, for its `_meta` name
 NAMES_SIZE = 4096
 _NAMES: dict[tuple[str, int, int], tuple[str, bool]] = {}  # (path, size, mtime_ns) -> (name, whole file)
 TIME_KEYS = ("_runtime", "_timestamp")
