@@ -186,7 +186,9 @@ def claude(project: Path, home: Path, path: str, *args: str, **extra: str) -> st
     assert CLAUDE is not None
     env = child_env(home, path=path, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1", **extra)
     env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
-    done = subprocess.run([CLAUDE, *args], cwd=project, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [CLAUDE, *args], cwd=project, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
