@@ -1,4 +1,4 @@
-"""Generate the 1,000,000-row W&B run the wandb benchmark reads (once; about 12 minutes).
+"""Generate the 1,000,000-row W&B run the wandb benchmarks read (once; 7 min of CPU, 20 min on a busy 2-core box).
 
     python bench/make_wandb_big.py [--rows N]
 
