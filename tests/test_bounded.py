@@ -10,7 +10,7 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.tools import TOOLS_BY_NAME
-from runwise.tools._bound import answer_size, fit
+from runwise.tools._bound import NOTE_ROOM, answer_size, fit
 from runwise.tools._common import Cell, Table
 from runwise.tools.metrics import GetHistoryOutput, GetStatsOutput, MetricHistory
 from runwise.tools.run import RunContextOutput, RunHeader
@@ -85,15 +85,17 @@ def test_largest_answer_is_capped_and_says_so(wide: RunwiseConfig, tool: str) ->
         assert any(n.startswith("answer cut to its 40,000-character cap") for n in out.model_dump()["notes"])
 
 
-def test_guard_halves_table_rows_and_names_what_it_cut() -> None:
+def test_guard_keeps_the_rows_that_fit_and_names_what_it_cut() -> None:
     rows: list[list[Cell]] = [[f"metric_{i:04d}", i, 0.5, i] for i in range(3000)]
     out = GetStatsOutput(run="r", stats=Table(columns=["metric", "points", "final", "final_step"], rows=rows),
                          omitted=0, notes=["run note"])
     cut = fit(out)
+    kept = len(cut.stats.rows)
     assert answer_size(cut) <= CAP < answer_size(out)
-    assert cut.stats.rows == rows[: len(cut.stats.rows)]  # the first rows, whole
-    assert len(cut.stats.rows) == 3000 // 2 // 2  # halved until it fits
-    assert cut.notes[0].startswith("answer cut to its 40,000-character cap (stats.rows: first 750 of 3,000)")
+    assert cut.stats.rows == rows[:kept]  # the first rows, whole
+    one_more = out.model_copy(update={"stats": Table(columns=out.stats.columns, rows=rows[: kept + 1])})
+    assert answer_size(one_more) > CAP - NOTE_ROOM  # as many rows as fit, not just half
+    assert cut.notes[0].startswith(f"answer cut to its 40,000-character cap (stats.rows: first {kept:,} of 3,000)")
     assert cut.notes[1:] == ["run note"]
 
 

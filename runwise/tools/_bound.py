@@ -5,9 +5,10 @@ is the last guard behind them. When an answer is still too long it cuts, in this
 what it cut into the answer's `notes`:
 
 1. strings longer than LONG_STRING characters (a 100k-character metric name or tag);
-2. the largest collection, halved, until the answer fits: a table's rows, a list of strings, a
-   mapping (config keys, metric histories). Earlier items are kept: every handler puts what
-   matters most first (newest runs, main metrics, worst anomalies);
+2. the largest collection, to as many leading items as fit (or half, when cutting it alone cannot
+   make the answer fit, and then the next largest): a table's rows, a list of strings, a mapping
+   (config keys, metric histories). Earlier items are kept: every handler puts what matters most
+   first (newest runs, main metrics, worst anomalies);
 3. every string to SHORT_STRING characters, if many small pieces are still too long.
 
 A step/value series is never cut inside (dropping its tail would misstate the curve): a whole
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 ANSWER_CHARS = 40_000
+NOTE_ROOM = 400  # characters kept free for the note saying what was cut
 LONG_STRING = 1_000
 SHORT_STRING = 120
 
@@ -48,23 +50,17 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
     cuts: list[str] = []
     if _cut_strings(data, LONG_STRING):
         cuts.append(f"texts over {LONG_STRING:,} characters cut")
-    halved: dict[str, tuple[int, int]] = {}  # field path -> (kept, total)
-    budget = limit - 400  # room for the note itself
+    kept: dict[str, tuple[int, int]] = {}  # field path -> (items kept, items there were)
+    budget = limit - NOTE_ROOM
     while json_size(data) > budget:
         found = _largest_collection(data, "")
         if found is None:
             break
         path, parent, key, total = found
-        items = parent[key]
-        keep = len(items) // 2
-        if isinstance(items, dict):
-            parent[key] = dict(list(items.items())[:keep])
-        else:
-            parent[key] = items[:keep]
-        _, first_total = halved.get(path, (keep, total))
-        halved[path] = (keep, first_total)
-    for path, (kept, total) in halved.items():
-        cuts.append(f"{path}: first {kept:,} of {total:,}")
+        keep = _most_that_fit(data, parent, key, budget)
+        kept[path] = (keep, kept.get(path, (0, total))[1])
+    for path, (n, total) in kept.items():
+        cuts.append(f"{path}: first {n:,} of {total:,}")
     if json_size(data) > budget and _cut_strings(data, SHORT_STRING):
         cuts.append(f"texts cut to {SHORT_STRING} characters")
     note = (
@@ -75,6 +71,26 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
     if isinstance(notes, list):
         data["notes"] = [note, *notes][:8]
     return type(out).model_validate(data)
+
+
+def _most_that_fit(data: Json, parent: Any, key: Any, budget: int) -> int:
+    """Cut `parent[key]` to the most leading items with which `data` fits `budget` (half, if none would do)."""
+    items = parent[key]
+
+    def cut_to(n: int) -> int:
+        parent[key] = dict(list(items.items())[:n]) if isinstance(items, dict) else items[:n]
+        return json_size(data)
+
+    if cut_to(0) > budget:  # this collection alone cannot make the answer fit: halve it, then cut the next
+        keep = len(items) // 2
+    else:
+        lo, hi = 0, len(items) - 1  # bisect: the largest n that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if cut_to(mid) <= budget else (lo, mid - 1)
+        keep = lo
+    cut_to(keep)
+    return keep
 
 
 def _cut_strings(node: Json, limit: int) -> bool:
