@@ -10,6 +10,12 @@ Checks what the foundation issue asks:
   writes it) is at most 8,000 characters;
 - spawn-to-initialized time of `runwise-mcp` is at most 1.3x that of a bare MCPServer with one
   tool (bench/bare_server.py), measured side by side, alternating, median of --repeat runs.
+
+It also prints, per tool on the example project, what a client reads: the structured content as
+JSON (what Claude Code gives the model), the text content (what clients that read `content`
+show, e.g. the Inspector's text view), and the SDK's default text for the same answer (indented
+JSON, what runwise sent before), in characters. Output schemas are listed too (sent with
+tools/list, not counted per turn).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pydantic_core
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -64,8 +71,36 @@ async def listing(root: Path) -> tuple[list[dict[str, object]], int]:
     return rows, len(json.dumps(payload, ensure_ascii=False))
 
 
+# default arguments per tool on the example project (two JSONL runs)
+EXAMPLE_CALLS: dict[str, dict[str, object]] = {
+    "list_runs": {}, "summarize_run": {}, "compare_runs": {"runs": ["baseline", "lr_warmup"]}, "get_history": {},
+    "get_stats": {}, "get_stability": {}, "find_best_run": {"metric": "val/loss"}, "get_config": {},
+    "get_run_context": {}, "list_keys": {}, "live_status": {}, "detect_anomalies": {},
+}
+
+
+async def content_sizes(root: Path) -> None:
+    print("what a client reads per answer (characters): structured JSON | text content | SDK default text")
+    totals = [0, 0, 0]
+    async with Client(runwise_params(root)) as client:
+        tools = (await client.list_tools()).tools
+        for name, args in EXAMPLE_CALLS.items():
+            result = await client.call_tool(name, args)
+            structured = len(json.dumps(result.structured_content, ensure_ascii=False))
+            text = sum(len(getattr(block, "text", "")) for block in result.content)
+            indented = len(pydantic_core.to_json(result.structured_content, indent=2).decode())
+            totals = [totals[0] + structured, totals[1] + text, totals[2] + indented]
+            print(f"  {name:18s} {structured:7,d} | {text:7,d} | {indented:7,d}"
+                  + ("  (error)" if result.is_error else ""))
+    print(f"  {'all 12':18s} {totals[0]:7,d} | {totals[1]:7,d} | {totals[2]:7,d}  "
+          f"text/structured {totals[1] / totals[0]:.2f}x (SDK default {totals[2] / totals[0]:.2f}x)")
+    out_schemas = sum(len(json.dumps(t.output_schema, ensure_ascii=False)) for t in tools)
+    print(f"output schemas, all tools: {out_schemas:,} chars (sent with tools/list)")
+
+
 async def main_async(repeat: int) -> int:
     root = HERE.parent / "examples"
+    await content_sizes(root)
     rows, paid = await listing(root)
     print(f"tools listed over stdio: {len(rows)}")
     for r in rows:
