@@ -42,7 +42,7 @@ _lock = threading.Lock()
 # metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
 LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
-# (run key, mtime, size) -> the display name its load gave, so names shown once keep resolving
+# (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
 
@@ -139,10 +139,10 @@ def _names(entry: RunEntry) -> tuple[str, ...]:
 
 
 def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
-    """Load the runs whose display name only a load tells, as `list_runs` would; True if any was.
+    """Learn the display names only the runs' files tell (`Source.display_name`); True if any was.
 
-    Never more than the largest listing reads: of each source's LIST_MAX_RUNS newest runs, those of
-    at most LIST_LOAD_BYTES whose name discovery could not tell and no load has told yet.
+    Never more runs than the largest listing reads: of each source's LIST_MAX_RUNS newest runs,
+    those of at most LIST_LOAD_BYTES whose name discovery could not tell and that are not known yet.
     """
     learned = False
     per_source: dict[str, int] = {}
@@ -150,12 +150,15 @@ def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
         per_source[e.source] = n = per_source.get(e.source, 0) + 1
         if n > LIST_MAX_RUNS or e.extra.get("name_final") or e.size > LIST_LOAD_BYTES:
             continue
-        if _name_key(e) in _loaded_names:
+        key = _name_key(e)
+        if key in _loaded_names or outside_roots(e.paths, cfg.roots) is not None:
             continue
         try:
-            load(e, cfg)
+            name = parsers.source_module(e.source).display_name(e, cfg)
         except (RunwiseError, OSError):
             continue  # unreadable: list_runs shows no name for it either
+        with _lock:
+            _loaded_names[key] = name
         learned = True
     return learned
 

@@ -92,7 +92,7 @@ def test_a_name_near_either_end_resolves_without_loading(project: Path, monkeypa
     assert runs.resolve("fin-run", cfg).id == "fin00001"  # W&B: from the first block of its log
 
 
-def test_a_name_only_a_load_reveals_resolves_in_a_fresh_process(project: Path) -> None:
+def test_a_name_only_the_whole_log_tells_resolves_in_a_fresh_process(project: Path) -> None:
     cfg = _cfg(project)
     (entry,) = [e for e in jsonl.discover(cfg) if e.id == "big_middle"]
     assert entry.name == "big_middle" and not entry.extra["name_final"]  # discovery cannot know it
@@ -101,27 +101,33 @@ def test_a_name_only_a_load_reveals_resolves_in_a_fresh_process(project: Path) -
     assert runs.resolve("named in the mid", cfg).id == "big_middle"  # a prefix of it, like any name
 
 
-def test_an_unknown_name_loads_only_runs_whose_name_discovery_could_not_tell(
+def test_an_unknown_name_reads_only_runs_whose_name_discovery_could_not_tell(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loaded: list[str] = []
-    real = runs.load
+    asked: list[str] = []
+    for source in ("jsonl", "tensorboard", "wandb"):
+        mod = parsers.source_module(source)
+        real = mod.display_name
 
-    def counting(entry: Any, cfg: RunwiseConfig, progress: Any = None) -> Any:
-        loaded.append(entry.key)
-        return real(entry, cfg, progress)
+        def counting(entry: Any, cfg: RunwiseConfig, real: Any = real) -> str:
+            asked.append(entry.key)
+            name: str = real(entry, cfg)
+            return name
 
-    monkeypatch.setattr(runs, "load", counting)
+        monkeypatch.setattr(mod, "display_name", counting)
+    monkeypatch.setattr(parsers, "load", lambda *a, **k: pytest.fail("a run was loaded to learn a name"))
     cfg = _cfg(project)
+    runs.resolve("fin-run", cfg)  # W&B: a name from the first block of its log
+    assert asked == []
     with pytest.raises(RunNotFound, match="no run matches 'no such run'"):
         runs.resolve("no such run", cfg)
-    assert "jsonl:big_middle" in loaded
-    assert not [k for k in loaded if k.startswith("tensorboard:")]  # a TensorBoard run's name is its id
-    assert "jsonl:head" not in loaded and "jsonl:tail" not in loaded  # read whole at discovery
-    loaded.clear()
+    assert "jsonl:big_middle" in asked and "jsonl:big_head" in asked  # more than their ends could tell
+    assert not [k for k in asked if k.startswith("tensorboard:")]  # a TensorBoard run's name is its id
+    assert "jsonl:head" not in asked and "jsonl:tail" not in asked  # read whole at discovery
+    asked.clear()
     with pytest.raises(RunNotFound):
         runs.resolve("still no such run", cfg)
-    assert loaded == []  # names learned once per run version
+    assert asked == []  # names learned once per run version
 
 
 def test_runs_larger_than_list_runs_reads_are_not_loaded_for_a_name(
@@ -172,3 +178,46 @@ async def test_negative_step_through_the_server(project: Path) -> None:
 def anyio_backend() -> str:
     return "asyncio"
 
+
+
+CASES = {
+    "start": [{"_meta": {"name": "a"}}, {"step": 0, "loss": 1.0}],
+    "two rows, the later wins": [{"_meta": {"name": "a"}}, {"step": 0, "loss": 1.0}, {"_meta": {"name": "b"}}],
+    "a later row without a name keeps it": [{"_meta": {"name": "a"}}, {"_meta": {"state": "finished"}}],
+    "not an object": [{"_meta": "x"}, {"step": 0, "loss": 1.0}],
+    "nested _meta is a metric prefix": [{"step": 0, "x": {"_meta": {"name": "no"}}}],
+    "none": [{"step": 0, "loss": 1.0}],
+}
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 8 * 1024 * 1024])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_display_name_is_the_name_a_load_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, chunk: int
+) -> None:
+    """Whatever the rows, and wherever the search's reads cut them (`chunk` bytes each)."""
+    rows = CASES[case]
+    path = write_jsonl(tmp_path / "logs" / "r.jsonl", [*training_rows(steps=20), *rows])
+    monkeypatch.setattr(jsonl, "SCAN_CHUNK", chunk)
+    cfg = _cfg(tmp_path)
+    (entry,) = jsonl.discover(cfg)
+    entry.name = entry.id  # as discovery gives it for a log too big to read whole
+    assert jsonl.display_name(entry, cfg) == runs.load(entry, cfg).name
+    path.write_bytes(path.read_bytes()[:-1])  # the last line without its newline is read too
+    runs.clear_cache()
+    (entry,) = jsonl.discover(cfg)
+    entry.name = entry.id
+    assert jsonl.display_name(entry, cfg) == runs.load(entry, cfg).name
+
+
+@pytest.mark.parametrize("chunk", [16, 8 * 1024 * 1024])  # the long line cut by reads, or read whole
+def test_display_name_skips_a_line_too_long_to_be_a_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(jsonl, "MAX_LINE", 100)
+    monkeypatch.setattr(jsonl, "SCAN_CHUNK", chunk)
+    long_row = {"_meta": {"name": "too long"}, "pad": "x" * 200}
+    write_jsonl(tmp_path / "logs" / "r.jsonl", [{"_meta": {"name": "short"}}, long_row, {"step": 0, "loss": 1.0}])
+    cfg = _cfg(tmp_path)
+    (entry,) = jsonl.discover(cfg)
+    assert jsonl.display_name(entry, cfg) == "short"

@@ -19,8 +19,8 @@ def _protocol_methods() -> dict[str, inspect.Signature]:
     return out
 
 
-def test_the_protocol_has_the_four_source_functions() -> None:
-    assert sorted(_protocol_methods()) == ["discover", "load", "load_file", "refresh"]
+def test_the_protocol_has_the_five_source_functions() -> None:
+    assert sorted(_protocol_methods()) == ["discover", "display_name", "load", "load_file", "refresh"]
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))

@@ -41,6 +41,12 @@ class Source(Protocol):
         """Load a single log file or run directory given by path."""
         ...
 
+    def display_name(self, entry: RunEntry, cfg: RunwiseConfig) -> str:
+        """The name a load would give the run, found as cheaply as the source can (run references
+        use it when the name discovery found may not be the last word; `entry.extra["name_final"]`
+        says it is)."""
+        ...
+
     def refresh(
         self, entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None
     ) -> Run | None:

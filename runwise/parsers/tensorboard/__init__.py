@@ -7,6 +7,6 @@ files appended), `run` (discovery, restarts, hparams, the source functions below
 
 from __future__ import annotations
 
-from runwise.parsers.tensorboard.run import discover, load, load_file, refresh
+from runwise.parsers.tensorboard.run import discover, display_name, load, load_file, refresh
 
-__all__ = ["discover", "load", "load_file", "refresh"]
+__all__ = ["discover", "display_name", "load", "load_file", "refresh"]

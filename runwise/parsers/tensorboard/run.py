@@ -103,6 +103,11 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     return entries
 
 
+def display_name(entry: RunEntry, cfg: RunwiseConfig) -> str:
+    """A TensorBoard run's name is its id (event files name no run)."""
+    return entry.name or entry.id
+
+
 def _files(d: Path) -> list[Path]:
     try:
         return [p for p in d.iterdir() if p.is_file()]

@@ -9,6 +9,6 @@ source functions below).
 
 from __future__ import annotations
 
-from runwise.parsers.wandb.run import discover, load, load_file, refresh
+from runwise.parsers.wandb.run import discover, display_name, load, load_file, refresh
 
-__all__ = ["discover", "load", "load_file", "refresh"]
+__all__ = ["discover", "display_name", "load", "load_file", "refresh"]

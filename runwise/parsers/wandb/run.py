@@ -144,6 +144,11 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     return entries
 
 
+def display_name(entry: RunEntry, cfg: RunwiseConfig) -> str:
+    """The name a load gives the run: a later run record may rename it, so this is a load."""
+    return load(entry, cfg).name
+
+
 def _segment(d: Path, run_id: str, progress: Progress | None, done: float, total: float) -> Segment:
     log = log_file(d)
     if log is None:
