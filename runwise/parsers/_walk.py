@@ -7,7 +7,7 @@ which becomes one bounded note naming the config key that would include the targ
 link is skipped and recorded too. Links to files no source reads (`debug-core.log` in a W&B run
 directory) are ignored without a note.
 
-Each directory is visited once, by its resolved path: a link loop (a link to its own parent) ends
+Each directory is visited once, by its (device, inode): a link loop (a link to its own parent) ends
 there, two links to one directory list it once, and a real directory wins over a link to it
 (`walk` lists every plain tree first and then follows directory links, breadth first).
 `outside_roots` is the same rule applied when a run is loaded (defence in depth: an entry built
@@ -24,6 +24,7 @@ from pathlib import Path
 from runwise.parsers.filetypes import is_log_file
 
 SHOWN = 3  # link names quoted in a note; the rest are counted
+NAME_CHARS = 80  # of each quoted name
 MAX_DIRS = 100_000  # directories visited per walk, whatever the tree holds
 
 
@@ -51,7 +52,7 @@ class Skipped:
 
 
 def _names(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:SHOWN])
+    shown = ", ".join(n if len(n) <= NAME_CHARS else n[: NAME_CHARS - 1] + "…" for n in items[:SHOWN])
     return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
 
