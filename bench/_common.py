@@ -7,7 +7,8 @@
 - Every side states how many processes it used; a ratio says which sides it compares.
 
 Children print one JSON object as their last stdout line: {"seconds": ..., "points": ...,
-"digest": ..., "processes": ..., ...}; `run_child` returns it.
+"digest": ..., "cpu_s": ..., ...}; `run_child` returns it. `cpu_s`, the CPU seconds the timed part
+used in all its processes, is shown next to the wall times: on a busy machine it moves less.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def table(sides: Sequence[Side], *, against: str, extra: Callable[[Side], str] |
                                      f"{s.best / ref.best:.2f}x by min")
         runs = ", ".join(f"{x:.2f}" for x in s.seconds)
         more = extra(s) if extra else ""
+        if all("cpu_s" in r for r in s.runs):  # CPU seconds of every process used: less sensitive to load
+            more = f"  cpu median {statistics.median(float(r['cpu_s']) for r in s.runs):.2f} s" + more
         lines.append(f"  {s.name:22s} median {s.median:8.3f} s  min {s.best:8.3f} s  [{runs}]  "
                      f"processes: {s.processes}{ratio}{more}")
     return lines

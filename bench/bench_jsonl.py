@@ -96,10 +96,11 @@ def emit(seconds, cols, processes, **extra):
 
 LOOP = COLUMNS + """
 import time, orjson
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 with open(sys.argv[1], "rb") as f:
     rows = [orjson.loads(line) for line in f]
-emit(time.perf_counter() - t, columns(rows), 1)
+seconds, cpu = time.perf_counter() - t, time.process_time() - c
+emit(seconds, columns(rows), 1, cpu_s=cpu)
 """
 
 LOOP_PARALLEL = COLUMNS + """
@@ -110,8 +111,8 @@ def part(path, start, end):
     with open(path, "rb") as f:
         f.seek(start)
         rows = [orjson.loads(line) for line in f.read(end - start).splitlines()]
-    done = time.monotonic()  # the rows are parsed: the loop's work ends here
-    return done, columns(rows)
+    done, cpu = time.monotonic(), time.process_time()  # the rows are parsed: the loop's work ends here
+    return done, cpu, columns(rows)
 
 def bounds(path, n):
     size = os.path.getsize(path)
@@ -125,24 +126,26 @@ def bounds(path, n):
 
 if __name__ == "__main__":
     path, n = sys.argv[1], int(sys.argv[2])
-    t = time.monotonic()
+    t, c0 = time.monotonic(), time.process_time()
     with ProcessPoolExecutor(max_workers=n) as pool:
         parts = list(pool.map(part, [path] * n, *zip(*bounds(path, n))))
-    seconds = max(done for done, _ in parts) - t
+        parent_cpu = time.process_time() - c0
+    seconds = max(done for done, _, _ in parts) - t
+    cpu = parent_cpu + sum(worker_cpu for _, worker_cpu, _ in parts)  # a forked worker's CPU clock starts at 0
     cols = {}
-    for _, c in parts:  # in file order
+    for _, _, c in parts:  # in file order
         for k, (s, v) in c.items():
             cs, cv = cols.setdefault(k, ([], []))
             cs.extend(s)
             cv.extend(v)
-    emit(seconds, cols, n)
+    emit(seconds, cols, n, cpu_s=cpu)
 """
 
 # A handler call; the processes it used are this one plus every process it started (counted by
 # wrapping subprocess.Popen); its points are those of the run it loaded (from the in-memory cache
 # afterwards, not timed).
 HANDLER = """
-import json, subprocess, sys, time
+import json, resource, subprocess, sys, time
 sys.path.insert(0, "bench")
 from _common import count, digest
 from runwise import runs
@@ -156,13 +159,16 @@ def counting_init(self, *a, **k):
 subprocess.Popen.__init__ = counting_init
 spec = tools.TOOLS_BY_NAME[sys.argv[2]]
 cfg = RunwiseConfig.load(sys.argv[1])
-t = time.perf_counter()
+def cpu_now():
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, once they were waited for
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+t, c = time.perf_counter(), cpu_now()
 out = spec.handler(spec.input(run=sys.argv[3]), cfg)
-elapsed = time.perf_counter() - t
+elapsed, cpu = time.perf_counter() - t, cpu_now() - c
 subprocess.Popen.__init__ = real_init
 run, _ = runs.get_run(sys.argv[3], cfg)
 cols = {k: (s.steps, s.values) for k, s in run.history.items()}
-print(json.dumps({"seconds": elapsed, "output": out.model_dump_json(), "processes": 1 + len(started),
+print(json.dumps({"seconds": elapsed, "cpu_s": cpu, "output": out.model_dump_json(), "processes": 1 + len(started),
                   "points": count(cols), "digest": digest(cols)}))
 """
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _emit(seconds, peak_mb, columns, extra=None):
-    # peak_mb is taken right after the timed load: the digest below allocates too
+    # peak_mb and cpu_s (in extra) are taken right after the timed load: the digest below allocates too
     import json, sys
     import numpy as np
     sys.path.insert(0, "bench")
@@ -118,10 +119,12 @@ from runwise.config import RunwiseConfig
 from runwise.parsers.tensorboard import run as tb
 d = Path(sys.argv[1])
 cfg = RunwiseConfig(d.parent, env={})
+CPU0 = time.process_time()
 t1 = time.perf_counter()
 run = tb.load_file(d, cfg)
-t2 = time.perf_counter()
-_emit(t2 - t1, _peak_mb(), {k: (s.steps, s.values) for k, s in run.history.items()}, {"import_s": t1 - t0})
+t2, cpu = time.perf_counter(), time.process_time() - CPU0
+peak = _peak_mb()
+_emit(t2 - t1, peak, {k: (s.steps, s.values) for k, s in run.history.items()}, {"import_s": t1 - t0, "cpu_s": cpu})
 """
 
 CRC_COST = """
@@ -141,21 +144,25 @@ print(json.dumps({"with_crc_s": min(times[True]), "without_crc_s": min(times[Fal
 EVENT_ACCUMULATOR = COLUMNS + """
 import sys, time
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+CPU0 = time.process_time()
 t1 = time.perf_counter()
 acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 acc.Reload()
 events = {t: acc.Scalars(t) for t in acc.Tags()["scalars"]}
-t2 = time.perf_counter()
-_emit(t2 - t1, _peak_mb(), {t: ([e.step for e in ev], [e.value for e in ev]) for t, ev in events.items()})
+t2, cpu = time.perf_counter(), time.process_time() - CPU0
+peak = _peak_mb()
+_emit(t2 - t1, peak, {t: ([e.step for e in ev], [e.value for e in ev]) for t, ev in events.items()}, {"cpu_s": cpu})
 """
 
 TBPARSE = COLUMNS + """
 import sys, time
 from tbparse import SummaryReader
+CPU0 = time.process_time()
 t1 = time.perf_counter()
 df = SummaryReader(sys.argv[1], pivot=False).scalars
-t2 = time.perf_counter()
-_emit(t2 - t1, _peak_mb(), {t: (g["step"].to_numpy(), g["value"].to_numpy()) for t, g in df.groupby("tag", sort=False)})
+t2, cpu = time.perf_counter(), time.process_time() - CPU0
+peak = _peak_mb()
+_emit(t2 - t1, peak, {t: (g["step"].to_numpy(), g["value"].to_numpy()) for t, g in df.groupby("tag")}, {"cpu_s": cpu})
 """
 
 
@@ -182,6 +189,8 @@ def run_rustboard(logdir: Path, expected: int) -> Result:
                         raise RuntimeError(f"data server exited: {log.read_text()[-500:]}")
                     time.sleep(0.005)
                 seconds = time.perf_counter() - started
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
                 logged = re.search(r"Finished load cycle \(([\d.]+)(m?s)\)", log.read_text())
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 peak = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
@@ -209,8 +218,8 @@ def run_rustboard(logdir: Path, expected: int) -> Result:
     own = None
     if logged:
         own = float(logged.group(1)) / (1000 if logged.group(2) == "ms" else 1)
-    return {"seconds": seconds, "logged_s": own or 0.0, "points": count(columns), "digest": digest(columns),
-            "peak_mb": peak}
+    return {"seconds": seconds, "cpu_s": cpu, "logged_s": own or 0.0, "points": count(columns),
+            "digest": digest(columns), "peak_mb": peak}
 
 
 def compare(logdir: Path, names: list[str], expected: int, times: int) -> tuple[list[Side], list[str]]:
