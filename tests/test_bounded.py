@@ -110,6 +110,14 @@ def test_guard_drops_whole_series_never_their_tails() -> None:
     assert "metrics: first" in cut.notes[0]
 
 
+def test_guard_drops_a_series_too_long_for_the_cap_rather_than_cut_it() -> None:
+    long = MetricHistory(steps=list(range(6000)), values=[0.123456] * 6000, source_points=6000, method="all")
+    out = GetHistoryOutput(run="r", note="", metrics={"m": long}, notes=[])
+    cut = fit(out)
+    assert answer_size(cut) <= CAP and cut.metrics == {}
+    assert cut.notes[0].startswith("answer cut to its 40,000-character cap (metrics: first 0 of 1)")
+
+
 def test_guard_cuts_huge_strings_first() -> None:
     out = RunContextOutput(
         run=RunHeader(id="r", name="n" * 100_000, source="jsonl", state="finished", last_step=1, runtime_s=None,

@@ -158,7 +158,7 @@ def out_of_bounds(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
         values.append(["train/loss"] * (prop["maxItems"] + 1))
     if "items" in prop and "maxLength" in prop["items"]:
         values.append(["x" * (prop["items"]["maxLength"] + 1)])
-    return st.sampled_from(values) if values else hostile()
+    return st.sampled_from(values) if values else hostile(prop)
 
 
 def biggest(name: str, prop: dict[str, Any]) -> Any:
@@ -174,9 +174,23 @@ def biggest(name: str, prop: dict[str, Any]) -> Any:
     return None
 
 
-def hostile() -> st.SearchStrategy[Any]:
-    return st.one_of(st.sampled_from(HOSTILE_STRINGS), st.sampled_from(HOSTILE_VALUES),
-                     st.integers(), st.floats(), st.text(max_size=300))
+HOSTILE_NUMBERS: list[Any] = [10**30, -(10**30), 2**63, 2**53 + 1, 1e30, -1e30, math.nan, math.inf, -math.inf,
+                               -1, -5, 0.5, "7", "1e30", True]
+
+
+def hostile(prop: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
+    """Values no tool should accept as they are, the ones aimed at `prop`'s type first."""
+    kinds = (prop or {}).get("type")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    anything = st.one_of(st.sampled_from(HOSTILE_STRINGS), st.sampled_from(HOSTILE_VALUES),
+                         st.integers(), st.floats(), st.text(max_size=300))
+    if "integer" in kinds or "number" in kinds:
+        return st.one_of(st.sampled_from(HOSTILE_NUMBERS), anything)
+    if "string" in kinds:
+        return st.one_of(st.sampled_from(HOSTILE_STRINGS), anything)
+    if "array" in kinds:
+        return st.one_of(st.lists(st.sampled_from(HOSTILE_STRINGS), max_size=8), anything)
+    return anything
 
 
 def arguments(schema: dict[str, Any], refs: list[str], metrics: list[str]) -> st.SearchStrategy[dict[str, Any]]:
@@ -194,11 +208,11 @@ def arguments(schema: dict[str, Any], refs: list[str], metrics: list[str]) -> st
         for name, prop in props.items():
             if name not in required and d(st.integers(0, 2)) == 0:
                 continue  # left to its default
-            how = d(st.sampled_from(["valid", "hostile", "past"])) if attack else "valid"
+            how = d(st.sampled_from(["valid", "hostile", "hostile", "past"])) if attack else "valid"
             if how == "valid":
                 args[name] = d(strategy_for(name, prop, refs, metrics))
             else:
-                args[name] = d(hostile() if how == "hostile" else out_of_bounds(prop))
+                args[name] = d(hostile(prop) if how == "hostile" else out_of_bounds(prop))
         if attack and d(st.integers(0, 3)) == 0:
             args[d(st.sampled_from(["key", "metrics", "Run", "max_point", "\x00", "x" * 1000]))] = d(hostile())
         return args

@@ -130,14 +130,14 @@ def _is_table(node: dict[str, Json]) -> bool:
 
 
 def _largest_collection(node: Json, path: str) -> tuple[str, Any, Any, int] | None:
-    """The biggest cuttable collection under `node` with 2+ items: (path, parent, key, length)."""
+    """The biggest cuttable collection under `node` with items: (path, parent, key, length)."""
     best: tuple[int, tuple[str, Any, Any, int]] | None = None
 
     def consider(parent: Any, key: Any, child: Json, child_path: str) -> None:
         nonlocal best
         if isinstance(child, dict) and (_is_series(child) or _is_table(child)):
             pass  # cut inside (a table's rows), never the structure itself
-        elif isinstance(child, (dict, list)) and len(child) >= 2 and not _holds_rows(child):
+        elif isinstance(child, (dict, list)) and len(child) >= 1 and not _holds_rows(child):
             size = json_size(child)
             if best is None or size > best[0]:
                 best = (size, (child_path, parent, key, len(child)))
@@ -152,7 +152,7 @@ def _largest_collection(node: Json, path: str) -> tuple[str, Any, Any, int] | No
             return None
         if _is_table(node):
             rows = node["rows"]
-            return (f"{path}.rows".lstrip("."), node, "rows", len(rows)) if len(rows) >= 2 else None
+            return (f"{path}.rows".lstrip("."), node, "rows", len(rows)) if rows else None
         for k, v in node.items():
             consider(node, k, v, f"{path}.{k}".lstrip("."))
     elif isinstance(node, list) and not _holds_rows(node):
