@@ -184,6 +184,7 @@ async def test_each_tool_answers_in_memory(
         ("get_history", {"run": "base", "start_step": 500, "end_step": 100},
          "invalid arguments: start_step 500 is after end_step 100"),
         ("list_runs", {"limit": "many"}, "invalid argument limit: must be an integer from 1 to 500 (got 'many')"),
+        ("get_history", {"run": "base", "keys": ["v" * 200]}, "unknown metric '" + "v" * 58 + "…'; available: lr, train/loss, val/loss"),
     ],
 )
 async def test_anticipated_failures_are_one_line_tool_errors(
@@ -221,6 +222,7 @@ async def test_ranges_that_hold_nothing_say_so(server: MCPServer) -> None:
         window = await client.call_tool("get_history", {"run": "base", "start_step": 5000, "end_step": 6000})
         late = await client.call_tool("compare_runs", {"runs": ["base", "fast"], "step": 1900})
         early = await client.call_tool("compare_runs", {"runs": ["base@1900", "fast@1900"]})
+        wide = await client.call_tool("get_stability", {"run": "base", "keys": ["train/loss"], "window_steps": 5000})
     assert window.structured_content is not None and late.structured_content is not None
     assert "no metric has points in steps 5,000..6,000 (train/loss, val/loss, lr: steps 0..1,799)" in (
         window.structured_content["notes"])
@@ -228,6 +230,8 @@ async def test_ranges_that_hold_nothing_say_so(server: MCPServer) -> None:
     expected = "base: step 1,900 is past its last step 1,799: its values are from its last steps"
     assert late.structured_content["notes"] == [expected]  # fast has step 1,900: no note about it
     assert early.structured_content is not None and early.structured_content["notes"] == [expected]
+    assert wide.structured_content is not None and wide.structured_content["notes"] == [
+        "window_steps 5,000 is wider than the steps of train/loss: one window holds every point"]
 
 
 @pytest.mark.anyio
