@@ -184,7 +184,8 @@ async def test_each_tool_answers_in_memory(
         ("get_history", {"run": "base", "start_step": 500, "end_step": 100},
          "invalid arguments: start_step 500 is after end_step 100"),
         ("list_runs", {"limit": "many"}, "invalid argument limit: must be an integer from 1 to 500 (got 'many')"),
-        ("get_history", {"run": "base", "keys": ["v" * 200]}, "unknown metric '" + "v" * 58 + "…'; available: lr, train/loss, val/loss"),
+        ("get_history", {"run": "base", "keys": ["v" * 200]},
+         "unknown metric '" + "v" * 58 + "…'; available: lr, train/loss, val/loss"),
     ],
 )
 async def test_anticipated_failures_are_one_line_tool_errors(
