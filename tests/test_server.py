@@ -224,6 +224,7 @@ async def test_ranges_that_hold_nothing_say_so(server: MCPServer) -> None:
         late = await client.call_tool("compare_runs", {"runs": ["base", "fast"], "step": 1900})
         early = await client.call_tool("compare_runs", {"runs": ["base@1900", "fast@1900"]})
         wide = await client.call_tool("get_stability", {"run": "base", "keys": ["train/loss"], "window_steps": 5000})
+        unused = await client.call_tool("summarize_run", {"run": "base@500"})
     assert window.structured_content is not None and late.structured_content is not None
     assert "no metric has points in steps 5,000..6,000 (train/loss, val/loss, lr: steps 0..1,799)" in (
         window.structured_content["notes"])
@@ -233,6 +234,8 @@ async def test_ranges_that_hold_nothing_say_so(server: MCPServer) -> None:
     assert early.structured_content is not None and early.structured_content["notes"] == [expected]
     assert wide.structured_content is not None and wide.structured_content["notes"] == [
         "window_steps 5,000 is wider than the steps of train/loss: one window holds every point"]
+    assert unused.structured_content is not None and unused.structured_content["notes"] == [
+        "the step in 'base@500' is used by compare_runs only: this answer covers the whole run"]
 
 
 @pytest.mark.anyio

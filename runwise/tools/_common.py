@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from runwise import runs
 from runwise.analysis.aliases import find_metric, is_validation
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
@@ -18,6 +19,7 @@ from runwise.formatting import fmt_duration as fmt_duration
 from runwise.formatting import fmt_step as fmt_step
 from runwise.formatting import iso as iso
 from runwise.model import Run
+from runwise.parsers import Progress
 
 # A number in an output: rounded float, "nan" / "inf" / "-inf" for non-finite values, None if absent.
 Num = float | str | None
@@ -164,3 +166,11 @@ def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None =
     history = {k: (s.steps, s.values) for k, s in run.history.items() if keys is None or k in keys}
     r = {role: k for role, k in roles(run.history, cfg).items() if k in history}
     return detect_anomalies(history, thresholds=cfg.anomaly.thresholds(), roles=r, max_anomalies=max_anomalies)
+
+
+def one_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> tuple[Run, list[str]]:
+    """The run `ref` names, for a tool about one run, and a note when the step `ref@STEP` asks for goes unused."""
+    run, step = runs.get_run(ref, cfg, progress)
+    if step is None:
+        return run, []
+    return run, [f"the step in '{ref[-40:]}' is used by compare_runs only: this answer covers the whole run"]

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from runwise import runs
 from runwise.analysis.downsample import downsample
 from runwise.analysis.stability import stability
 from runwise.analysis.stats import series_stats
@@ -24,6 +23,7 @@ from runwise.tools._common import (
     clip,
     fmt_step,
     num,
+    one_run,
     run_label,
     run_notes,
     select_keys,
@@ -93,9 +93,9 @@ class GetHistoryOutput(Out):
 
 
 def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetHistoryOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), HISTORY_METRICS)
-    notes = run_notes(run)
+    notes = unused + run_notes(run)
     if left_out:
         notes.append(f"{left_out} more metrics matched; at most {HISTORY_METRICS} per answer: narrow keys")
     if req.max_points is None:
@@ -169,7 +169,7 @@ class GetStatsOutput(Out):
 
 
 def get_stats(req: GetStatsInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetStatsOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=len(run.history))
     shown, omitted = clip(keys, req.max_metrics)
     rows: list[list[str | int | float | bool | None]] = []
@@ -181,7 +181,7 @@ def get_stats(req: GetStatsInput, cfg: RunwiseConfig, progress: Progress | None 
             num(st.mean), num(st.std, 4), st.nan_count, st.inf_count,
         ])
     return GetStatsOutput(run=run_label(run), stats=Table(columns=STATS_COLUMNS, rows=rows), omitted=omitted,
-                          notes=run_notes(run))
+                          notes=unused + run_notes(run))
 
 
 # ---------------------------------------------------------------- get_stability
@@ -208,7 +208,7 @@ class GetStabilityOutput(Out):
 
 
 def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetStabilityOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=8)
     rows: list[list[str | int | float | bool | None]] = []
     wide: list[str] = []
@@ -221,7 +221,7 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
         ])
         if req.window_steps is not None and len(s) and req.window_steps > int(s.steps[-1] - s.steps[0]):
             wide.append(k)
-    notes = run_notes(run)
+    notes = unused + run_notes(run)
     if len(keys) > 50:
         notes.append(f"{len(keys) - 50} more metrics matched; at most 50 per answer: narrow keys")
     if wide:
@@ -251,7 +251,7 @@ class DetectAnomaliesOutput(Out):
 def detect_anomalies(
     req: DetectAnomaliesInput, cfg: RunwiseConfig, progress: Progress | None = None
 ) -> DetectAnomaliesOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=len(run.history)) if req.keys else None
     rep = anomaly_report(run, cfg, keys=keys, max_anomalies=req.max_anomalies)
     rows: list[list[str | int | float | bool | None]] = [
@@ -269,5 +269,5 @@ def detect_anomalies(
         summary=summary,
         anomalies=Table(columns=["kind", "severity", "metric", "step", "end_step", "value", "message"], rows=rows),
         omitted=rep.truncated, checks_run=list(rep.checks_run), checks_skipped=dict(rep.checks_skipped),
-        notes=run_notes(run),
+        notes=unused + run_notes(run),
     )

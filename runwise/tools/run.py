@@ -7,7 +7,6 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from runwise import runs
 from runwise.analysis.sparkline import sparkline
 from runwise.analysis.stats import series_stats
 from runwise.config import RunwiseConfig
@@ -26,6 +25,7 @@ from runwise.tools._common import (
     fmt_step,
     iso,
     num,
+    one_run,
     roles,
     run_label,
     run_notes,
@@ -91,7 +91,7 @@ class SummarizeRunOutput(Out):
 
 
 def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> SummarizeRunOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=req.max_metrics)
     shown, more = clip(keys, req.max_metrics)
     if not req.keys:
@@ -132,7 +132,7 @@ def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress
     )
     return SummarizeRunOutput(
         summary=summary, run=header(run), metrics=Table(columns=columns, rows=rows), more_metrics=more,
-        anomalies=anomalies, checks_skipped=skipped, ending=ending(run), notes=run_notes(run),
+        anomalies=anomalies, checks_skipped=skipped, ending=ending(run), notes=unused + run_notes(run),
     )
 
 
@@ -157,7 +157,7 @@ class RunContextOutput(Out):
 
 
 def get_run_context(req: RunContextInput, cfg: RunwiseConfig, progress: Progress | None = None) -> RunContextOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     return RunContextOutput(
         run=header(run), path=_cut(run.path, 1000), project=_cut(run.project), entity=_cut(run.entity),
         group=_cut(run.group), job_type=_cut(run.job_type), tags=[_cut(t) for t in run.tags[:50]],
@@ -188,11 +188,12 @@ class GetConfigOutput(Out):
 
 
 def get_config(req: GetConfigInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetConfigOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     items = sorted((k, v) for k, v in run.config.items() if k.startswith(req.prefix))
     shown, omitted = clip(items, req.max_keys)
     return GetConfigOutput(
         run=run_label(run), config={k: short_value(v) for k, v in shown}, total_keys=len(run.config), omitted=omitted,
+        notes=unused,
     )
 
 
@@ -216,7 +217,7 @@ class ListKeysOutput(Out):
 
 
 def list_keys(req: ListKeysInput, cfg: RunwiseConfig, progress: Progress | None = None) -> ListKeysOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys = sorted(k for k in run.history if k.startswith(req.prefix))
     shown, omitted = clip(keys, req.max_keys)
     rows: list[list[str | int | float | bool | None]] = []
@@ -226,7 +227,7 @@ def list_keys(req: ListKeysInput, cfg: RunwiseConfig, progress: Progress | None 
     nn = dict(list(sorted((k, v) for k, v in run.non_numeric.items() if k.startswith(req.prefix)))[:50])
     return ListKeysOutput(
         run=run_label(run), metrics=Table(columns=["key", "points", "first_step", "last_step"], rows=rows),
-        omitted=omitted, non_numeric=nn,
+        omitted=omitted, non_numeric=nn, notes=unused,
     )
 
 
@@ -251,7 +252,7 @@ class LiveStatusOutput(Out):
 
 
 def live_status(req: LiveStatusInput, cfg: RunwiseConfig, progress: Progress | None = None) -> LiveStatusOutput:
-    run, _ = runs.get_run(req.run, cfg, progress)
+    run, unused = one_run(req.run, cfg, progress)
     keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), 50)
     rows: list[list[str | int | float | bool | None]] = []
     for k in keys:
@@ -284,7 +285,7 @@ def live_status(req: LiveStatusInput, cfg: RunwiseConfig, progress: Progress | N
         summary=summary, run=header(run), last_write_age_s=num(since, 4), steps_per_s=rate,
         latest=Table(columns=["metric", "step", "value", "trend"], rows=rows), recent_anomalies=recent,
         output_tail=[line[-300:] for line in run.output_tail[-req.output_lines:]] if req.output_lines else [],
-        notes=run_notes(run) + ([f"{left_out} more metrics matched; at most 50 per answer"] if left_out else []),
+        notes=unused + run_notes(run) + ([f"{left_out} more metrics matched; at most 50 per answer"] * bool(left_out)),
     )
 
 
