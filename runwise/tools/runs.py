@@ -17,10 +17,6 @@ from runwise.parsers import Progress
 from runwise.tools._common import In, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
 from runwise.tools._fields import MetricName
 
-# Runs larger than this are listed from their metadata only unless already cached: a listing
-# must stay fast even with many 600 MB logs around.
-LIST_LOAD_BYTES = 64 * 1024 * 1024
-
 Source = Literal["all", "wandb", "tensorboard", "jsonl"]
 
 
@@ -43,7 +39,7 @@ def _try_load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) ->
 
 class ListRunsInput(In):
     source: Annotated[Source, Field(description="Only runs of this source")] = "all"
-    limit: Annotated[int, Field(ge=1, le=500, description="Newest runs to show")] = 15
+    limit: Annotated[int, Field(ge=1, le=runs.LIST_MAX_RUNS, description="Newest runs to show")] = 15
     metric: Annotated[MetricName | None, Field(description="Metric to show per run (default: the loss)")] = None
     sparklines: bool = True
 
@@ -66,7 +62,9 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
     notes = list(warnings)
     skipped_big = 0
     for e in shown:
-        if e.size > LIST_LOAD_BYTES and not runs.is_cached(e):
+        # a run larger than runs.LIST_LOAD_BYTES is listed from its metadata unless cached: a listing stays
+        # fast with many 600 MB logs around (and run names are looked up within the same reads)
+        if e.size > runs.LIST_LOAD_BYTES and not runs.is_cached(e):
             skipped_big += 1
             row: list[str | int | float | bool | None] = [e.id, e.name, e.source, "?", None, None, None, None]
             rows.append(row + ([""] if req.sparklines else []))
