@@ -19,7 +19,8 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,44 @@ def table(sides: Sequence[Side], *, against: str, extra: Callable[[Side], str] |
         lines.append(f"  {s.name:22s} median {s.median:8.3f} s  min {s.best:8.3f} s  [{runs}]  "
                      f"processes: {s.processes}{ratio}{more}")
     return lines
+
+
+@dataclass
+class SourceCalls:
+    """What a source was asked to do while watched: refresh results (True: it refreshed) and full reads."""
+
+    refreshed: list[bool] = field(default_factory=list)
+    full_reads: int = 0
+
+
+@contextmanager
+def watch_source(name: str) -> Iterator[SourceCalls]:
+    """Record the refresh / load / load_file calls the run registry makes to source `name`.
+
+    Patches the object the registry dispatches to (`runwise.parsers.source_module(name)`), not a
+    module it happens to re-export from: a spy on the wrong object would see nothing, and a live
+    bench would then take any fast second read for a refresh.
+    """
+    from runwise import parsers
+
+    module: Any = parsers.source_module(name)
+    calls = SourceCalls()
+    real = {f: getattr(module, f) for f in ("refresh", "load", "load_file")}
+
+    def refresh(*a: Any, **k: Any) -> Any:
+        r = real["refresh"](*a, **k)
+        calls.refreshed.append(r is not None)
+        return r
+
+    def full(f: str) -> Callable[..., Any]:
+        def read(*a: Any, **k: Any) -> Any:
+            calls.full_reads += 1
+            return real[f](*a, **k)
+        return read
+
+    module.refresh, module.load, module.load_file = refresh, full("load"), full("load_file")
+    try:
+        yield calls
+    finally:
+        for f, fn in real.items():
+            setattr(module, f, fn)

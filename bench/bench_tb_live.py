@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _common import watch_source  # noqa: E402
 from bench_tensorboard import generate  # noqa: E402
 
 from runwise import runs  # noqa: E402
@@ -78,20 +79,10 @@ def cycle(src: Path, root: Path, first: int, second: int) -> tuple[float, float,
     t_first = time.perf_counter() - t0
 
     copy_prefix(src, live, second, start=first)
-    calls = {"full": 0}
-    full_load = tb.load
-
-    def counting_load(*a: object, **k: object) -> Run:
-        calls["full"] += 1
-        return full_load(*a, **k)  # type: ignore[arg-type]
-
-    tb.load = counting_load  # type: ignore[assignment]
-    try:
+    with watch_source("tensorboard") as calls:
         t0 = time.perf_counter()
         after, _ = runs.get_run(ref, cfg)
         t_second = time.perf_counter() - t0
-    finally:
-        tb.load = full_load  # type: ignore[assignment]
 
     t0 = time.perf_counter()
     full = tb.load_file(run_dir, cfg)
@@ -100,7 +91,8 @@ def cycle(src: Path, root: Path, first: int, second: int) -> tuple[float, float,
     runs.clear_cache()
     n_before = sum(len(s) for s in before.history.values())
     n_after = sum(len(s) for s in after.history.values())
-    return t_first, t_second, t_full, n_before, n_after, calls["full"] == 0, differences(after, full)
+    refreshed = calls.refreshed == [True] and calls.full_reads == 0
+    return t_first, t_second, t_full, n_before, n_after, refreshed, differences(after, full)
 
 
 def main() -> None:

@@ -29,6 +29,9 @@ from runwise.config import RunwiseConfig  # noqa: E402
 from runwise.model import Run  # noqa: E402
 from runwise.parsers.wandb import run as wandb_run  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import watch_source  # noqa: E402
+
 FIELDS = ("state", "config", "summary", "exit_code", "truncated", "output_tail", "warnings", "runtime", "non_numeric")
 
 
@@ -72,28 +75,18 @@ def cycle(src: Path, project: Path, head: int, grown: int) -> tuple[float, float
         a.seek(head)
         b.write(a.read(grown - head))
     os.utime(log)
-    refreshed: list[bool] = []
-    real = wandb_run.refresh
-
-    def spy(*a: object, **k: object) -> Run | None:
-        r = real(*a, **k)  # type: ignore[arg-type]
-        refreshed.append(r is not None)
-        return r
-
-    wandb_run.refresh = spy  # type: ignore[assignment]
-    try:
+    with watch_source("wandb") as calls:
         t = time.perf_counter()
         second, _ = runs.get_run(run_id, cfg)
         again_s = time.perf_counter() - t
-    finally:
-        wandb_run.refresh = real  # type: ignore[assignment]
 
     wandb_run._CACHE.clear()
     runs.clear_cache()
     t = time.perf_counter()
     want, _ = runs.get_run(run_id, cfg)
     grown_s = time.perf_counter() - t
-    return full_s, again_s, grown_s, refreshed == [True], differences(second, want)
+    used_refresh = calls.refreshed == [True] and calls.full_reads == 0
+    return full_s, again_s, grown_s, used_refresh, differences(second, want)
 
 
 def main() -> int:
