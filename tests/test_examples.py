@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,14 @@ def test_python_dash_m_runwise() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "lr_warmup" in done.stdout.splitlines()[0]
+
+
+def test_best_by_a_role_name_reads_the_runs_key(capsys: pytest.CaptureFixture[str]) -> None:
+    # the original runwise named metrics by role ('val_loss'); the examples log 'val/loss'
+    assert cli.main(["--root", str(EXAMPLES), "--json", "best", "val_loss"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row[1] for row in out["ranking"]["rows"]] == ["lr_warmup", "baseline"]
+    assert out["ranking"]["rows"][0][4] == 0.4116 and out["ranking"]["rows"][0][5] == 3000
+    assert "'val_loss' read as the run's val/loss" in out["notes"][0]
+    assert cli.main(["--root", str(EXAMPLES), "best", "val_los"]) == 1  # not a role: no guessing
+    assert "unknown metric 'val_los'" in capsys.readouterr().err

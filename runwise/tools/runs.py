@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from runwise import runs
-from runwise.analysis.aliases import higher_is_better
+from runwise.analysis.aliases import ROLES, find_metric, higher_is_better
 from runwise.analysis.sparkline import sparkline
 from runwise.config import RunwiseConfig
 from runwise.errors import RunwiseError
@@ -86,12 +86,13 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
             row.append(sparkline(s.values, width=12) if s is not None else "")
         rows.append(row)
     if skipped_big:
-        notes.append(f"{skipped_big} large runs listed without reading them (state '?'): ask about one to read it")
+        plural = "" if skipped_big == 1 else "s"
+        notes.append(f"{skipped_big} large run{plural} listed unread (state '?'): ask about one to read it")
     by_source: dict[str, int] = {}
     for e in entries:
         by_source[e.source] = by_source.get(e.source, 0) + 1
     counts = ", ".join(f"{n} {s}" for s, n in sorted(by_source.items())) or "none"
-    summary = f"{len(entries)} runs ({counts}); newest first"
+    summary = f"{len(entries)} run{'' if len(entries) == 1 else 's'} ({counts}); newest first"
     if req.metric and not any(r[6] == req.metric for r in rows):
         notes.append(f"no listed run has metric {req.metric!r}; showing the loss where there is one")
     return ListRunsOutput(summary=summary, runs=Table(columns=columns, rows=rows), total=len(entries),
@@ -129,13 +130,17 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
     missing = 0
     notes = list(warnings)
     all_keys: set[str] = set()
+    aliased: dict[str, None] = {}  # keys a role name ('val_loss') was read as, in order
     for e in entries:
         run = _try_load(e, cfg, progress)
         if isinstance(run, str):
             notes.append(f"{e.key}: {run}")
             continue
         all_keys.update(run.history)
-        s = run.history.get(req.metric)
+        key = _metric_key(run, req.metric)
+        if key is not None and key != req.metric:
+            aliased.setdefault(key, None)
+        s = run.history.get(key) if key is not None else None
         finite = np.isfinite(s.values) if s is not None else None
         if s is None or finite is None or not finite.any():
             missing += 1
@@ -152,6 +157,8 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
         scored.append((value, row))
     if not scored and entries:
         raise unknown_metric(req.metric, all_keys)
+    if aliased:
+        notes.insert(0, f"{req.metric!r} read as the run's {', '.join(aliased)} (a role name, not a logged key)")
     scored.sort(key=lambda t: -t[0] if maximize else t[0])
     rows = []
     for rank, (_, row) in enumerate(scored[: req.top_n], 1):
@@ -171,3 +178,10 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
         ranking=Table(columns=["rank", "id", "name", "source", req.use, "step", "final", "state"], rows=rows),
         considered=len(entries), without_metric=missing, notes=notes[:8],
     )
+
+
+def _metric_key(run: Run, metric: str) -> str | None:
+    """The run's key for `metric`: the key itself, else the key playing that role ('val_loss' -> 'val/loss')."""
+    if metric in run.history:
+        return metric
+    return find_metric(run.history, metric) if metric in ROLES else None
