@@ -5,6 +5,7 @@
   + SourceError        a log file could not be read (path, offset)
     - UnsupportedFormat  a file is not in the format its name claims
     - CorruptRecord      a record failed its checksum or could not be decoded
+  + NegativeStep       a `ref@STEP` whose step is below 0 (also a ValueError)
   + RunNotFound        no run matches a reference (ref, candidates)
   + AmbiguousRun       several runs match a reference (ref, candidates)
   + UnknownMetric      the run has no metric of that name (metric, available)
@@ -42,6 +43,10 @@ class UnsupportedFormat(SourceError):
 
 class CorruptRecord(SourceError):
     """A record failed its checksum or could not be decoded."""
+
+
+class NegativeStep(RunwiseError, ValueError):
+    """A `ref@STEP` whose step is below 0 (a ValueError too, so input validators report it as theirs)."""
 
 
 def _names(items: Sequence[str], limit: int = 8) -> str:

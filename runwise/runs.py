@@ -26,7 +26,7 @@ from pathlib import Path
 
 from runwise import cache, parsers
 from runwise.config import RunwiseConfig
-from runwise.errors import AmbiguousRun, OutsideRoot, RunNotFound, RunwiseError
+from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError
 from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
 from runwise.parsers._walk import outside_roots
@@ -45,10 +45,6 @@ LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_ru
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
-
-
-class NegativeStep(RunwiseError, ValueError):
-    """A `ref@STEP` whose step is below 0 (a ValueError too, so input validators report it as theirs)."""
 
 
 def split_step(ref: str) -> tuple[str, int | None]:
