@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +54,18 @@ async def test_summarize_run_example() -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_python_api_example_runs_in_examples(tmp_path: Path) -> None:
+    """The README's Python block runs unchanged in examples/ and prints what its comments promise."""
+    block = re.search(r"```python\n(from runwise import RunAnalyzer\n.*?)```", README, re.S)
+    assert block is not None, "README.md lost the Python API example"
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNWISE_PROJECT_ROOT", "CLAUDE_PROJECT_DIR")}
+    env["RUNWISE_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-c", block.group(1)], cwd=REPO / "examples", env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "jsonl:lr_warmup: finished, 4,000 steps" in out  # summarize_run of the latest run
+    assert "best by best val_loss (lowest): jsonl:lr_warmup = 0.4116 at step 3,000" in out
+    assert "metric,step,value" in out  # the history as CSV
