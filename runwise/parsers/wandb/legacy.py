@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from runwise.parsers.filetypes import WANDB_HISTORY
 from runwise.parsers.wandb import records as rec
 from runwise.parsers.wandb.columns import Columns, add_value
 from runwise.parsers.wandb.segment import HIDDEN, Segment, finish_columns, flat_summary, newest_mtime
@@ -98,7 +99,7 @@ def _config(d: Path) -> dict[str, Any]:
 
 
 def _history(d: Path, cols: Columns) -> None:
-    p = _find(d, "wandb-history.jsonl")
+    p = _find(d, WANDB_HISTORY)
     if p is None:
         return
     with p.open("rb") as fp:
@@ -133,7 +134,7 @@ def _time(value: Any) -> float | None:
 
 def side_size(d: Path) -> int:
     """Bytes of the side files a run without a log is read from."""
-    found = (_find(d, n) for n in ("wandb-history.jsonl", "wandb-summary.json", "config.yaml"))
+    found = (_find(d, n) for n in (WANDB_HISTORY, "wandb-summary.json", "config.yaml"))
     return sum(p.stat().st_size for p in found if p is not None)
 
 

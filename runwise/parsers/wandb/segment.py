@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from runwise.errors import CorruptRecord, SourceError, UnsupportedFormat
 from runwise.parsers._growth import grown, take
+from runwise.parsers.filetypes import WANDB_HISTORY, is_wandb_log
 from runwise.parsers.wandb import records as rec
 from runwise.parsers.wandb.columns import Columns, decode_window
 from runwise.parsers.wandb.live import LogState, without_tail
@@ -54,14 +55,14 @@ class Segment:
 
 def log_file(d: Path) -> Path | None:
     """The `run-<id>.wandb` file of a run directory, if any."""
-    logs = sorted(p for p in d.glob("run-*.wandb") if p.is_file())
+    logs = sorted(p for p in d.glob("run-*") if is_wandb_log(p.name) and p.is_file())
     return logs[-1] if logs else None
 
 
 def newest_mtime(d: Path, log: Path | None) -> float:
     """Newest modification time among the files that grow while a run is live."""
     times = []
-    for p in (log, d / "files" / "output.log", d / "output.log", d / "wandb-history.jsonl",
+    for p in (log, d / "files" / "output.log", d / "output.log", d / WANDB_HISTORY,
               d / "files" / "wandb-summary.json"):
         if p is not None:
             try:
