@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from runwise import runs
-from runwise.analysis.aliases import find_metric, is_validation
+from runwise.analysis.aliases import ROLES, find_metric, is_validation
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
 from runwise.formatting import fmt as fmt
@@ -62,7 +62,7 @@ def roles(keys: Iterable[str], cfg: RunwiseConfig) -> dict[str, str]:
     keys = list(keys)
     preferred = {"loss": cfg.schema.loss_key}
     out = {}
-    for role in ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr"):
+    for role in ROLES:
         key = find_metric(keys, role, preferred=preferred.get(role))
         if key is not None:
             out[role] = key
@@ -101,7 +101,7 @@ def select_keys(run: Run, keys: Sequence[str] | None, cfg: RunwiseConfig, *, def
             group = want if want.endswith("/") else want + "/"
             found = sorted(k for k in available if k.startswith(group))
             if not found:
-                alias = find_metric(available, want) if want in _ROLE_NAMES else None
+                alias = find_metric(available, want) if want in ROLES else None
                 found = [alias] if alias else []
         if not found:
             raise unknown_metric(want, available)
@@ -126,7 +126,6 @@ def short_value(v: object) -> str | int | float | bool | None:
     return text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS] + "…"
 
 
-_ROLE_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "grad_norm", "throughput", "lr")
 
 
 def run_label(run: Run) -> str:
