@@ -315,11 +315,15 @@ def _validation_message(exc: Exception) -> str | None:
         return None
     parts = []
     for err in exc.errors()[:3]:
-        field = str(err["loc"][0]) if err["loc"] else ""
-        where = _FLAGS.get(field, field or "input")
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if not err["loc"]:  # a check across options (an inverted --start/--end range)
+            parts.append(f"invalid options: {msg}")
+            continue
+        field = str(err["loc"][0])
+        where = _FLAGS.get(field, field)
         got = err.get("input")
         shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-        parts.append(f"invalid value for {where}: {err['msg']}{shown}")
+        parts.append(f"invalid value for {where}: {msg}{shown}")
     return "; ".join(parts)
 
 

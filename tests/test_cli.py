@@ -258,6 +258,11 @@ def test_bad_option_values(capsys: pytest.CaptureFixture[str], project: Path) ->
     assert_one_line_error(*run(capsys, project, "history", "-n", "2"), "-n")
     assert_one_line_error(*run(capsys, project, "compare", "run_a"), "2 to 8")
     assert_one_line_error(*run(capsys, project.parent / "missing", "list"), "not a directory")
+    code, _, err = run(capsys, project, "history", "run_a", "--start", "500", "--end", "100")
+    assert_one_line_error(code, _, err, "invalid options: start_step 500 is after end_step 100")
+    code, _, err = run(capsys, project, "compare", "run_a@-5", "run_b")
+    assert_one_line_error(code, _, err, "must be from 0 upwards, got -5")
+    assert "Value error" not in err
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
