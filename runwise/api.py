@@ -26,7 +26,7 @@ from typing import Literal, overload
 from runwise.config import RunwiseConfig
 from runwise.errors import RunNotFound
 from runwise.formatting import split_keys
-from runwise.render import dicts_text, history_csv, render
+from runwise.render import dicts_text, history_csv, render, rows_as_dicts
 from runwise.tools import TOOLS
 from runwise.tools._common import In, Out
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput
@@ -124,10 +124,6 @@ def _text(v: Cell) -> str:
     return "" if v is None else str(v)
 
 
-def _cells(columns: Sequence[str], row: Sequence[Cell]) -> dict[str, Cell]:
-    return dict(zip(columns, row, strict=False))
-
-
 class RunAnalyzer:
     """Ask questions about the runs of one project (W&B, TensorBoard and JSONL logs)."""
 
@@ -178,8 +174,7 @@ class RunAnalyzer:
         """The newest runs, newest first, with their loss (or chosen metric): final value and sparkline."""
         table = self.query(ListRunsInput(limit=limit)).runs
         runs = []
-        for row in table.rows:
-            c = _cells(table.columns, row)
+        for c in rows_as_dicts(table):
             runs.append(RunInfo(
                 id=_text(c.get("id")), name=_text(c.get("name")), source=_text(c.get("source")),
                 state=_text(c.get("state")), ref=f"{c.get('source')}:{c.get('id')}", last_step=_int(c.get("last_step")),
@@ -252,8 +247,7 @@ class RunAnalyzer:
         """
         table = self._best(metric, limit, higher_is_better, use).ranking
         ranked: list[RankedRun] = []
-        for row in table.rows:
-            c = _cells(table.columns, row)
+        for c in rows_as_dicts(table):
             info = RunInfo(
                 id=_text(c.get("id")), name=_text(c.get("name")), source=_text(c.get("source")),
                 state=_text(c.get("state")), ref=f"{c.get('source')}:{c.get('id')}", metric=metric,
