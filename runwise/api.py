@@ -25,7 +25,7 @@ from typing import Literal, overload
 
 from runwise.config import RunwiseConfig
 from runwise.errors import RunNotFound
-from runwise.formatting import split_keys
+from runwise.formatting import Cell, split_keys
 from runwise.render import dicts_text, history_csv, render, rows_as_dicts
 from runwise.tools import TOOLS
 from runwise.tools._common import In, Out
@@ -55,7 +55,6 @@ from runwise.tools.run import (
 from runwise.tools.runs import FindBestRunInput, FindBestRunOutput, ListRunsInput, ListRunsOutput
 
 Keys = str | Sequence[str] | None
-Cell = str | int | float | bool | None
 
 
 @dataclass(frozen=True, slots=True)
