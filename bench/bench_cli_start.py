@@ -60,8 +60,11 @@ def timed(argv: list[str]) -> float:
 def measure(commands: dict[str, list[str]], repeat: int) -> dict[str, list[float]]:
     """`repeat` rounds; each round runs every side once, starting from a different side each time."""
     names = list(commands)
-    for argv in commands.values():  # warm the file cache and the bytecode caches; not counted
-        timed(argv)
+    for name, argv in commands.items():  # warm the file and bytecode caches; not counted
+        done = subprocess.run(argv, capture_output=True, text=True, check=True, env=ENV)
+        # compare what the sides print before timing them: each runwise side must print the whole help
+        if name != "argparse" and not ("usage: runwise" in done.stdout and "compare" in done.stdout):
+            raise SystemExit(f"bench_cli_start: {' '.join(argv)} did not print runwise's help")
     times: dict[str, list[float]] = {n: [] for n in names}
     for i in range(repeat):
         order = names[i % len(names):] + names[: i % len(names)]
