@@ -1,4 +1,8 @@
-"""Shared array helpers for the analysis modules: argument checks, runs of True, block medians."""
+"""Shared array helpers for the analysis modules: argument checks, runs of True, block medians.
+
+Steps in messages are formatted by runwise.formatting.fmt_step (standard library only, the bottom of
+the package); `fmt_num` stays here: four significant digits, not formatting.fmt's thousands separators.
+"""
 
 from __future__ import annotations
 
@@ -70,11 +74,6 @@ def _row_median(sorted_rows: FloatArray) -> FloatArray:
     med: FloatArray = sorted_rows[rows, lo] * 0.5 + sorted_rows[rows, hi] * 0.5  # halves first: no overflow
     med[counts == 0] = np.nan
     return med
-
-
-def fmt_step(step: int) -> str:
-    """A step with thousands separators: 52000 -> '52,000'."""
-    return f"{step:,}"
 
 
 def fmt_num(x: float) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
-from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, fmt_step, true_runs
+from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, true_runs
+from runwise.formatting import fmt_step
 
 Result = list[Anomaly] | str
 

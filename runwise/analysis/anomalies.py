@@ -15,9 +15,10 @@ from numpy.typing import NDArray
 
 from runwise.analysis import _checks
 from runwise.analysis._anomaly_types import KINDS, SEVERITIES, Anomaly, Thresholds
-from runwise.analysis._arrays import FloatArray, IntArray, as_series, as_values, fmt_num, fmt_step
+from runwise.analysis._arrays import FloatArray, IntArray, as_series, as_values, fmt_num
 from runwise.analysis._robust import spike_scores
 from runwise.analysis.aliases import ROLES, find_metric
+from runwise.formatting import fmt_step
 
 __all__ = [
     "CHECKS", "DEFAULT_THRESHOLDS", "KINDS", "SEVERITIES", "Anomaly", "AnomalyReport", "Thresholds",
