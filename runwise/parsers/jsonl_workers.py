@@ -166,7 +166,7 @@ def worker_main(argv: list[str]) -> int:
     that imported runwise from elsewhere (another version ahead on its path) exits WRONG_RUNWISE.
     """
     parent, path, start, end = argv
-    here = Path(__file__).resolve().parents[2]
+    here = Path(PACKAGE_PARENT)
     if here != Path(parent).resolve():
         sys.stderr.write(f"runwise imported from {here}, expected {parent}\n")
         return WRONG_RUNWISE
