@@ -122,12 +122,12 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
 
 def _step_notes(run: Run, step: int) -> list[str]:
     """What comparing `run` at `step` cannot show: a step past its end, or before its first point."""
-    steps = [s.steps for s in run.history.values() if len(s)]
-    if not steps:
+    last = run.last_step
+    if last is None:
         return []
-    first, last = min(int(s[0]) for s in steps), max(int(s[-1]) for s in steps)
     if step > last:
         return [f"{run.id}: step {step:,} is past its last step {last:,}: its values are from its last steps"]
+    first = min(int(s.steps[0]) for s in run.history.values() if len(s))
     if step < first:
         return [f"{run.id}: step {step:,} is before its first logged step {first:,}: it has no values there"]
     return []
