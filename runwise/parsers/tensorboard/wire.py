@@ -74,9 +74,6 @@ class Event:
     step_span: tuple[int, int] | None = None  # (offset, length) of the step varint
 
 
-varint = read_varint  # (value, position after it); ValueError if malformed
-
-
 def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
@@ -115,7 +112,7 @@ def _locate_step(b: bytes) -> tuple[int, int] | None:
     pos = 9 if b[:1] == b"\x09" else 0
     if b[pos : pos + 1] != b"\x10":
         return None
-    _, end = varint(b, pos + 1)
+    _, end = read_varint(b, pos + 1)
     return pos + 1, end - pos - 1
 
 
@@ -205,7 +202,7 @@ def _decode_tensor(b: bytes, pos: int, end: int, value: Value) -> None:
 
 
 def _first_varint(b: bytes, wire: int, a: int, z: int, number: int, dtype: int) -> float:
-    v = a if wire == 0 else varint(b, a)[0]
+    v = a if wire == 0 else read_varint(b, a)[0]
     if number == 13:  # half_val: float16 (or bfloat16) bits in an int32
         if dtype == DT_BFLOAT16:
             return float(struct.unpack("<f", struct.pack("<I", (v & 0xFFFF) << 16))[0])
