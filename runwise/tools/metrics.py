@@ -32,7 +32,7 @@ from runwise.tools._fields import MAX_STEP, Keys, RunRef, Step
 
 HISTORY_BUDGET = 360  # points across all metrics by default: keeps the answer near 6k characters
 HISTORY_POINTS = 2_000  # points across all metrics in one answer, whatever max_points asks
-HISTORY_METRICS = 50  # metrics in one answer
+ANSWER_METRICS = 50  # metrics in one answer of get_history or get_stability
 
 
 def _window(s: Series, start: int | None, end: int | None) -> Series:
@@ -53,6 +53,11 @@ def _empty_window_note(windows: dict[str, Series], full: dict[str, Series], star
     which = "no metric has" if len(empty) == len(windows) else f"{len(empty)} of {len(windows)} metrics have"
     return (f"{which} points in steps {fmt_step(start) if start is not None else '0'}..{fmt_step(end)}"
             f" ({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}: steps {first:,}..{last:,})")
+
+
+def _more_metrics(left_out: int) -> list[str]:
+    """The note for metrics matched but left out of an answer (none if none were)."""
+    return [f"{left_out} more metrics matched; at most {ANSWER_METRICS} per answer: narrow keys"] if left_out else []
 
 
 # ---------------------------------------------------------------- get_history
@@ -94,10 +99,8 @@ class GetHistoryOutput(Out):
 
 def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetHistoryOutput:
     run, unused = one_run(req.run, cfg, progress)
-    keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), HISTORY_METRICS)
-    notes = unused + run_notes(run)
-    if left_out:
-        notes.append(f"{left_out} more metrics matched; at most {HISTORY_METRICS} per answer: narrow keys")
+    keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), ANSWER_METRICS)
+    notes = unused + run_notes(run) + _more_metrics(left_out)
     if req.max_points is None:
         per_metric = max(16, min(200, HISTORY_BUDGET // max(1, len(keys))))
     else:
@@ -209,10 +212,10 @@ class GetStabilityOutput(Out):
 
 def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetStabilityOutput:
     run, unused = one_run(req.run, cfg, progress)
-    keys = select_keys(run, req.keys, cfg, default_limit=8)
+    keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=8), ANSWER_METRICS)
     rows: list[list[str | int | float | bool | None]] = []
     wide: list[str] = []
-    for k in keys[:50]:
+    for k in keys:
         s = run.history[k]
         st = stability(s.steps, s.values, window_steps=req.window_steps)
         rows.append([
@@ -221,9 +224,7 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
         ])
         if req.window_steps is not None and len(s) and req.window_steps > int(s.steps[-1] - s.steps[0]):
             wide.append(k)
-    notes = unused + run_notes(run)
-    if len(keys) > 50:
-        notes.append(f"{len(keys) - 50} more metrics matched; at most 50 per answer: narrow keys")
+    notes = unused + run_notes(run) + _more_metrics(left_out)
     if wide:
         notes.append(f"window_steps {req.window_steps:,} is wider than the steps of {', '.join(wide[:5])}"
                      f"{', ...' if len(wide) > 5 else ''}: one window holds every point")
