@@ -4,7 +4,7 @@ A full load leaves a `TBResume` in `Run.resume`: per event file a `FileState` wi
 `_growth.FileMark` (the file's identity, the offset after its last complete record, a digest of
 its start and of the bytes before that offset) and the columns read so far. `grow_files` checks that each known file is
 the same file grown by appending (same identity, not shorter, those bytes unchanged), reads its
-new bytes from the offset on and joins them to its columns (tfevents.merge_columns: the columns a
+new bytes from the offset on and joins them to its columns (events.merge_columns: the columns a
 single read of the whole file gives); the caller then assembles the run exactly as a full load
 does (restart rule across files, config, notes, state, warnings). An event file that appeared in
 the run directory after the known ones (a restarted writer) is read whole.
