@@ -47,7 +47,7 @@ def _run_dirs(base: Path, cfg: RunwiseConfig, skipped: Skipped) -> list[Path]:
     plain, linked, _ = list_dir(base, cfg.roots, want=lambda name: False, skipped=skipped, show=cfg.relative)
     out: list[Path] = []
     seen: set[Path] = set()
-    for d in [base / n for n in plain if WANDB_RUN_DIR.match(n)] + [base / n for n in linked if WANDB_RUN_DIR.match(n)]:
+    for d in [base / n for n in plain + linked if WANDB_RUN_DIR.match(n)]:  # real ones first
         real = d.resolve()
         if real in seen:  # a link to a run directory that is listed already
             continue
