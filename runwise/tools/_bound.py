@@ -56,7 +56,7 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
         found = _largest_collection(data, "")
         if found is None:
             break
-        path, parent, key, total = found
+        _, path, parent, key, total = found
         keep = _most_that_fit(data, parent, key, budget)
         kept[path] = (keep, kept.get(path, (0, total))[1])
     for path, (n, total) in kept.items():
@@ -129,41 +129,34 @@ def _is_table(node: dict[str, Json]) -> bool:
     return "columns" in node and "rows" in node
 
 
-def _largest_collection(node: Json, path: str) -> tuple[str, Any, Any, int] | None:
-    """The biggest cuttable collection under `node` with items: (path, parent, key, length)."""
-    best: tuple[int, tuple[str, Any, Any, int]] | None = None
+def _largest_collection(node: Json, path: str) -> tuple[int, str, Any, Any, int] | None:
+    """The biggest cuttable collection under `node` with items: (its JSON size, path, parent, key, length)."""
+    best: tuple[int, str, Any, Any, int] | None = None
 
-    def consider(parent: Any, key: Any, child: Json, child_path: str) -> None:
+    def take(found: tuple[int, str, Any, Any, int] | None) -> None:
         nonlocal best
-        if isinstance(child, dict) and (_is_series(child) or _is_table(child)):
-            pass  # cut inside (a table's rows), never the structure itself
-        elif isinstance(child, (dict, list)) and len(child) >= 1 and not _holds_rows(child):
-            size = json_size(child)
-            if best is None or size > best[0]:
-                best = (size, (child_path, parent, key, len(child)))
-        inner = _largest_collection(child, child_path) if isinstance(child, (dict, list)) else None
-        if inner is not None:
-            size = json_size(inner[1][inner[2]])
-            if best is None or size > best[0]:
-                best = (size, inner)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
 
     if isinstance(node, dict):
         if _is_series(node):
             return None
         if _is_table(node):
             rows = node["rows"]
-            return (f"{path}.rows".lstrip("."), node, "rows", len(rows)) if rows else None
-        for k, v in node.items():
-            consider(node, k, v, f"{path}.{k}".lstrip("."))
+            return (json_size(rows), f"{path}.rows".lstrip("."), node, "rows", len(rows)) if rows else None
+        for k, child in node.items():
+            if not isinstance(child, (dict, list)):
+                continue
+            child_path = f"{path}.{k}".lstrip(".")
+            structure = isinstance(child, dict) and (_is_series(child) or _is_table(child))
+            if not structure and len(child) >= 1 and not _holds_rows(child):  # a table is cut inside, in its rows
+                take((json_size(child), child_path, node, k, len(child)))
+            take(_largest_collection(child, child_path))
     elif isinstance(node, list) and not _holds_rows(node):
         for v in node:
             if isinstance(v, (dict, list)):
-                inner = _largest_collection(v, path)
-                if inner is not None:
-                    size = json_size(inner[1][inner[2]])
-                    if best is None or size > best[0]:
-                        best = (size, inner)
-    return best[1] if best is not None else None
+                take(_largest_collection(v, path))
+    return best
 
 
 def _holds_rows(items: Json) -> bool:
