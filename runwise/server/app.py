@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.from_thread
@@ -34,7 +34,7 @@ from runwise.server.messages import ERROR_CHARS, argument_error, error_message, 
 from runwise.server.schema import model_schema
 from runwise.server.sdk import ToolFn, sdk_tool
 from runwise.tools import TOOLS, ToolSpec
-from runwise.tools._common import In, Out
+from runwise.tools._common import Out
 
 log = logging.getLogger("runwise.server")
 
@@ -55,11 +55,10 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress notifications of one call
 
-I = TypeVar("I", bound=In)  # noqa: E741
-O = TypeVar("O", bound=Out)  # noqa: E741
 
-
-def _tool_fn(spec: ToolSpec[I, O], input_schema: dict[str, Any], load_config: Callable[[], RunwiseConfig]) -> ToolFn:
+def _tool_fn(
+    spec: ToolSpec[Any, Any], input_schema: dict[str, Any], load_config: Callable[[], RunwiseConfig]
+) -> ToolFn:
     """The MCP side of one tool: validate the arguments, run the handler in a thread, answer or fail in one line."""
     limit = ERROR_CHARS - len(f"Error executing tool {spec.name}: ")  # the SDK puts this before the text
 
