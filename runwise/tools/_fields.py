@@ -29,8 +29,8 @@ def check_ref(ref: str) -> str:
             Path(ref).expanduser()
         except RuntimeError as exc:  # '~nobody/x': no such user
             raise ValueError(f"cannot expand {ref.split('/', 1)[0]!r}: no such user") from exc
-    _, step = split_step(ref)
-    if step is not None and not 0 <= step <= MAX_STEP:
+    _, step = split_step(ref)  # raises NegativeStep (a ValueError) for a step below 0
+    if step is not None and step > MAX_STEP:
         raise ValueError(f"the step after '@' must be from 0 to {MAX_STEP:,}")
     return ref
 
