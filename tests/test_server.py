@@ -200,6 +200,20 @@ async def test_anticipated_failures_are_one_line_tool_errors(
 
 
 @pytest.mark.anyio
+async def test_only_echoed_inputs_are_cut_in_an_error(tmp_path: Path) -> None:
+    # the echoed metric is cut once; the text after it (here a long logged name, then one with a quote) is kept
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    long_name = "a" * 70
+    (logs / "q.jsonl").write_text(json.dumps({"step": 0, long_name: 1.0, "z'quote": 2.0}) + "\n")
+    async with Client(build_server(lambda: RunwiseConfig.load(tmp_path, env={}))) as client:
+        result = await client.call_tool("get_history", {"run": "q", "keys": ["v" * 200]})
+    text = error_text(result)
+    assert text.endswith(f"unknown metric '{'v' * 58}…'; available: {long_name}, z'quote"), text
+    assert len(text) <= ERROR_CHARS
+
+
+@pytest.mark.anyio
 async def test_unexpected_failure_carries_an_id_that_the_log_has(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -30,7 +30,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
 from runwise.config import RunwiseConfig
-from runwise.server.messages import ERROR_CHARS, argument_error, error_message, one_line
+from runwise.server.messages import ERROR_CHARS, argument_error, error_message
 from runwise.server.schema import model_schema
 from runwise.server.sdk import ToolFn, sdk_tool
 from runwise.tools import TOOLS, ToolSpec
@@ -66,13 +66,13 @@ def _tool_fn(
         try:
             req = spec.input.model_validate(_pre_parse(arguments, input_schema))
         except ValidationError as exc:
-            raise ToolError(one_line(argument_error(exc, input_schema), limit)) from exc
+            raise ToolError(argument_error(exc, input_schema, limit)) from exc
         progress = _progress_reporter(ctx)
         try:
             cfg = load_config()
             out = await anyio.to_thread.run_sync(partial(spec.run, req, cfg, progress), abandon_on_cancel=True)
         except Exception as exc:
-            raise ToolError(one_line(error_message(exc), limit)) from exc
+            raise ToolError(error_message(exc, limit)) from exc
         return _result(out)
 
     return tool

@@ -40,7 +40,7 @@ def show(value: Any) -> str:
     return text if len(text) <= ECHO_CHARS else text[: ECHO_CHARS - 1] + "…"
 
 
-def argument_error(exc: ValidationError, schema: Mapping[str, Any]) -> str:
+def argument_error(exc: ValidationError, schema: Mapping[str, Any], limit: int = ERROR_CHARS) -> str:
     """One line for arguments a tool's input model refused, naming the argument and what it accepts."""
     errors = exc.errors()
     err = errors[0]
@@ -63,7 +63,7 @@ def argument_error(exc: ValidationError, schema: Mapping[str, Any]) -> str:
         text = f"invalid argument {where}: must be {wanted} (got {show(err.get('input'))})"
     if len(errors) > 1:
         text += f"; {len(errors) - 1} more invalid"
-    return one_line(text)
+    return one_line(text, limit)
 
 
 def _item_rule(prop: Mapping[str, Any], err: Any) -> str:
@@ -77,13 +77,16 @@ def _reason(err: Any) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def error_message(exc: BaseException) -> str:
+def error_message(exc: BaseException, limit: int = ERROR_CHARS) -> str:
     """The one line for a failure inside a tool. Unexpected ones are logged with an id the line carries."""
     if isinstance(exc, RunwiseError):
-        return one_line(str(exc))
+        return one_line(str(exc), limit)
     if isinstance(exc, OSError):
         what = show(str(exc.filename)) if exc.filename else "a file"
-        return one_line(f"cannot read {what}: {exc.strerror or type(exc).__name__}")
+        return one_line(f"cannot read {what}: {exc.strerror or type(exc).__name__}", limit)
     incident = secrets.token_hex(3)
     log.error("internal error %s", incident, exc_info=exc)
-    return f"internal error {incident}: {type(exc).__name__} in runwise; please report it (the server log has details)"
+    return one_line(
+        f"internal error {incident}: {type(exc).__name__} in runwise; please report it (the server log has details)",
+        limit,
+    )
