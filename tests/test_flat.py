@@ -58,3 +58,13 @@ def test_config_rule_unwraps_wandb_wrappers_at_every_level() -> None:
 def test_an_empty_separator_is_refused() -> None:
     with pytest.raises(ValueError, match="sep"):
         _flat.flatten({"a": {"b": 1}}, sep="")
+
+
+def test_wandb_empty_key_gives_no_leading_dot() -> None:
+    # as before the flatteners were merged: a value under an empty key flattens to its own keys
+    out: dict[str, object] = {}
+    records.flatten({"lr": 0.1, "opt": {"beta": 0.9}, "img": {"_type": "image-file"}}, "", out)
+    assert out == {"lr": 0.1, "opt.beta": 0.9, "img": {"_type": "image-file"}}
+    out = {}
+    records.flatten({}, "", out)
+    assert out == {"": {}}

@@ -100,7 +100,10 @@ def summary_item(item: bytes) -> tuple[tuple[str, ...], Any]:
 def flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
     """Put `value` into `out` under `prefix`, nested dicts as "prefix.a.b" keys (runwise._flat, W&B rule:
     media objects and empty dicts stay whole; lists and scalars stay as they are)."""
-    _flat.flatten({prefix: value}, out=out, whole=_flat.media_or_empty)
+    if not prefix and isinstance(value, dict) and not _flat.media_or_empty(value):
+        _flat.flatten(value, out=out, whole=_flat.media_or_empty)  # no leading "." for an empty key
+    else:
+        _flat.flatten({prefix: value}, out=out, whole=_flat.media_or_empty)
 
 
 def _timestamp(v: int | bytes) -> float:
