@@ -148,3 +148,9 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def cfg(project: Path) -> RunwiseConfig:
     return RunwiseConfig.load(project)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The MCP tests (`@pytest.mark.anyio`) run on asyncio, as the MCP SDK's stdio server does."""
+    return "asyncio"

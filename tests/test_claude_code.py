@@ -300,7 +300,3 @@ def test_a_claude_turn_calls_runwise_under_the_one_rule(tmp_path: Path, settings
         assert denied == ["mcp__runwise__list_runs"]
         assert result.get("is_error") and "cc_run" not in text
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

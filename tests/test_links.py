@@ -250,7 +250,3 @@ async def test_no_tool_returns_a_byte_from_outside(project: Path) -> None:
     assert sorted(ids) == sorted(["real", "link_in", "tb_real", "tb_in", "pfx00001", "res00001", "kil00001",
                                   "rich0001"])
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

@@ -51,10 +51,6 @@ async def test_summarize_run_example() -> None:
     assert len(compact) == int(found.group(2).replace(",", ""))
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def test_python_api_example_runs_in_examples(tmp_path: Path) -> None:
     """The README's Python block runs unchanged in examples/ and prints what its comments promise."""

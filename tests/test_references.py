@@ -174,10 +174,6 @@ async def test_negative_step_through_the_server(project: Path) -> None:
     assert result.is_error and "must be" in text and "\n" not in text, text
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 
 CASES = {

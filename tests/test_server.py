@@ -362,7 +362,3 @@ async def test_stdio_subprocess_as_claude_code_starts_it(root: Path, tmp_path: P
     assert result.structured_content["run"]["id"] == "fast"
     assert "no run matches 'missing-run'" in error_text(bad)
 
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
