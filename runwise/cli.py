@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from runwise import commands as c
 from runwise.errors import RunwiseError
-from runwise.formatting import FORMATS
+from runwise.formatting import FORMATS, error_reason
 
 Command = Callable[[argparse.Namespace], str]
 
@@ -315,7 +315,7 @@ def _validation_message(exc: Exception) -> str | None:
         return None
     parts = []
     for err in exc.errors()[:3]:
-        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        msg = error_reason(err)
         if not err["loc"]:  # a check across options (an inverted --start/--end range)
             parts.append(f"invalid options: {msg}")
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI's start-up would pay for it
 if TYPE_CHECKING:
@@ -78,6 +78,13 @@ def iso(ts: float | None) -> str | None:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
     except (OverflowError, OSError, ValueError):  # a garbage timestamp in a log: no time rather than a failure
         return None
+
+
+def error_reason(err: Mapping[str, object]) -> str:
+    """The reason of one pydantic validation error (an item of `ValidationError.errors()`), without
+    the 'Value error, ' / 'Assertion failed, ' that pydantic puts before a validator's own message."""
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def split_keys(items: str | Iterable[str] | None) -> list[str] | None:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from runwise.errors import RunwiseError
+from runwise.formatting import error_reason
 from runwise.server.schema import allowed
 
 log = logging.getLogger("runwise.server")
@@ -52,11 +53,11 @@ def argument_error(exc: ValidationError, schema: Mapping[str, Any], limit: int =
     if kind == "extra_forbidden":
         text = f"unknown argument {show(name)}; arguments: {', '.join(props)}"
     elif not loc:  # a check across arguments (an inverted step range)
-        text = "invalid arguments: " + _reason(err)
+        text = "invalid arguments: " + error_reason(err)
     elif kind == "missing":
         text = f"missing argument {name}: {allowed(props.get(name, {}))}"
     elif kind in ("value_error", "assertion_error"):
-        text = f"invalid argument {where}: {_reason(err)} (got {show(err.get('input'))})"
+        text = f"invalid argument {where}: {error_reason(err)} (got {show(err.get('input'))})"
     else:
         prop = props.get(name, {})
         wanted = allowed(prop) if len(loc) == 1 else _item_rule(prop, err)
@@ -69,12 +70,7 @@ def argument_error(exc: ValidationError, schema: Mapping[str, Any], limit: int =
 def _item_rule(prop: Mapping[str, Any], err: Any) -> str:
     """What an item of a list argument must be (`keys[3]`)."""
     items = prop.get("items")
-    return allowed(items) if isinstance(items, dict) else _reason(err)
-
-
-def _reason(err: Any) -> str:
-    msg = str(err.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return allowed(items) if isinstance(items, dict) else error_reason(err)
 
 
 def error_message(exc: BaseException, limit: int = ERROR_CHARS) -> str:
