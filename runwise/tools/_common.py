@@ -14,6 +14,7 @@ from runwise import runs
 from runwise.analysis.aliases import ROLES, find_metric, is_validation
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
+from runwise.formatting import Cell as Cell
 from runwise.formatting import fmt as fmt
 from runwise.formatting import fmt_duration as fmt_duration
 from runwise.formatting import fmt_step as fmt_step
@@ -138,7 +139,6 @@ def clip(items: list[Any], limit: int) -> tuple[list[Any], int]:
     return items[:limit], max(0, len(items) - limit)
 
 
-Cell = str | int | float | bool | None
 
 
 class Table(BaseModel):
