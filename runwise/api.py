@@ -29,10 +29,9 @@ from runwise.formatting import Cell, split_keys
 from runwise.render import dicts_text, history_csv, render, rows_as_dicts
 from runwise.tools import TOOLS
 from runwise.tools._common import In, Out
+from runwise.tools.anomalies import DetectAnomaliesInput, DetectAnomaliesOutput
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput
 from runwise.tools.metrics import (
-    DetectAnomaliesInput,
-    DetectAnomaliesOutput,
     GetHistoryInput,
     GetHistoryOutput,
     GetStabilityInput,
@@ -49,10 +48,9 @@ from runwise.tools.run import (
     LiveStatusOutput,
     RunContextInput,
     RunContextOutput,
-    SummarizeRunInput,
-    SummarizeRunOutput,
 )
 from runwise.tools.runs import FindBestRunInput, FindBestRunOutput, ListRunsInput, ListRunsOutput
+from runwise.tools.summary import SummarizeRunInput, SummarizeRunOutput
 
 Keys = str | Sequence[str] | None
 

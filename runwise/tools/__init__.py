@@ -15,17 +15,15 @@ from runwise.config import RunwiseConfig
 from runwise.parsers import Progress
 from runwise.tools._bound import fit
 from runwise.tools._common import In, Out
+from runwise.tools.anomalies import DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput, compare_runs
 from runwise.tools.metrics import (
-    DetectAnomaliesInput,
-    DetectAnomaliesOutput,
     GetHistoryInput,
     GetHistoryOutput,
     GetStabilityInput,
     GetStabilityOutput,
     GetStatsInput,
     GetStatsOutput,
-    detect_anomalies,
     get_history,
     get_stability,
     get_stats,
@@ -39,13 +37,10 @@ from runwise.tools.run import (
     LiveStatusOutput,
     RunContextInput,
     RunContextOutput,
-    SummarizeRunInput,
-    SummarizeRunOutput,
     get_config,
     get_run_context,
     list_keys,
     live_status,
-    summarize_run,
 )
 from runwise.tools.runs import (
     FindBestRunInput,
@@ -55,6 +50,7 @@ from runwise.tools.runs import (
     find_best_run,
     list_runs,
 )
+from runwise.tools.summary import SummarizeRunInput, SummarizeRunOutput, summarize_run
 
 I = TypeVar("I", bound=In)  # noqa: E741 - the input model, as in the SDK's own generics
 O = TypeVar("O", bound=Out)  # noqa: E741

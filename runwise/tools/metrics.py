@@ -1,4 +1,4 @@
-"""Tools over a run's metric series: get_history, get_stats, get_stability, detect_anomalies."""
+"""Tools over a run's metric series: get_history, get_stats, get_stability (detect_anomalies: tools/anomalies.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from runwise.tools._common import (
     Num,
     Out,
     Table,
-    anomaly_report,
     clip,
     fmt_step,
     num,
@@ -229,46 +228,3 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
         notes.append(f"window_steps {req.window_steps:,} is wider than the steps of {', '.join(wide[:5])}"
                      f"{', ...' if len(wide) > 5 else ''}: one window holds every point")
     return GetStabilityOutput(run=run_label(run), stability=Table(columns=STABILITY_COLUMNS, rows=rows), notes=notes)
-
-
-# ---------------------------------------------------------------- detect_anomalies
-
-
-class DetectAnomaliesInput(In):
-    run: RunRef = "latest"
-    keys: Keys = None
-    max_anomalies: Annotated[int, Field(ge=1, le=200)] = 20
-
-
-class DetectAnomaliesOutput(Out):
-    summary: str
-    anomalies: Table  # kind, severity, metric, step, end_step, value, message
-    omitted: int
-    checks_run: list[str]
-    checks_skipped: dict[str, str]
-    notes: list[str]
-
-
-def detect_anomalies(
-    req: DetectAnomaliesInput, cfg: RunwiseConfig, progress: Progress | None = None
-) -> DetectAnomaliesOutput:
-    run, unused = one_run(req.run, cfg, progress)
-    keys = select_keys(run, req.keys, cfg, default_limit=len(run.history)) if req.keys else None
-    rep = anomaly_report(run, cfg, keys=keys, max_anomalies=req.max_anomalies)
-    rows: list[list[str | int | float | bool | None]] = [
-        [a.kind, a.severity, a.metric, a.step, a.end_step, num(a.value), a.message] for a in rep.anomalies
-    ]
-    n = len(rows) + rep.truncated
-    if n:
-        worst = rep.anomalies[0]
-        summary = f"{run_label(run)}: {n} anomal{'y' if n == 1 else 'ies'}; first to look at: {worst.message}"
-    elif rep.checks_run:
-        summary = f"{run_label(run)}: no anomalies in {len(rep.checks_run)} checks"
-    else:
-        summary = f"{run_label(run)}: no check could run (no recognisable metrics)"
-    return DetectAnomaliesOutput(
-        summary=summary,
-        anomalies=Table(columns=["kind", "severity", "metric", "step", "end_step", "value", "message"], rows=rows),
-        omitted=rep.truncated, checks_run=list(rep.checks_run), checks_skipped=dict(rep.checks_skipped),
-        notes=unused + run_notes(run),
-    )
