@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,6 +73,7 @@ def detect_anomalies(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     roles: Mapping[str, str] | None = None,
     max_anomalies: int = 20,
+    config: Mapping[str, Any] | None = None,
 ) -> AnomalyReport:
     """Run every anomaly check that the history's metrics allow; sort by severity, then step.
 
@@ -80,6 +82,7 @@ def detect_anomalies(
     taken as given (roles it lacks, or keys absent from `history`, count as missing). Checks:
     nan_inf (every metric), spikes (loss and val loss), divergence and plateau (loss),
     overfitting (loss and val loss), vanishing/exploding_gradient (grad norm), throughput_drop.
+    `config` is the run's flattened config (declared schedules, warmup).
     Spikes keep the 5 largest per metric and direction (the largest one's message counts the
     rest); upward spikes are warnings, downward dips info. At most `max_anomalies` are kept;
     `truncated` counts the rest. Raises ValueError for malformed or unsorted series or a

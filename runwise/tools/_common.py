@@ -164,7 +164,9 @@ def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None =
 
     history = {k: (s.steps, s.values) for k, s in run.history.items() if keys is None or k in keys}
     r = {role: k for role, k in roles(run.history, cfg).items() if k in history}
-    return detect_anomalies(history, thresholds=cfg.anomaly.thresholds(), roles=r, max_anomalies=max_anomalies)
+    return detect_anomalies(
+        history, thresholds=cfg.anomaly.thresholds(), roles=r, max_anomalies=max_anomalies, config=run.config
+    )
 
 
 def one_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> tuple[Run, list[str]]:
