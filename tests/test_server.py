@@ -173,10 +173,10 @@ async def test_each_tool_answers_in_memory(
         ("get_stats", {"run": "/etc/passwd"}, "outside the project roots"),
         ("find_best_run", {"metric": "accuracy"}, "unknown metric 'accuracy'"),
         ("get_history", {"run": "base", "max_points": 2},
-         "invalid argument max_points: must be an integer from 4 to 5,000, or null (got 2)"),
-        ("get_config", {"run": "base", "nope": 1}, "unknown argument 'nope'; arguments: run, prefix, max_keys"),
+         "invalid argument max_points: must be an integer from 4 to 5,000 (got 2)"),
+        ("get_config", {"run": "base", "nope": 1}, "unknown argument 'nope'; arguments: run, prefix, max_keys, budget"),
         ("get_stability", {"run": "base", "window_steps": 1e30},
-         "invalid argument window_steps: must be an integer from 2 to 9,007,199,254,740,992, or null (got 1e+30)"),
+         "invalid argument window_steps: must be an integer from 2 to 9,007,199,254,740,992 (got 1e+30)"),
         ("get_stats", {"run": "logs/base\x00.jsonl"}, "invalid argument run: must not contain a NUL byte"),
         ("get_stats", {"run": "x" * 100_000}, "invalid argument run: must be a string of at most 500 characters"),
         ("compare_runs", {}, "missing argument runs: a list of 2 to 8 items"),
@@ -309,18 +309,17 @@ async def test_sdk_hands_bad_and_unknown_arguments_to_runwise(server: MCPServer)
         bad = await client.call_tool("get_stats", {"run": "base", "max_metrics": 0})
         as_text = await client.call_tool("get_stats", {"run": "base", "keys": '["train/loss"]'})
     assert error_text(unknown) == (
-        "Error executing tool get_stats: unknown argument 'key'; arguments: run, keys, max_metrics")
+        "Error executing tool get_stats: unknown argument 'key'; arguments: run, keys, max_metrics, budget")
     assert error_text(bad) == (
         "Error executing tool get_stats: invalid argument max_metrics: must be an integer from 1 to 500 (got 0)")
     assert as_text.structured_content is not None  # a list sent as JSON text, as some clients do
     assert [r[0] for r in as_text.structured_content["stats"]["rows"]] == ["train/loss"]
     assert tools["get_stats"].input_schema == {
         "properties": {
-            "run": {"default": "latest", "description": "'latest', id, name or path", "maxLength": 500,
-                    "type": "string"},
-            "keys": {"items": {"maxLength": 200, "type": "string"}, "maxItems": 50, "type": ["array", "null"],
-                     "description": "Metric names or prefixes"},
+            "run": {"maxLength": 500, "type": "string"},  # 'latest' by default, as the instructions say
+            "keys": {"items": {"maxLength": 200, "type": "string"}, "maxItems": 50, "type": "array"},
             "max_metrics": {"default": 30, "maximum": 500, "minimum": 1, "type": "integer"},
+            "budget": {"maximum": 50000, "minimum": 100, "type": "integer"},  # inherited: last
         },
         "type": "object",
     }

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from runwise.config import RunwiseConfig
 from runwise.server.messages import ERROR_CHARS, argument_error, error_message
-from runwise.server.schema import model_schema
+from runwise.server.schema import input_schema, model_schema
 from runwise.server.sdk import ToolFn, sdk_tool
 from runwise.tools import TOOLS, ToolSpec
 from runwise.tools._common import Out
@@ -42,13 +42,14 @@ INSTRUCTIONS = """\
 runwise reads ML training runs on disk (W&B run dirs incl. binary .wandb logs, TensorBoard \
 event files, JSONL logs) and answers in few tokens. Runs are named by `run`: 'latest' (default), \
 an id, a unique id prefix, a display name, 'source:id', or a log file path; in compare_runs \
-'ref@STEP' compares at a step.
+'ref@STEP' compares at a step. `keys`: metric names or prefixes ('val/'). `budget` (every tool): \
+the most tokens the answer may cost; each tool has a default of a few hundred to 2,000 tokens.
 Start with summarize_run (health, anomalies, how it ended) or list_runs. Then: \
 detect_anomalies (where it went wrong, with steps), compare_runs (which config change made B \
 better than A), get_history (downsampled curves; spikes kept), get_stats / get_stability, \
 find_best_run, get_config, get_run_context, list_keys, live_status (a job still running).
-Outputs are bounded; ask for more with keys, max_points, start_step/end_step, max_metrics. \
-`notes` fields say what was sampled, skipped, truncated or still being written: pass them on.
+Outputs are bounded; ask for more with budget, keys, max_points, start_step/end_step, max_metrics. \
+`notes` fields say what was sampled, left out, skipped, truncated or still being written: pass them on.
 """
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -129,10 +130,10 @@ def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPS
 
     tools = []
     for spec in TOOLS:
-        input_schema = model_schema(spec.input)
+        schema = input_schema(spec.input)
         tools.append(sdk_tool(
-            _tool_fn(spec, input_schema, load_config), name=spec.name, title=spec.title,
-            description=spec.description, input_schema=input_schema, output_model=spec.output,
+            _tool_fn(spec, schema, load_config), name=spec.name, title=spec.title,
+            description=spec.description, input_schema=schema, output_model=spec.output,
             output_schema=model_schema(spec.output), annotations=READ_ONLY,
         ))
     return MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools)

@@ -8,23 +8,42 @@ from pydantic import BaseModel
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema, compacted (see `compact_schema`)."""
+    """A model's JSON schema, compacted (see `compact_schema`): for output models."""
     schema: dict[str, Any] = compact_schema(model.model_json_schema())
     return schema
 
 
-def compact_schema(schema: Any) -> Any:
+def input_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A tool input model's JSON schema, compacted, its optional arguments plain, its base classes' fields last.
+
+    An optional argument whose default is null (`anyOf: [{type: T}, {type: null}]`) is published
+    as `type: T`: leaving it out asks for the default, so offering null as a value only costs
+    characters on every tool listing (the server still takes an explicit null). Every tool input
+    inherits `budget`: the tool's own arguments come first, where the model reads.
+    """
+    schema: dict[str, Any] = compact_schema(model.model_json_schema(), null_defaults=False)
+    props = schema.get("properties")
+    if isinstance(props, dict):
+        inherited = {k for base in model.__mro__[1:] if issubclass(base, BaseModel) for k in base.model_fields}
+        schema["properties"] = {k: v for k, v in props.items() if k not in inherited} | {
+            k: v for k, v in props.items() if k in inherited}
+    return schema
+
+
+def compact_schema(schema: Any, *, null_defaults: bool = True) -> Any:
     """Shorten a JSON schema without changing what it accepts: the model pays for every character.
 
     Drops pydantic's generated `title`s and `"default": null`, writes `anyOf: [{type: T}, {type:
     null}]` as `type: [T, "null"]`, and drops `additionalProperties: false`: the server refuses
-    unknown arguments itself, in one line naming the known ones.
+    unknown arguments itself, in one line naming the known ones. With `null_defaults=False`, a
+    property whose default is null is written `type: T` (see `input_schema`).
     """
     if isinstance(schema, list):
-        return [compact_schema(x) for x in schema]
+        return [compact_schema(x, null_defaults=null_defaults) for x in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
+    plain = not null_defaults and "default" in schema and schema["default"] is None
     for k, v in schema.items():
         if k == "title" and isinstance(v, str):
             continue
@@ -33,15 +52,15 @@ def compact_schema(schema: Any) -> Any:
         if k == "additionalProperties" and v is False:
             continue
         if k in ("properties", "$defs") and isinstance(v, dict):
-            out[k] = {name: compact_schema(p) for name, p in v.items()}
+            out[k] = {name: compact_schema(p, null_defaults=null_defaults) for name, p in v.items()}
         else:
-            out[k] = compact_schema(v)
+            out[k] = compact_schema(v, null_defaults=null_defaults)
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         other = options[0] if options[1] == {"type": "null"} else options[1]
         if isinstance(other, dict) and isinstance(other.get("type"), str):
             del out["anyOf"]
-            out = {**other, **out, "type": [other["type"], "null"]}
+            out = {**other, **out, "type": other["type"] if plain else [other["type"], "null"]}
     return out
 
 

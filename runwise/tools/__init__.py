@@ -101,18 +101,17 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "get_history", "Metric history",
-        "Downsampled metric curves as step/value columns; keeps every bucket's min/max so spikes survive. "
-        "Narrow with keys, start_step/end_step.",
+        "Downsampled metric curves (step/value columns); each bucket's min/max kept, so spikes survive.",
         GetHistoryInput, GetHistoryOutput, get_history,
     ),
     ToolSpec(
         "get_stats", "Metric statistics",
-        "Per-metric statistics on full-resolution data: points, final, min/max with steps, mean, std, NaN/inf.",
+        "Per-metric statistics, full resolution: points, final, min/max with steps, mean, std, NaN/inf.",
         GetStatsInput, GetStatsOutput, get_stats,
     ),
     ToolSpec(
         "get_stability", "Metric stability",
-        "Noise and trend per metric: rolling std over a window of steps, robust slope per 1k steps, verdict.",
+        "Noise and trend per metric: rolling std, robust slope per 1k steps, verdict.",
         GetStabilityInput, GetStabilityOutput, get_stability,
     ),
     ToolSpec(
@@ -132,19 +131,19 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "list_keys", "List metric keys",
-        "Metric names of a run with point counts and step ranges; non-numeric keys (media, text) by kind.",
+        "A run's metric names with point counts and step ranges; non-numeric keys (media, text) by kind.",
         ListKeysInput, ListKeysOutput, list_keys,
     ),
     ToolSpec(
         "live_status", "Live status",
-        "A running (or the latest) job: last step, steps/s, seconds since last write, latest values, recent "
+        "A running (or the latest) job: last step, steps/s, seconds since last write, latest values, "
         "anomalies, console tail.",
         LiveStatusInput, LiveStatusOutput, live_status,
     ),
     ToolSpec(
         "detect_anomalies", "Detect anomalies",
-        "Full-resolution checks: loss spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
-        "gradients, throughput drops; each with its step.",
+        "Full-resolution checks: spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
+        "gradients, throughput drops, LR schedule faults; each with its steps and evidence.",
         DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies,
     ),
 ]

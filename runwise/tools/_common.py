@@ -6,9 +6,9 @@ import difflib
 import math
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from runwise import runs
 from runwise.analysis.aliases import ROLES, find_metric, is_validation
@@ -28,10 +28,20 @@ Num = float | str | None
 # Input field types (run references, keys, steps) and their caps: runwise.tools._fields
 
 
+MIN_BUDGET = 100
+MAX_BUDGET = 50_000
+
+
 class In(BaseModel):
-    """Base of tool inputs: unknown fields are refused, so a typo is an error, not silently ignored."""
+    """Base of tool inputs: unknown fields are refused, so a typo is an error, not silently ignored.
+
+    `budget` (every tool takes it) is the most tokens the answer may cost, counted on the compact
+    JSON text the MCP server sends; None means the tool's default (`ToolSpec.budget`).
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    budget: Annotated[int | None, Field(ge=MIN_BUDGET, le=MAX_BUDGET)] = None  # described in the server instructions
 
 
 class Out(BaseModel):

@@ -2,13 +2,15 @@
 
 Every string and list an agent sends has a length cap and every number a range, so no argument can
 make an answer, an error message or the work behind it unbounded. The caps are in the schema
-(`maxLength`, `maxItems`, `maximum`) so a client knows them before it calls.
+(`maxLength`, `maxItems`, `maximum`) so a client knows them before it calls. The arguments most
+tools share (`run`, `keys`, `budget`) are described once, in the server's instructions, not in
+every tool's schema: the model pays for each tool listing on every turn.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -35,15 +37,19 @@ def check_ref(ref: str) -> str:
     return ref
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # 'latest': the server instructions say so once, for every tool
+
+
 RunRef = Annotated[
     str,
-    Field(max_length=REF_CHARS, description="'latest', id, name or path"),
+    Field(max_length=REF_CHARS, json_schema_extra=_no_default),
     AfterValidator(check_ref),
 ]
 Prefix = Annotated[str, Field(description="Only keys starting with this", max_length=NAME_CHARS)]
 MetricName = Annotated[str, Field(min_length=1, max_length=NAME_CHARS)]
 Keys = Annotated[
     list[Annotated[str, Field(max_length=NAME_CHARS)]] | None,
-    Field(max_length=MAX_KEYS, description="Metric names or prefixes"),
+    Field(max_length=MAX_KEYS),
 ]
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
