@@ -63,7 +63,7 @@ _RESTART_KEYS = ("t_0", "t_mult", "restart_interval", "cycle_length", "cycle_lim
 _NAME_WORDS = ("sched", "lr", "learning_rate", "decay", "anneal", "policy")
 _RESTART_NAME = re.compile(r"restart|sgdr|cycl|triangular|one_?cycle|1cycle|exp_range")
 _WARMUP_NAME = re.compile(r"warm_?up|one_?cycle|onecycle|1cycle|noam|inverse_sqrt|rsqrt")
-_CONTINUOUS_NAME = re.compile(r"cos|(^|[^a-z])linear($|[^a-z])|linear_?decay|warmup_?linear|poly|inverse_sqrt|"
+_CONTINUOUS_NAME = re.compile(r"cos|(^|[^a-z])linear($|[^a-z])|linear_?decay|linearlr|warmup_?linear|poly|inverse_sqrt|"
                               r"invsqrt|rsqrt|noam")
 _DECAY_NAMES = (("cos", "cosine"), ("poly", "polynomial"), ("sqrt", "inverse-sqrt"), ("noam", "inverse-sqrt"))
 _STEP_NAME = re.compile(r"step|milestone")
@@ -178,7 +178,13 @@ def read_schedule(config: Mapping[str, Any] | None) -> Schedule:
 
     restarts = bool(_RESTART_NAME.search(names)) or any(k in by_leaf for k in _RESTART_KEYS)
     no_plan = bool(_NO_PLAN_NAME.search(names))
-    continuous = bool(_CONTINUOUS_NAME.search(names)) and not no_plan and "linearlr" not in names
+    continuous = bool(_CONTINUOUS_NAME.search(names)) and not no_plan
+    if "linearlr" in names:  # torch LinearLR: a warmup when start_factor < end_factor, else a decay
+        start_f, end_f = first(("start_factor",), positive=False), first(("end_factor",), positive=False)
+        start_f, end_f = 1 / 3 if start_f is None else start_f, 1.0 if end_f is None else end_f
+        continuous = end_f < start_f
+        if start_f < end_f and not declared:
+            warmup, warmup_steps = True, first(("total_iters",))
     milestones: tuple[float, ...] = ()
     if not no_plan and (_STEP_NAME.search(names) or "milestones" in by_leaf or "step_size" in by_leaf):
         gamma = first(("gamma", "decay_rate", "lr_decay_rate"))
@@ -290,8 +296,8 @@ def _no_warmup(key: str, s: IntArray, v: FloatArray, sch: Schedule) -> list[Anom
     if local <= 0 or v0 < 0.9 * local:
         return []
     expected = local * (s0 + 1) / w if w else 0.0
-    declared = f"{w:,.0f}-step warmup" if w else "a warmup"
-    msg = f"{key} starts at its peak {fmt_num(v0)} at step {fmt_step(s0)}: no sign of the declared {declared}"
+    declared = f"the declared {w:,.0f}-step warmup" if w else "a declared warmup"
+    msg = f"{key} starts at its peak {fmt_num(v0)} at step {fmt_step(s0)}: no sign of {declared}"
     return [Anomaly("lr_schedule", key, s0, None, "warning", v0, msg, baseline=expected,
                     window=(s0, int(s[np.flatnonzero(early)[-1]])))]
 
@@ -332,11 +338,11 @@ def _never_decays(key: str, s: IntArray, v: FloatArray, sch: Schedule) -> list[A
 
 
 def _warmup_end(v: FloatArray, sch: Schedule, noise: float) -> int:
-    """Index where the initial rise (warmup) ends: the LR reaches 90% of the declared peak, or first falls."""
+    """Index where the initial rise (warmup) ends: the LR reaches the declared peak (+-10%), or first falls."""
     n = v.size
     end = n
-    if sch.peak:
-        reach = np.flatnonzero(v >= 0.9 * sch.peak)
+    if sch.peak:  # the LR sits at the declared peak (a logged LR on another scale never does)
+        reach = np.flatnonzero((v >= 0.9 * sch.peak) & (v <= 1.1 * sch.peak))
         if reach.size:
             end = int(reach[0])
     fall = np.flatnonzero(v < np.maximum.accumulate(v) * math.exp(-max(math.log(1 / 0.9), 6 * noise)))
@@ -355,8 +361,6 @@ def _jumps(key: str, s: IntArray, v: FloatArray, sch: Schedule, peak: float) -> 
     if start >= v.size:
         return []
     events: list[tuple[int, float, float]] = []  # (index of the rise, level before, level reached)
-    if sch.peak and v[start] > factor * sch.peak and start > 0:
-        events.append((start, float(v[start - 1]), float(v[start])))
     if sch.restarts:  # declared restarts go back up to the peak; only an overshoot is unexplained
         ceiling = factor * max(sch.peak or 0.0, float(np.max(v[:start + 1])))
         over = np.flatnonzero(v[start + 1:] > ceiling)
