@@ -2,18 +2,19 @@
 
 Both front ends (the MCP server and the CLI) call these handlers and nothing else. A handler
 takes `(request, cfg, progress=None)` and returns its output model or raises a RunwiseError.
-The registry `TOOLS` holds the name, title and description each front end shows; `ToolSpec.run`
-is the handler with every answer held to the size cap (`runwise.tools._bound`).
+The registry `TOOLS` holds the name, title and description each front end shows, and each tool's
+default token budget; `ToolSpec.run` is the handler with every answer held to the size cap and to
+its token budget (`runwise.tools._bound`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from runwise.config import RunwiseConfig
 from runwise.parsers import Progress
-from runwise.tools._bound import fit
+from runwise.tools._bound import fit, fit_tokens
 from runwise.tools._common import In, Out
 from runwise.tools.anomalies import DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput, compare_runs
@@ -66,7 +67,12 @@ class Handler(Protocol[I_contra, O_co]):
 
 @dataclass(frozen=True)
 class ToolSpec(Generic[I, O]):
-    """One tool: its names, its input and output models, and the handler that joins them."""
+    """One tool: its names, its input and output models, and the handler that joins them.
+
+    `budget` is the tool's default token budget; `ask` names the arguments that get what a budget
+    cut left out (shown in the cut's note); `sizes` are the arguments with which a request asks
+    for a size itself (max_points=500): the default budget then yields to them.
+    """
 
     name: str
     title: str
@@ -74,10 +80,24 @@ class ToolSpec(Generic[I, O]):
     input: type[I]
     output: type[O]
     handler: Handler[I, O]
+    budget: int = 2_000
+    ask: str = ""
+    sizes: tuple[str, ...] = field(default=())
+
+    def budget_for(self, req: I) -> int | None:
+        """The token budget `req` gets: its own; else the tool's default, unless it asks for a size itself."""
+        if req.budget is not None:
+            return req.budget
+        fields = type(req).model_fields
+        if any(getattr(req, k) != fields[k].default for k in self.sizes if k in fields):
+            return None
+        return self.budget
 
     def run(self, req: I, cfg: RunwiseConfig, progress: Progress | None = None) -> O:
-        """The handler's answer, cut to the answer size cap (with a note saying what was cut)."""
-        return fit(self.handler(req, cfg, progress))
+        """The handler's answer, cut to the answer size cap and to its token budget (with notes saying what was cut)."""
+        out = fit(self.handler(req, cfg, progress))
+        budget = self.budget_for(req)
+        return out if budget is None else fit_tokens(out, budget, ask=self.ask)
 
 
 # Each entry keeps its own input/output types; the list holds them all, so its element type is open.
@@ -86,65 +106,77 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         "list_runs", "List runs",
         "List training runs (W&B, TensorBoard, JSONL), newest first: state, last step, final loss, sparkline.",
         ListRunsInput, ListRunsOutput, list_runs,
+        budget=1_500, ask="limit=, source=", sizes=("limit",),
     ),
     ToolSpec(
         "summarize_run", "Summarize a run",
         "Is this run healthy? State, main metrics (final/min/max with steps, sparkline), anomalies, how it "
         "ended. Start here.",
         SummarizeRunInput, SummarizeRunOutput, summarize_run,
+        budget=400, ask="keys=, get_history, detect_anomalies", sizes=("max_metrics", "spark_width"),
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
         "Compare 2-8 runs: final values (or at a step: 'ref@STEP' or step=N), % deltas, config differences: "
         "which change made B better than A.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
+        budget=2_000, ask="prefix=, max_metrics=", sizes=("max_metrics",),
     ),
     ToolSpec(
         "get_history", "Metric history",
         "Downsampled metric curves (step/value columns); each bucket's min/max kept, so spikes survive.",
         GetHistoryInput, GetHistoryOutput, get_history,
+        budget=2_000, ask="keys=, start_step=/end_step=", sizes=("max_points",),
     ),
     ToolSpec(
         "get_stats", "Metric statistics",
         "Per-metric statistics, full resolution: points, final, min/max with steps, mean, std, NaN/inf.",
         GetStatsInput, GetStatsOutput, get_stats,
+        budget=2_000, ask="keys=", sizes=("max_metrics",),
     ),
     ToolSpec(
         "get_stability", "Metric stability",
         "Noise and trend per metric: rolling std, robust slope per 1k steps, verdict.",
         GetStabilityInput, GetStabilityOutput, get_stability,
+        budget=1_500, ask="keys=",
     ),
     ToolSpec(
         "find_best_run", "Best run by a metric",
         "Rank runs by a metric's best or final value (min for losses, max for accuracy-like names).",
         FindBestRunInput, FindBestRunOutput, find_best_run,
+        budget=1_000, ask="top_n=", sizes=("top_n",),
     ),
     ToolSpec(
         "get_config", "Run config",
         "A run's hyperparameters as flattened keys ('optimizer.lr'); filter with prefix.",
         GetConfigInput, GetConfigOutput, get_config,
+        budget=2_500, ask="prefix=", sizes=("max_keys",),
     ),
     ToolSpec(
         "get_run_context", "Run context",
         "A run's name, notes, tags, group, job type, project, segments and exit code.",
         RunContextInput, RunContextOutput, get_run_context,
+        budget=1_500,
     ),
     ToolSpec(
         "list_keys", "List metric keys",
         "A run's metric names with point counts and step ranges; non-numeric keys (media, text) by kind.",
         ListKeysInput, ListKeysOutput, list_keys,
+        budget=3_000, ask="prefix=", sizes=("max_keys",),
     ),
     ToolSpec(
         "live_status", "Live status",
         "A running (or the latest) job: last step, steps/s, seconds since last write, latest values, "
         "anomalies, console tail.",
         LiveStatusInput, LiveStatusOutput, live_status,
+        budget=1_000, ask="keys=, output_lines=", sizes=("output_lines",),
     ),
     ToolSpec(
         "detect_anomalies", "Detect anomalies",
         "Full-resolution checks: spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
         "gradients, throughput drops, LR schedule faults; each with its steps and evidence.",
         DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies,
+        budget=400, ask="keys=, max_anomalies=", sizes=("max_anomalies",),
     ),
 ]
 

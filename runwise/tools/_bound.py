@@ -14,14 +14,25 @@ what it cut into the answer's `notes`:
 A step/value series is never cut inside (dropping its tail would misstate the curve): a whole
 metric goes instead. The size is what a client shows the model: the structured content as JSON
 (`json.dumps`, non-ASCII as is).
+
+Token budgets work the same way, one level finer (`fit_tokens`): when the estimated tokens of the
+text the MCP server sends (the compact JSON of the answer, `runwise.tokens.estimate_tokens`) exceed
+the budget, the largest collection is cut to the leading items that fit, then the next, and a note
+first in `notes` names what was left out and how to ask for it (a larger `budget`, or the tool's
+narrowing arguments). Handlers that shape their answer for the budget themselves (fewer points,
+shorter text) make this a safety net that rarely cuts.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import to_json
+
+from runwise.tokens import estimate_tokens
 
 ANSWER_CHARS = 40_000
 NOTE_ROOM = 400  # characters kept free for the note saying what was cut
@@ -42,6 +53,16 @@ def json_size(data: Json) -> int:
     return len(json.dumps(data, ensure_ascii=False))
 
 
+def answer_tokens(out: BaseModel) -> int:
+    """Estimated tokens of the text the MCP server sends for `out` (its compact JSON)."""
+    return estimate_tokens(out.model_dump_json())
+
+
+def json_tokens(data: Json) -> int:
+    """Estimated tokens of `data` (an answer's `model_dump(mode="json")`) as the server sends it."""
+    return estimate_tokens(to_json(data).decode())  # the same text as model_dump_json: numbers written alike
+
+
 def fit(out: M, limit: int = ANSWER_CHARS) -> M:
     """`out` if it is at most `limit` characters, else a copy cut to fit, its notes saying what was cut."""
     data = out.model_dump(mode="json")
@@ -57,7 +78,7 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
         if found is None:
             break
         _, path, parent, key, total = found
-        keep = _most_that_fit(data, parent, key, budget)
+        keep = _most_that_fit(data, parent, key, budget, json_size)
         kept[path] = (keep, kept.get(path, (0, total))[1])
     for path, (n, total) in kept.items():
         cuts.append(f"{path}: first {n:,} of {total:,}")
@@ -73,13 +94,56 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
     return type(out).model_validate(data)
 
 
-def _most_that_fit(data: Json, parent: Any, key: Any, budget: int) -> int:
-    """Cut `parent[key]` to the most leading items with which `data` fits `budget` (half, if none would do)."""
+TOKEN_NOTE_ROOM = 70  # tokens kept free for the note saying what a budget cut left out
+
+
+def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
+    """`out` if its text is estimated at most `budget` tokens, else a copy cut to fit, with a note.
+
+    The note (first in `notes`) names each cut collection ('stats.rows: first 12 of 30') and how to
+    get the rest: a larger `budget`, or `ask` (the tool's narrowing arguments, e.g. "keys=").
+    Estimates stay at or above the real counts of o200k and Claude, so the real answer fits too.
+    What cannot be cut (the fixed fields of an answer) may leave it over a very small budget.
+    """
+    if answer_tokens(out) <= budget:
+        return out
+    data = out.model_dump(mode="json")
+    notes = data.get("notes")
+    has_notes = isinstance(notes, list)
+    own: list[Json] = notes if isinstance(notes, list) else []
+    if has_notes:
+        data["notes"] = []  # the answer's own notes are kept, after the cuts' note, as far as they fit
+    target = budget - (TOKEN_NOTE_ROOM if has_notes else 0)
+    kept: dict[str, tuple[int, int]] = {}
+    while json_tokens(data) > target:
+        found = _largest_collection(data, "")
+        if found is None:
+            break
+        _, path, parent, key, total = found
+        keep = _most_that_fit(data, parent, key, target, json_tokens)
+        kept[path] = (keep, kept.get(path, (0, total))[1])
+    cuts = [f"{path}: first {n:,} of {total:,}" for path, (n, total) in kept.items()]
+    if json_tokens(data) > target and _cut_strings(data, SHORT_STRING):
+        cuts.append(f"texts cut to {SHORT_STRING} characters")
+    if has_notes:
+        more = f"budget=N (up to 50,000){' or ' + ask if ask else ''}"
+        note = f"cut to the {budget:,}-token budget: {'; '.join(cuts) or 'nothing cuttable'}; for more: {more}"
+        data["notes"] = [note]
+        for n in own:  # the answer's own notes that still fit
+            data["notes"].append(n)
+            if json_tokens(data) > budget:
+                data["notes"].pop()
+                break
+    return type(out).model_validate(data)
+
+
+def _most_that_fit(data: Json, parent: Any, key: Any, budget: int, measure: Callable[[Json], int]) -> int:
+    """Cut `parent[key]` to the most leading items with which `measure(data)` fits `budget` (half, if none would do)."""
     items = parent[key]
 
     def cut_to(n: int) -> int:
         parent[key] = dict(list(items.items())[:n]) if isinstance(items, dict) else items[:n]
-        return json_size(data)
+        return measure(data)
 
     if cut_to(0) > budget:  # this collection alone cannot make the answer fit: halve it, then cut the next
         keep = len(items) // 2
