@@ -114,7 +114,7 @@ def _latest_opts(p: argparse.ArgumentParser) -> None:
 
 
 def _compare_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("refs", nargs="+", metavar="RUN", help="run references (2 to 8)")
+    p.add_argument("refs", nargs="+", metavar="RUN", help="run references (2 to 16)")
     p.add_argument("-f", "--filter", default="", metavar="PREFIX", help="only metrics starting with PREFIX")
     p.add_argument("-g", "--group", action="store_true", help="group metrics by prefix (train/, val/, ...)")
     p.add_argument("-t", "--threshold", type=float, default=0.0, metavar="PCT",
@@ -124,6 +124,8 @@ def _compare_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=int, metavar="N", help="compare every run at step N")
     p.add_argument("-n", "--max-metrics", type=int, default=20, metavar="N",
                    help="metrics to show (default 20)")
+    p.add_argument("--group-by", metavar="KEY",
+                   help="aggregate runs per group: 'seed' (configs equal but for seed/name keys) or a config key")
 
 
 def _config_opts(p: argparse.ArgumentParser) -> None:
@@ -215,10 +217,11 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
     ("list", _list_opts, "list runs, newest first, with final loss and a sparkline", ""),
     ("latest", _latest_opts, "summarize the most recent run", ""),
     ("run", _run_summary, "summarize a run: state, main metrics, anomalies, how it ended", ""),
-    ("compare", _compare_opts, "compare 2-8 runs: final values (or at a step), deltas, config diff",
-     "Compare runs side by side. REF@STEP compares at that step; --step N puts every run at step N. "
-     "The config differences are shown by default (they answer which change made B better); "
-     "--no-diff hides them."),
+    ("compare", _compare_opts, "compare 2-16 runs: final/best values, where they diverge, config keys that matter",
+     "Compare runs side by side: final and best values, values at common checkpoints, the step where the "
+     "runs diverge beyond their noise, and the config keys that differ, ranked by how much of the difference "
+     "they explain. REF@STEP compares at that step; --step N puts every run at step N; --group-by seed "
+     "aggregates seeds (mean/std/min/max). --no-diff hides the config differences."),
     ("config", _config_opts, "show a run's hyperparameters (flattened keys)", ""),
     ("notes", _ref, "show a run's name, notes, tags, group and segments", ""),
     ("best", _best_opts, "rank runs by a metric's best (or final) value", ""),

@@ -135,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> str:
 
 def cmd_compare(args: argparse.Namespace) -> str:
     return show("compare_runs", args, runs=args.refs, step=args.step, prefix=args.filter, group=args.group,
-                threshold_pct=args.threshold, config_diff=args.diff, max_metrics=args.max_metrics)
+                threshold_pct=args.threshold, config_diff=args.diff, max_metrics=args.max_metrics,
+                group_by=args.group_by)
 
 
 def cmd_config(args: argparse.Namespace) -> str:

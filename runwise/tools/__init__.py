@@ -117,8 +117,8 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
-        "Compare 2-8 runs: final values (or at a step: 'ref@STEP' or step=N), % deltas, config differences: "
-        "which change made B better than A.",
+        "Compare 2-16 runs: final/best values, checkpoints, the step where they diverge beyond noise, config "
+        "keys ranked by how much they explain; 'ref@STEP' or step=N; group_by='seed' aggregates seeds.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
         budget=2_000, ask="prefix=, max_metrics=", sizes=("max_metrics",),
     ),
