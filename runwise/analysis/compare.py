@@ -177,7 +177,8 @@ def _checkpoints(
     if span is None:
         return (), np.empty((0, len(raw)))
     lo, hi = span
-    ref = min((_within(s, v, lo, hi)[0] for s, v in fin if s.size), key=len)  # the sparsest run's steps
+    # the sparsest run's logged steps (NaN points too: a stored NaN at a checkpoint is shown, not skipped)
+    ref = min((_within(s, v, lo, hi)[0] for (s, v), (fs, _) in zip(raw, fin, strict=True) if fs.size), key=len)
     targets = lo + np.asarray(fractions, dtype=np.float64) * (hi - lo)
     idx = np.searchsorted(ref, targets, side="right") - 1
     steps = np.unique(ref[idx[idx >= 0]])
@@ -297,10 +298,11 @@ def _refine(run_a: tuple[IntArray, FloatArray], run_b: tuple[IntArray, FloatArra
 
 # Keys that name a run rather than change its training: seeds, names, ids, paths, times, W&B internals.
 _SEED = re.compile(r"(^|[._/-])([a-z_]*seed[a-z_]*)$", re.IGNORECASE)
-_IDENTITY = re.compile(
-    r"(^|[._/-])(name|run_name|exp_name|experiment_name|experiment|run_id|id|uuid|tags?|notes|group|"
+_IDENTITY = re.compile(  # a whole key ('name', not 'optimizer.name'), or a key's last part
+    r"^(name|id|uuid|tags|notes|group|experiment|host|hostname)$|"
+    r"(^|[._/-])(run_name|exp_name|experiment_name|run_id|wandb_run_id|"
     r"(output|out|save|log|logging|checkpoint|ckpt|run|results?|work)_?(dir|path|root)|"
-    r"timestamp|time|date|datetime|start_time|created_at|wandb_run_id|host|hostname)$",
+    r"timestamp|time|date|datetime|start_time|created_at)$",
     re.IGNORECASE,
 )
 
