@@ -32,7 +32,7 @@ project root: --root, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else
 # Input-model fields -> the option a person typed, for validation errors.
 _FLAGS = {
     "limit": "-n", "top_n": "--top", "max_runs": "-n", "max_points": "-n", "max_metrics": "-n", "max_keys": "-n",
-    "max_anomalies": "-n", "window_steps": "-w", "threshold_pct": "-t", "runs": "RUNS (give 2 to 8)",
+    "max_anomalies": "-n", "window_steps": "-w", "threshold_pct": "-t", "runs": "RUNS (give 2 to 16)",
     "step": "--step", "start_step": "--start", "end_step": "--end", "output_lines": "--lines",
     "keys": "-k", "prefix": "-p", "metric": "METRIC", "run": "the run reference",
 }

@@ -126,10 +126,11 @@ def compare_series(
 
     Best is the min (or the max with `higher_is_better`) of the finite values, at its first step.
     Checkpoints are logged steps of the sparsest run at `fractions` of the span all runs share.
-    Divergence: each run's finite points in the common span become cell medians on `grid` cells;
-    a run's noise is the robust scale of the second differences of its cell medians; a pair
-    diverges at the first cell from which the gap between their curves stays beyond `k` x their
-    combined noise on one side (one-cell dips closed) to the end, for at least 2 cells. The step is then
+    Divergence: each run's finite points in the common span become cell medians on up to `grid`
+    cells (about CELL_POINTS points of the sparsest run each); a pair's noise is the robust scale
+    of the second differences of the gap between their curves; the pair diverges at the first cell
+    from which that gap stays beyond `k` x its noise on one side (one-cell dips closed) to the end,
+    for at least 2 cells. The step is then
     refined to the change point of the raw gap around that cell. O(n) per run, no per-point loops.
     Raises ValueError for malformed or unsorted series, or fewer than one series.
     """
@@ -208,14 +209,17 @@ def _cell_medians(steps: IntArray, values: FloatArray, cells: int) -> tuple[Floa
     return at.astype(np.float64), med
 
 
-def _noise(med: FloatArray) -> float:
-    """Robust scale of a cell-median curve: MAD of its second differences (a trend cancels), floored."""
-    level = float(np.median(np.abs(med))) if med.size else 0.0
-    floor = max(NOISE_FLOOR_REL * level, NOISE_FLOOR_ABS)
-    if med.size < 3:
-        return floor
-    d2 = med[2:] - 2.0 * med[1:-1] + med[:-2]
-    return max(MAD_TO_SIGMA * float(np.median(np.abs(d2))) / _SQRT6, floor)
+def _gap_noise(gap: FloatArray, level: FloatArray) -> FloatArray:
+    """Robust scale of each row of `gap` (pair x cell): the MAD of its second differences, over sqrt(6).
+
+    Second differences cancel a trend, and taken on the gap they cancel the curvature both runs
+    share (a fast early decay), which would pass for noise on either curve alone. Floored at
+    NOISE_FLOOR_REL x the pair's `level`, so deterministic curves (lr) have a scale.
+    """
+    floor = np.maximum(NOISE_FLOOR_REL * level, NOISE_FLOOR_ABS)
+    d2 = gap[:, 2:] - 2.0 * gap[:, 1:-1] + gap[:, :-2]
+    scale: FloatArray = MAD_TO_SIGMA * np.median(np.abs(d2), axis=1) / _SQRT6
+    return np.maximum(scale, floor)
 
 
 def _divergence(fin: Sequence[tuple[IntArray, FloatArray]], span: tuple[int, int], k: float, grid: int) -> Divergence:
@@ -226,14 +230,11 @@ def _divergence(fin: Sequence[tuple[IntArray, FloatArray]], span: tuple[int, int
     cells = max(4, min(grid, max(8, min(s.size for s, _ in windows) // CELL_POINTS)))
     centres = np.linspace(lo, hi, cells)
     curves = np.empty((len(idx), cells))
-    noise = np.empty(len(idx))
     for r, (s, v) in enumerate(windows):
-        at, med = _cell_medians(s, v, cells)
-        curves[r] = np.interp(centres, at, med)
-        noise[r] = _noise(med)
+        curves[r] = np.interp(centres, *_cell_medians(s, v, cells))
     a, b = np.triu_indices(len(idx), 1)
-    combined = np.sqrt(noise[a] ** 2 + noise[b] ** 2)
     gap = curves[a] - curves[b]
+    combined = _gap_noise(gap, np.maximum(np.median(np.abs(curves[a]), axis=1), np.median(np.abs(curves[b]), axis=1)))
     side = np.where(gap[:, -1:] < 0, -1.0, 1.0)  # a lasting separation keeps the side it ends on: no crossing
     beyond = gap * side > k * combined[:, None]
     beyond[:, 1:-1] |= beyond[:, :-2] & beyond[:, 2:]  # close one-cell dips
@@ -248,8 +249,8 @@ def _divergence(fin: Sequence[tuple[IntArray, FloatArray]], span: tuple[int, int
     cell = int(onset[first])
     split = _split_off(onset, a, b, cell, len(idx), curves, pa, pb)
     step = _refine(windows[pa], windows[pb], centres, cell)
-    gap = float(abs(curves[pa, -1] - curves[pb, -1]))
-    return Divergence(step, tuple(idx[r] for r in split), (idx[pa], idx[pb]), gap, float(combined[first]))
+    end_gap = float(abs(curves[pa, -1] - curves[pb, -1]))
+    return Divergence(step, tuple(idx[r] for r in split), (idx[pa], idx[pb]), end_gap, float(combined[first]))
 
 
 def _split_off(

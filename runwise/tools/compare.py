@@ -344,7 +344,7 @@ class _Parts:
             for label, members in self.grouped.items():
                 fin = spread(_values(c.final, members))
                 best = spread(_values(c.best, members))
-                rows.append([k, label, len(members), *_stats_cells(fin), *_stats_cells(best)[1:]])
+                rows.append([k, label, len(members), *_stats_cells(fin), *_stats_cells(best)])
         columns = ["metric", "group", "n", "mean", "std", "min", "max", "best_mean", "best_std", "best_min",
                    "best_max"]
         return Table(columns=columns, rows=rows)
