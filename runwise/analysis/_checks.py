@@ -1,76 +1,112 @@
-"""The training-dynamics checks behind detect_anomalies, one function per check.
+"""The loss-level checks behind detect_anomalies: divergence, plateau and overfitting.
 
-Each check takes finite-or-not (steps, values) columns and returns its anomalies, or a string:
-the reason it could not run (too few points, non-positive losses ...).
+Each check takes (steps, values) columns (non-finite points allowed) and returns its anomalies,
+or a string: the reason it could not run (too few points ...). Lasting anomalies are dated at
+their onset with runwise.analysis.changepoint, on the full-resolution series.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
-from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, true_runs
+from runwise.analysis._arrays import FloatArray, IntArray, block_median_mad, fmt_num
+from runwise.analysis.changepoint import page_onset, robust_sd
 from runwise.formatting import fmt_step
 
 Result = list[Anomaly] | str
 
 DIVERGENCE_MIN_POINTS = 30  # finite loss points the level check needs
-DIVERGENCE_BLOCKS = 50  # the loss level is tracked as the median of at most this many blocks
-VAL_RISE = 0.05  # validation loss this far (relative) above its minimum counts as rising
-SMOOTH_BLOCKS = 25  # validation points are judged as at most this many block medians
-EDGE_POINTS = 3  # ratios/levels at the start and end of a series are medians of this many points
-JUMP_NEIGHBOURS = 3  # a grad-norm jump must also stand out from the median of this many points before it
-PLATEAU_MIN_POINTS = 4
+LEVEL_BLOCKS = 50  # a loss level is tracked as the median of at most this many blocks
+EDGE_POINTS = 3  # the level at the end of a validation series: the median of this many points
+VAL_MIN_POINTS = 6  # validation points the overfitting check needs
+VAL_NOISE_K = 4.0  # validation must rise this many of its noise sds above its minimum
+VAL_RISE_REL = 0.02  # ... and by this fraction of its minimum
+VAL_RISE_POINTS = 3  # ... over at least this many evaluations after the onset
+PLATEAU_MIN_FRACTION = 0.25  # a plateau lasts at least this fraction of the run
+PLATEAU_NOISE_K = 4.0  # the plateau's level moves less than this many block-median noise sds
+LR_HIGH = 0.3  # the lr over a plateau is still "high" above this fraction of its peak
+LR_DECAYED = 0.1  # ... and "decayed" at or below this fraction (convergence, not a plateau)
+
+
+@dataclass(frozen=True, slots=True)
+class Lr:
+    """The learning rate series a plateau is judged against: finite (steps, values)."""
+
+    steps: IntArray
+    values: FloatArray
+
+    def level(self, start: int, end: int) -> float | None:
+        """Median lr over [start, end] steps; the last value before `start` when none falls inside."""
+        inside = (self.steps >= start) & (self.steps <= end)
+        if inside.any():
+            return float(np.median(self.values[inside]))
+        i = int(np.searchsorted(self.steps, start, side="right")) - 1
+        return float(self.values[i]) if i >= 0 else None
+
+    @property
+    def peak(self) -> float:
+        return float(np.max(self.values)) if self.values.size else 0.0
 
 
 def _word(x: float) -> str:
     return "NaN" if np.isnan(x) else "+inf" if x > 0 else "-inf"
 
 
-def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Loss that ends non-finite after being finite, or whose level ends above 2x its minimum level.
+def _levels(v: FloatArray, blocks: int) -> tuple[FloatArray, int, int]:
+    """Block medians of `v` (at most `blocks`, earliest points trimmed to equal blocks), block size, offset."""
+    nb = max(1, min(blocks, v.size // 10))
+    size = v.size // nb
+    offset = v.size - nb * size
+    med, _ = block_median_mad(v[offset:], size)
+    return med, size, offset
 
-    The level is the median of each of up to 50 equal blocks of finite points (earliest points
-    trimmed to make the blocks equal); "above 2x" generalises to min + |min| for negative losses.
-    The finding is dated at the onset of the climb: the point after the last one at or below the
-    lowest level before the level crossed the limit (noise delays it by the few points the climb
-    needs to rise clear of it). Critical when the last block is still above the one before it,
-    else a warning.
+
+def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
+    """Loss whose level ends above 2x its lowest level (min + |min| for negative losses).
+
+    Runs on the finite points (a loss that ends non-finite is the nan/inf check's lasting finding).
+    The level is the median of each of up to 50 blocks. The finding is dated at the onset of the
+    climb by Page's CUSUM from the lowest block: where the loss began to stay above its lowest
+    level plus one noise sd. Critical when the last block is still above the one before, else a warning.
     """
     finite = np.isfinite(v)
-    fidx = np.flatnonzero(finite)
-    if fidx.size == 0:
+    if not finite.any():
         return f"{key} has no finite values"
-    if fidx[-1] < v.size - 1:
-        i = int(fidx[-1]) + 1
-        msg = f"{key} became {_word(float(v[i]))} at step {fmt_step(int(s[i]))} and never recovered"
-        return [Anomaly("divergence", key, int(s[i]), int(s[-1]), "critical", None, msg)]
-    if fidx.size < DIVERGENCE_MIN_POINTS:
+    fs, fv = s[finite], v[finite]
+    if fv.size < DIVERGENCE_MIN_POINTS:
         return f"{key} has fewer than {DIVERGENCE_MIN_POINTS} finite points"
-    fs, fv = s[fidx], v[fidx]
-    nb = min(DIVERGENCE_BLOCKS, fv.size // 10)
-    block = fv.size // nb
-    offset = fv.size - nb * block
-    med, _ = block_median_mad(fv[offset:], block)
+    med, size, offset = _levels(fv, LEVEL_BLOCKS)
     k_min = int(np.argmin(med))
     low, final = float(med[k_min]), float(med[-1])
     limit = low + max(abs(low), 1e-12)
-    if k_min == nb - 1 or final <= limit:
+    if k_min == med.size - 1 or final <= limit:
         return []
-    k_cross = k_min + int(np.argmax(med[k_min:] > limit))  # > k_min: med[k_min] == low < limit
-    bottom, cross = offset + k_min * block, offset + k_cross * block
-    # half the lowest block is at or below its median, so the slice holds at least one such point
-    onset = bottom + int(np.flatnonzero(fv[bottom:cross] <= low)[-1]) + 1
-    step, cross_step = int(fs[onset]), int(fs[cross])
-    rising = final > float(med[-2])
-    msg = (f"{key} diverged: climbing from step {fmt_step(step)} (lowest level {fmt_num(low)}), "
-           f"above {fmt_num(limit)} from step {fmt_step(cross_step)}, level {fmt_num(final)} at the end"
-           + (", still rising" if rising else ""))
-    return [Anomaly("divergence", key, step, int(fs[-1]), "critical" if rising else "warning", final, msg)]
+    bottom = offset + k_min * size
+    d = max(robust_sd(fv), 1e-3 * abs(low), 1e-12)
+    onset = bottom + page_onset(fv[bottom:] - (low + d))
+    onset = min(onset, fv.size - 1)
+    step = int(fs[onset])
+    rising = med.size > 1 and final > float(med[-2])
+    msg = f"{key} diverged from step {fmt_step(step)}: {fmt_num(low)} -> {fmt_num(final)}" + (
+        ", still rising" if rising else "")
+    return [Anomaly("divergence", key, step, int(fs[-1]), "critical" if rising else "warning", final, msg,
+                    baseline=low)]
 
 
-def _train_at(ts: IntArray, tv: FloatArray, at: IntArray, width: int) -> FloatArray:
-    """Mean train value over (step - width, step] per `at` step, else the last value before it."""
+def _running_median3(v: FloatArray) -> FloatArray:
+    """Centred running median of 3 points; the ends keep their own value."""
+    if v.size < 3:
+        return v.copy()
+    out = v.copy()
+    out[1:-1] = np.median(np.stack([v[:-2], v[1:-1], v[2:]]), axis=0)
+    return out
+
+
+def _mean_before(ts: IntArray, tv: FloatArray, at: IntArray, width: int) -> FloatArray:
+    """Mean train value over (step - width, step] per `at` step, else the last value before it; NaN if none."""
     top = float(np.max(np.abs(tv))) if tv.size else 0.0
     scale = top if 0.0 < top < np.inf else 1.0  # sums of values up to 1.8e308 would overflow
     csum = np.concatenate(([0.0], np.cumsum(tv / scale)))
@@ -87,201 +123,183 @@ def _train_at(ts: IntArray, tv: FloatArray, at: IntArray, width: int) -> FloatAr
 
 def check_overfitting(loss_key: str, ts: IntArray, tv: FloatArray, val_key: str, vs: IntArray,
                       vv: FloatArray, th: Thresholds) -> Result:
-    """Validation loss rising from its minimum while train loss falls, or val/train ratio growth.
+    """Validation loss getting worse beyond its own noise while train loss still improves.
 
-    Train loss is compared on the validation cadence: its mean over the interval since the
-    previous validation step (or its last value before the validation step). The ratio at the
-    end (median of the last 3) is compared with the ratio over `overfit_baseline_steps` (or the
-    first 3 validation points when none falls in that range).
+    Validation is judged on its own cadence: its lowest level is the minimum of a running median
+    of 3 evaluations; it must end (median of its last 3) more than 4 noise sds and 2% above that
+    minimum, with at least 3 evaluations after the onset. Train loss (its mean over each
+    validation interval) must be lower at the end than at the validation minimum. The onset is
+    dated by Page's CUSUM on the validation points from their minimum.
     """
     tf, vf = np.isfinite(tv), np.isfinite(vv)
     ts, tv, vs, vv = ts[tf], tv[tf], vs[vf], vv[vf]
-    if vv.size < 3:
-        return f"{val_key} has fewer than 3 finite points"
+    if vv.size < VAL_MIN_POINTS:
+        return f"{val_key} has fewer than {VAL_MIN_POINTS} finite points"
     if tv.size < 2:
         return f"{loss_key} has fewer than 2 finite points"
     gaps = np.diff(vs)
     cadence = max(int(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 1, 1)
-    train = _train_at(ts, tv, vs, cadence)
+    train = _mean_before(ts, tv, vs, cadence)
     ok = np.isfinite(train)
     vs, vv, train = vs[ok], vv[ok], train[ok]
-    if vv.size < 3:
-        return f"fewer than 3 {val_key} points after the first {loss_key} point"
-
-    onset: int | None = None
-    notes: list[str] = []
-    # judge the rise on block medians, so one lucky low validation point is not "the minimum"
-    blocks = np.array_split(np.arange(vv.size), min(vv.size, SMOOTH_BLOCKS))
-    sv = np.array([np.median(vv[b]) for b in blocks])
-    st = np.array([np.median(train[b]) for b in blocks])
-    j_min = int(np.argmin(sv))
-    v_min = float(sv[j_min])
-    tail = float(sv[-1])
-    tol = VAL_RISE * abs(v_min)
-    if j_min < sv.size - 1 and tail > v_min + tol and st[-1] < st[j_min]:
-        k = j_min + 1 + int(np.argmax(sv[j_min + 1:] > v_min + tol))
-        onset = int(blocks[k][0])
-        pct = (tail - v_min) / abs(v_min) * 100 if v_min else float("inf")
-        notes.append(f"{val_key} rose {pct:.0f}% from its minimum {fmt_num(v_min)} near step "
-                     f"{fmt_step(int(vs[blocks[j_min][0]]))} while {loss_key} kept falling")
-
-    if np.all(vv > 0) and np.all(train > 0):
-        ratio = vv / train
-        lo, hi = th.overfit_baseline_steps
-        in_base = (vs >= lo) & (vs <= hi)
-        base = float(np.median(ratio[in_base] if in_base.any() else ratio[:EDGE_POINTS]))
-        end = float(np.median(ratio[-EDGE_POINTS:]))
-        if end > th.overfit_ratio_threshold * base:
-            above = ratio > th.overfit_ratio_threshold * base
-            starts, _ = true_runs(above)
-            ratio_onset = int(starts[-1]) if above[-1] else int(np.argmax(above))
-            onset = ratio_onset if onset is None else min(onset, ratio_onset)
-            notes.append(f"val/train loss ratio {end:.2f} vs {base:.2f} early ({end / base:.1f}x)")
-    if onset is None:
+    if vv.size < VAL_MIN_POINTS:
+        return f"fewer than {VAL_MIN_POINTS} {val_key} points after the first {loss_key} point"
+    smooth = _running_median3(vv)
+    m = int(np.argmin(smooth))
+    v_min = float(smooth[m])
+    sd = robust_sd(vv, order=2)
+    end = float(np.median(vv[-EDGE_POINTS:]))
+    rise = end - v_min
+    if m >= vv.size - VAL_RISE_POINTS or rise <= max(VAL_NOISE_K * sd, VAL_RISE_REL * abs(v_min)):
         return []
-    msg = "overfitting: " + "; ".join(notes)
-    return [Anomaly("overfitting", val_key, int(vs[onset]), int(vs[-1]), "warning", float(vv[-1]), msg)]
+    onset = m + page_onset(vv[m:] - (v_min + sd))
+    if onset > vv.size - VAL_RISE_POINTS:
+        return []
+    t_at, t_end = float(np.median(train[max(0, m - 1):m + 2])), float(np.median(train[-EDGE_POINTS:]))
+    if not t_end < t_at:
+        return []  # train not improving: the run as a whole got worse (divergence), not overfitting
+    pct = rise / abs(v_min) * 100 if v_min else float("inf")
+    msg = (f"{val_key} rising from step {fmt_step(int(vs[onset]))}: {fmt_num(v_min)} -> {fmt_num(end)} "
+           f"(+{pct:.0f}%) while {loss_key} fell {fmt_num(t_at)} -> {fmt_num(t_end)}")
+    return [Anomaly("overfitting", val_key, int(vs[onset]), int(vs[-1]), "warning", end, msg, baseline=v_min)]
 
 
-def check_plateau(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Loss whose level moved less than plateau_improvement_threshold over its last stretch.
+PLATEAU_BLOCKS = 100  # the loss level is judged on at most this many block medians
+PLATEAU_SCALES = (0.2, 0.3, 0.4)  # window lengths (fractions of the run) a flat stretch is looked for at
+PLATEAU_MIN_BLOCKS = 4  # a window needs this many blocks to fit a line
+STOP_SCALES = (0.1, 0.15, 0.2)  # window lengths at which a loss that stopped improving is looked for
+STOP_MIN_GAIN = 0.05  # it had improved by at least this fraction over the window before ...
+STOP_RATIO = 0.1  # ... and then moved at most this fraction of that gain (within 2 standard errors)
 
-    The stretch is the last plateau_min_steps steps, or the last tenth of the run if longer.
 
-    Level = median of the first and of the last tenth of the finite points in that window; the
-    relative change must stay within the threshold either way (a clear rise is not a plateau).
+@dataclass(frozen=True, slots=True)
+class Plateau:
+    """A flat stretch of a loss: first and last index (of the finite points), its level, the level before."""
+
+    start: int
+    end: int
+    level: float
+    before: float
+
+
+def _window_fits(level: FloatArray, w: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per window of `w` blocks: (mean, change along its least-squares line, standard error of that change)."""
+    x = np.arange(w) - (w - 1) / 2.0
+    win = np.lib.stride_tricks.sliding_window_view(level, w)
+    mean = win.mean(axis=1)
+    slope = (win * x).sum(axis=1) / float((x * x).sum())
+    resid = win - mean[:, None] - slope[:, None] * x
+    sd = np.sqrt((resid * resid).sum(axis=1) / max(w - 2, 1))
+    return mean, slope * w, sd * np.sqrt(12.0 / w)
+
+
+def _hinge_onset(level: FloatArray, lo: int, hi: int, end: int) -> int:
+    """Block where a falling line meets a flat level: the best continuous fit over level[lo:end], onset in [lo, hi]."""
+    y = level[lo:end]
+    x = np.arange(lo, end, dtype=np.float64)
+    sse = []
+    for j in range(lo, max(hi, lo) + 1):  # at most a few dozen candidates on at most 100 blocks
+        a = np.column_stack((np.ones_like(x), np.maximum(j - x, 0.0)))
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        sse.append(float(np.sum((a @ coef - y) ** 2)))
+    err = np.array(sse)
+    # the earliest of equally good fits (a loss flat from the start: rounding decides the rest)
+    return lo + int(np.argmax(err <= err.min() + 1e-9 * float(np.sum(y * y))))
+
+
+def find_plateau(s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None = None) -> Plateau | str | None:
+    """The first stretch over which a loss stayed flat while the lr stayed high; None if there is none.
+
+    The loss is judged on up to 100 block medians. A window of 20%, 30% or 40% of the run is flat
+    when |change along its fitted line| + 2 standard errors stays within plateau_improvement_threshold
+    per tenth of the run (2%, 3%, 4% of its level): noise counts against a plateau, so a noisy run
+    that may still improve is not called flat. A window of 10-20% also counts when the loss stopped
+    improving: it had improved by 5% or more over the window before and moved at most a tenth of
+    that (within 2 standard errors; and no more than twice the flat limit) in this one. With an lr
+    series, windows where the lr is at or below 30% of its peak do not count (a flat loss under a
+    decayed lr is convergence). Overlapping flat windows form the stretch; its onset is the best
+    fit of a falling line meeting a flat level.
     """
     finite = np.isfinite(v)
     fs, fv = s[finite], v[finite]
     if fv.size == 0:
-        return f"{key} has no finite values"
-    if int(fs[-1] - fs[0]) < th.plateau_min_steps:
-        return f"{key} spans fewer than {th.plateau_min_steps:,} steps"
-    # the last plateau_min_steps, or the last tenth of a long run: 500 steps of a million say nothing
-    span = max(th.plateau_min_steps, int(fs[-1] - fs[0]) // 10)
-    window = fs >= fs[-1] - span
-    wv = fv[window]
-    if wv.size < PLATEAU_MIN_POINTS:
-        return f"{key} has fewer than {PLATEAU_MIN_POINTS} points in its last {span:,} steps"
-    q = max(1, wv.size // 10)
-    start, end = float(np.median(wv[:q])), float(np.median(wv[-q:]))
-    change = (end - start) / abs(start) if start else (0.0 if end == start else float("inf"))
-    if abs(change) >= th.plateau_improvement_threshold:
-        return []
-    step = int(fs[window][0])
-    msg = (f"{key} plateaued: {fmt_num(start)} -> {fmt_num(end)} ({change * 100:+.2g}%) over the last "
-           f"{span:,} steps (threshold {th.plateau_improvement_threshold * 100:.2g}%)")
-    return [Anomaly("plateau", key, step, int(fs[-1]), "info", end, msg)]
+        return "has no finite values"
+    span = int(fs[-1] - fs[0])
+    if span < th.plateau_min_steps:
+        return f"spans fewer than {th.plateau_min_steps:,} steps"
+    nb = min(PLATEAU_BLOCKS, fv.size // 5)
+    if nb < 5 * PLATEAU_MIN_BLOCKS:
+        return f"has fewer than {25 * PLATEAU_MIN_BLOCKS} finite points"
+    level, size, offset = _levels(fv, nb)
+    nb = level.size
+    first = offset + np.arange(nb) * size  # index of each block's first point
+    top = float(np.max(np.abs(level)))
+    unit = level / top if 0.0 < top < np.inf else level  # fits on values near 1: no overflow at 1e307
+    flat = np.zeros(nb, dtype=bool)
+    lr_blocks, lr_peak = None, 0.0
+    if lr is not None and lr.peak > 0:  # the lr at each block's middle step
+        mid = fs[np.minimum(first + size // 2, fv.size - 1)].astype(np.float64)
+        lr_blocks, lr_peak = np.interp(mid, lr.steps.astype(np.float64), lr.values), lr.peak
+    for frac in sorted({*PLATEAU_SCALES, *STOP_SCALES}):
+        w = max(PLATEAU_MIN_BLOCKS, round(frac * nb))
+        if w > nb:
+            continue
+        mean, change, se = _window_fits(unit, w)
+        bound = np.abs(change) + 2.0 * se  # the most the loss may have moved along the window
+        allowed = th.plateau_improvement_threshold * frac * 10.0 * np.abs(mean)
+        ok = bound <= allowed if frac in PLATEAU_SCALES else np.zeros(mean.size, dtype=bool)
+        if frac in STOP_SCALES and mean.size > w:
+            gain = -change[:-w]  # the improvement over the window just before each window from w on
+            stop = (gain >= STOP_MIN_GAIN * np.abs(mean[:-w])) & (bound[w:] <= STOP_RATIO * gain)
+            ok[w:] |= stop & (bound[w:] <= 2.0 * allowed[w:])
+        if lr_blocks is not None:
+            ok &= np.median(np.lib.stride_tricks.sliding_window_view(lr_blocks, w), axis=1) > LR_HIGH * lr_peak
+        for b in np.flatnonzero(ok).tolist():
+            flat[b:b + w] = True
+    if not flat.any():
+        return None
+    b0 = int(np.argmax(flat))
+    b1 = b0 + int(np.argmax(~flat[b0:])) - 1 if not flat[b0:].all() else nb - 1
+    w0 = max(PLATEAU_MIN_BLOCKS, round(PLATEAU_SCALES[0] * nb))
+    onset_block = _hinge_onset(unit, max(0, b0 - w0), min(b0 + w0 // 2, b1), b1 + 1)
+    start, end = int(first[onset_block]), min(int(first[b1]) + size, fv.size) - 1
+    if int(fs[end] - fs[start]) < th.plateau_min_steps:
+        return None
+    flat_level = float(np.median(fv[start:end + 1]))
+    before = float(np.median(level[max(0, onset_block - w0):max(1, onset_block)]))
+    return Plateau(start, end, flat_level, before)
 
 
-def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Grad norm below gradient_vanish_threshold for gradient_sustained_steps consecutive points."""
-    finite = np.isfinite(v)
-    if np.count_nonzero(finite) < th.gradient_sustained_steps:
-        return f"{key} has fewer than {th.gradient_sustained_steps} finite points"
-    low = finite & (v < th.gradient_vanish_threshold)
-    starts, ends = true_runs(low)
-    long = (ends - starts + 1) >= th.gradient_sustained_steps
-    if not long.any():
-        return []
-    a, b = int(starts[long][0]), int(ends[long][0])
-    more = int(np.count_nonzero(long)) - 1
-    msg = (f"{key} below {th.gradient_vanish_threshold:g} for {b - a + 1:,} points from step "
-           f"{fmt_step(int(s[a]))}" + (f" ({more} more stretches)" if more else ""))
-    return [Anomaly("vanishing_gradient", key, int(s[a]), int(s[b]), "warning", float(v[a]), msg)]
+def check_plateau(key: str, s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None = None) -> Result:
+    """A loss that stopped improving for a long stretch while the learning rate stayed high (see find_plateau).
 
-
-def _trailing_median(v: FloatArray, block: int) -> FloatArray:
-    """Per point, the median of the previous block of `block` points (the first block: its own)."""
-    med, _ = block_median_mad(v, block)
-    prev = np.maximum(np.arange(med.size) - 1, 0)
-    return med[prev][np.arange(v.size) // block]
-
-
-def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Grad norm above multiplier x its running median for sustained points, or a short jump.
-
-    Running median: the median of the previous block of spike_window points. Sustained:
-    gradient_sustained_steps consecutive points (critical). A jump: a point above multiplier x
-    the running median outside a sustained stretch that is also above multiplier x the median of
-    the 3 finite points before it, so the first points of a run whose grad norm starts high and
-    falls fast are not jumps (warning; the largest one, the message counts the others).
+    A warning with an lr series (the lr was high over the stretch), info without one.
     """
-    if np.count_nonzero(np.isfinite(v)) < 2:  # a jump needs a point before it
-        return f"{key} has fewer than 2 finite points"
-    base = _trailing_median(v, th.spike_window)
-    with np.errstate(invalid="ignore"):
-        high = ~np.isnan(v) & (base > 0) & (v > th.gradient_explode_multiplier * base)
-    out: list[Anomaly] = []
-    starts, ends = true_runs(high)
-    long = (ends - starts + 1) >= th.gradient_sustained_steps
-    if long.any():
-        a, b = int(starts[long][0]), int(ends[long][0])
-        peak = a + int(np.argmax(v[a:b + 1]))
-        msg = (f"{key} above {th.gradient_explode_multiplier:g}x its running median "
-               f"({fmt_num(float(base[a]))}) for {b - a + 1:,} points from step {fmt_step(int(s[a]))}, "
-               f"peak {fmt_num(float(v[peak]))}")
-        out.append(Anomaly("exploding_gradient", key, int(s[a]), int(s[b]), "critical", float(v[peak]), msg))
-    marks = np.zeros(v.size + 1, dtype=np.int64)
-    np.add.at(marks, starts[long], 1)
-    np.add.at(marks, ends[long] + 1, -1)
-    in_long = np.cumsum(marks[:-1]) > 0
-    jumps = np.flatnonzero(high & ~in_long)
-    if jumps.size:
-        before = _finite_before(v, jumps, JUMP_NEIGHBOURS)
-        with np.errstate(invalid="ignore", over="ignore"):
-            jumps = jumps[v[jumps] > th.gradient_explode_multiplier * before]  # NaN before: never a jump
-    if jumps.size:
-        with np.errstate(invalid="ignore", over="ignore"):
-            ratio = v[jumps] / base[jumps]
-        i = int(jumps[np.argmax(ratio)])
-        more = jumps.size - 1
-        msg = (f"{key} jumped to {fmt_num(float(v[i]))} at step {fmt_step(int(s[i]))} "
-               f"({float(np.max(ratio)):.0f}x its running median)" + (f"; {more} smaller jumps" if more else ""))
-        out.append(Anomaly("exploding_gradient", key, int(s[i]), None, "warning", float(v[i]), msg))
-    return out
-
-
-def _finite_before(v: FloatArray, idx: IndexArray, k: int) -> FloatArray:
-    """Per index, the median of the finite values among the k points before it; NaN if none."""
-    back = idx[:, None] - np.arange(1, k + 1)[None, :]
-    vals = np.where(back >= 0, v[np.maximum(back, 0)], np.nan)
-    vals = np.where(np.isfinite(vals), vals, np.nan)
-    out = np.full(idx.size, np.nan)
-    has = ~np.isnan(vals).all(axis=1)
-    out[has] = np.nanmedian(vals[has], axis=1)
-    return out
-
-
-def check_throughput(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
-    """Throughput below (1 - throughput_drop_threshold) x its best level so far, sustained.
-
-    Best level so far: the running maximum of the medians of previous blocks of
-    max(sustained, min(spike_window, n // 10)) points, so a long drop cannot lower its own
-    baseline (as a whole-run median would). Sustained: max(3, gradient_sustained_steps)
-    consecutive points.
-    """
-    finite = np.isfinite(v)
-    if not finite.any():
-        return f"{key} has no finite values"
-    need = max(3, th.gradient_sustained_steps)
-    if v.size < need:
-        return f"{key} has fewer than {need} points"
-    block = max(need, min(th.spike_window, v.size // 10))
-    med, _ = block_median_mad(v, block)
-    best = np.fmax.accumulate(med)  # NaN blocks (no finite points) do not reset the maximum
-    prev = np.maximum(np.arange(med.size) - 1, 0)
-    base = best[prev][np.arange(v.size) // block]
-    with np.errstate(invalid="ignore"):
-        low = finite & (base > 0) & (v < (1.0 - th.throughput_drop_threshold) * base)
-    starts, ends = true_runs(low)
-    long = (ends - starts + 1) >= need
-    if not long.any():
+    found = find_plateau(s, v, th, lr)
+    if isinstance(found, str):
+        return f"{key} {found}"
+    if found is None:
         return []
-    a, b = int(starts[long][0]), int(ends[long][0])
-    level = float(np.median(v[a:b + 1]))
-    ref = float(base[a])
-    pct = (1.0 - level / ref) * 100
-    msg = (f"{key} fell {pct:.0f}% ({fmt_num(ref)} -> {fmt_num(level)}) from step "
-           f"{fmt_step(int(s[a]))} for {b - a + 1:,} points")
-    return [Anomaly("throughput_drop", key, int(s[a]), int(s[b]), "warning", level, msg)]
+    fs = s[np.isfinite(v)]
+    step, end = int(fs[found.start]), int(fs[found.end])
+    lr_note = ""
+    if lr is not None and (at := lr.level(step, end)) is not None and lr.peak > 0:
+        lr_note = f" (lr {at / lr.peak:.0%} of its peak)"
+    msg = f"{key} flat at {fmt_num(found.level)} from step {fmt_step(step)} to {fmt_step(end)}{lr_note}"
+    severity = "warning" if lr is not None else "info"
+    return [Anomaly("plateau", key, step, end, severity, found.level, msg, baseline=found.before)]
+
+
+def converging_note(key: str, s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None) -> str | None:
+    """'train/loss converging under a decayed lr (3% of peak)' when the loss ends flat or nearly under a decayed lr."""
+    if lr is None or lr.peak <= 0:
+        return None
+    finite = np.isfinite(v)
+    fs = s[finite]
+    if fs.size < 20:
+        return None
+    tail = int(fs[-1] - (fs[-1] - fs[0]) // 10)
+    at = lr.level(tail, int(fs[-1]))
+    if at is None or at > LR_DECAYED * lr.peak:
+        return None
+    return f"{key} converging under a decayed lr ({at / lr.peak:.0%} of its peak)"

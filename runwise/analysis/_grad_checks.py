@@ -1,0 +1,166 @@
+"""The gradient and throughput checks behind detect_anomalies: vanishing and exploding gradients, throughput drops.
+
+Each check takes (steps, values) columns (non-finite points allowed) and returns its anomalies,
+or a string: the reason it could not run. A sustained stretch is found by its threshold, then
+dated at its onset (runwise.analysis.changepoint.onset_before): where the series left its level,
+on a log scale for gradient norms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runwise.analysis._anomaly_types import Anomaly, Thresholds
+from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, true_runs
+from runwise.analysis.changepoint import onset_before
+from runwise.formatting import fmt_step
+
+Result = list[Anomaly] | str
+
+JUMP_NEIGHBOURS = 3  # a grad-norm jump must also stand out from the median of this many points before it
+LOG_DRIFT = 0.05  # log10 units: a gradient norm has left its level once 12% away from it
+
+
+def _log10(v: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = np.log10(np.where(np.isfinite(v) & (v > 0), v, np.nan))
+    return out
+
+
+def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
+    """Grad norm below gradient_vanish_threshold for gradient_sustained_steps consecutive points.
+
+    Dated at the onset of the fall (on log10 of the norm), which for a gradual decay comes before
+    the threshold crossing.
+    """
+    finite = np.isfinite(v)
+    if np.count_nonzero(finite) < th.gradient_sustained_steps:
+        return f"{key} has fewer than {th.gradient_sustained_steps} finite points"
+    low = finite & (v < th.gradient_vanish_threshold)
+    starts, ends = true_runs(low)
+    long = (ends - starts + 1) >= th.gradient_sustained_steps
+    if not long.any():
+        return []
+    a, b = int(starts[long][0]), int(ends[long][0])
+    lg = _log10(np.abs(v))
+    lg = np.where(np.isnan(lg) & finite, -300.0, lg)  # zero norms: far below any threshold
+    onset = onset_before(lg, a, b, direction=-1.0, min_drift=LOG_DRIFT)
+    more = int(np.count_nonzero(long)) - 1
+    before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
+    msg = (f"{key} fell below {th.gradient_vanish_threshold:g} from step {fmt_step(int(s[onset]))} "
+           f"({b - a + 1:,} points)" + (f"; {more} more stretches" if more else ""))
+    return [Anomaly("vanishing_gradient", key, int(s[onset]), int(s[b]), "warning", float(np.median(v[a:b + 1])),
+                    msg, baseline=before)]
+
+
+def _trailing_median(v: FloatArray, block: int) -> FloatArray:
+    """Per point, the median of the previous block of `block` points (the first block: its own)."""
+    med, _ = block_median_mad(v, block)
+    prev = np.maximum(np.arange(med.size) - 1, 0)
+    return med[prev][np.arange(v.size) // block]
+
+
+def grad_jumps(v: FloatArray, th: Thresholds) -> tuple[IndexArray, FloatArray, IndexArray, IndexArray]:
+    """(jump indices, their ratio to the running median, sustained starts, sustained ends) of a grad norm.
+
+    Running median: the median of the previous block of spike_window points. Sustained:
+    gradient_sustained_steps consecutive points above multiplier x the running median. A jump: a
+    point above that outside a sustained stretch that is also above multiplier x the median of the
+    3 finite points before it (so a run whose grad norm starts high and falls fast has no jumps).
+    """
+    base = _trailing_median(v, th.spike_window)
+    with np.errstate(invalid="ignore"):
+        high = np.isfinite(v) & (base > 0) & (v > th.gradient_explode_multiplier * base)
+    starts, ends = true_runs(high)
+    long = (ends - starts + 1) >= th.gradient_sustained_steps
+    marks = np.zeros(v.size + 1, dtype=np.int64)
+    np.add.at(marks, starts[long], 1)
+    np.add.at(marks, ends[long] + 1, -1)
+    in_long = np.cumsum(marks[:-1]) > 0
+    jumps = np.flatnonzero(high & ~in_long)
+    if jumps.size:
+        before = _finite_before(v, jumps, JUMP_NEIGHBOURS)
+        with np.errstate(invalid="ignore", over="ignore"):
+            jumps = jumps[v[jumps] > th.gradient_explode_multiplier * before]  # NaN before: never a jump
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio = v[jumps] / base[jumps]
+    return jumps, ratio, starts[long], ends[long]
+
+
+def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds,
+                    explained: frozenset[int] = frozenset()) -> Result:
+    """Grad norm above multiplier x its running median, sustained (critical) or as one jump (warning).
+
+    The sustained stretch is dated at its onset on log10 of the norm. Jumps at the steps in
+    `explained` (a loss spike at the same step reports them as its evidence) are left out; of
+    the others the largest is reported and the message counts the rest.
+    """
+    if np.count_nonzero(np.isfinite(v)) < 2:  # a jump needs a point before it
+        return f"{key} has fewer than 2 finite points"
+    jumps, ratio, starts, ends = grad_jumps(v, th)
+    out: list[Anomaly] = []
+    if starts.size:
+        a, b = int(starts[0]), int(ends[0])
+        onset = onset_before(_log10(v), a, b, direction=1.0, min_drift=LOG_DRIFT)
+        peak = a + int(np.argmax(v[a:b + 1]))
+        before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
+        msg = (f"{key} exploded from step {fmt_step(int(s[onset]))}: peak {fmt_num(float(v[peak]))} "
+               f"({b - a + 1:,} points above {th.gradient_explode_multiplier:g}x its running median)")
+        out.append(Anomaly("exploding_gradient", key, int(s[onset]), int(s[b]), "critical", float(v[peak]), msg,
+                           baseline=before))
+    keep = np.array([int(s[j]) not in explained for j in jumps.tolist()], dtype=bool)
+    jumps, ratio = jumps[keep], ratio[keep]
+    if jumps.size:
+        i = int(jumps[np.argmax(ratio)])
+        more = jumps.size - 1
+        before = float(np.median(v[max(0, i - 20):i]))
+        msg = (f"{key} jumped to {fmt_num(float(v[i]))} at step {fmt_step(int(s[i]))} "
+               f"({float(np.max(ratio)):.0f}x its running median)" + (f"; {more} smaller jumps" if more else ""))
+        out.append(Anomaly("exploding_gradient", key, int(s[i]), None, "warning", float(v[i]), msg, baseline=before))
+    return out
+
+
+def _finite_before(v: FloatArray, idx: IndexArray, k: int) -> FloatArray:
+    """Per index, the median of the finite values among the k points before it; NaN if none."""
+    back = idx[:, None] - np.arange(1, k + 1)[None, :]
+    vals = np.where(back >= 0, v[np.maximum(back, 0)], np.nan)
+    vals = np.where(np.isfinite(vals), vals, np.nan)
+    out = np.full(idx.size, np.nan)
+    has = ~np.isnan(vals).all(axis=1)
+    out[has] = np.nanmedian(vals[has], axis=1)
+    return out
+
+
+def check_throughput(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
+    """Throughput below (1 - throughput_drop_threshold) x its best level so far, sustained.
+
+    Best level so far: the running maximum of the medians of previous blocks of
+    max(sustained, min(spike_window, n // 10)) points, so a long drop cannot lower its own
+    baseline. Sustained: max(3, gradient_sustained_steps) consecutive points, so one-step dips
+    at evaluation or checkpoint steps are not drops. Dated at the onset of the fall.
+    """
+    finite = np.isfinite(v)
+    if not finite.any():
+        return f"{key} has no finite values"
+    need = max(3, th.gradient_sustained_steps)
+    if v.size < need:
+        return f"{key} has fewer than {need} points"
+    block = max(need, min(th.spike_window, v.size // 10))
+    med, _ = block_median_mad(v, block)
+    best = np.fmax.accumulate(med)  # NaN blocks (no finite points) do not reset the maximum
+    prev = np.maximum(np.arange(med.size) - 1, 0)
+    base = best[prev][np.arange(v.size) // block]
+    with np.errstate(invalid="ignore"):
+        low = finite & (base > 0) & (v < (1.0 - th.throughput_drop_threshold) * base)
+    starts, ends = true_runs(low)
+    long = (ends - starts + 1) >= need
+    if not long.any():
+        return []
+    a, b = int(starts[long][0]), int(ends[long][0])
+    onset = onset_before(v, a, b, direction=-1.0)
+    level = float(np.median(v[a:b + 1]))
+    ref = float(base[a])
+    pct = (1.0 - level / ref) * 100
+    msg = (f"{key} fell {pct:.0f}% ({fmt_num(ref)} -> {fmt_num(level)}) from step "
+           f"{fmt_step(int(s[onset]))} for {b - onset + 1:,} points")
+    return [Anomaly("throughput_drop", key, int(s[onset]), int(s[b]), "warning", level, msg, baseline=ref)]

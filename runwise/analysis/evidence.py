@@ -1,0 +1,125 @@
+"""The evidence of a finding: what the run's other metrics did in its window, and which moved first.
+
+For each other metric with a role (loss, val loss, grad norm, lr, throughput) the level just
+before the finding (median of the LOOKBACK points before its step) is compared with the level
+inside it (the farthest point within a step of a one-point finding, the median of the first
+stretch of a lasting one). A metric moved when the difference exceeds both MOVE_K robust sds of
+its level before and MOVE_REL of that level; the lr also when it changed by more than 1%, and
+"lr unchanged" is said otherwise. Which came first: the onset of each metric that moved (Page's
+CUSUM from its level before), compared with the finding's step. Each finding costs a few
+searchsorted calls and medians over bounded windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from runwise.analysis._anomaly_types import Anomaly
+from runwise.analysis._arrays import FloatArray, IntArray, fmt_num
+from runwise.analysis.changepoint import MAD_TO_SIGMA, page_onset
+
+LOOKBACK = 50  # points of a metric before the finding that give its level before
+MOVE_K = 6.0  # a metric moved when its level changed by this many robust sds of its level before ...
+MOVE_REL = 0.2  # ... and by this fraction of it
+LR_REL = 0.01  # the lr moved when it changed by more than this fraction
+MAX_RELATED = 3
+PAD_POINTS = 25  # a one-point finding's window reaches this many of its metric's points each side
+_ORDER = ("grad_norm", "lr", "loss", "val_loss", "throughput")
+_WORDS = {
+    "spike": "spike", "divergence": "divergence", "overfitting": "val rise", "plateau": "plateau",
+    "vanishing_gradient": "fall", "exploding_gradient": "rise", "throughput_drop": "drop",
+    "nan": "NaN", "inf": "inf", "lr_schedule": "lr change",
+}
+
+
+def _cadence(s: IntArray) -> int:
+    d = np.diff(s)
+    d = d[d > 0]
+    return int(np.median(d)) if d.size else 1
+
+
+def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, float, float, int, int] | None:
+    """(level before, level inside, robust sd before, first index of the lookback, last index inside)."""
+    i0 = int(np.searchsorted(ks, a.step, side="left"))
+    lo = max(0, i0 - LOOKBACK)
+    before = kv[lo:i0]
+    before = before[np.isfinite(before)]
+    if before.size < 3:
+        return None
+    base = float(np.median(before))
+    sd = float(MAD_TO_SIGMA * np.median(np.abs(before - base)))
+    last = a.end_step if a.end_step is not None else a.step
+    point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
+    if point:
+        i1 = int(np.searchsorted(ks, last + tol, side="right"))
+        inside = kv[i0:i1]
+        inside = inside[np.isfinite(inside)]
+        if inside.size == 0:
+            return None
+        level = float(inside[int(np.argmax(np.abs(inside - base)))])
+    else:
+        span = max(tol, (last - a.step) // 4)
+        i1 = int(np.searchsorted(ks, a.step + span, side="right"))
+        inside = kv[i0:i1]
+        inside = inside[np.isfinite(inside)]
+        if inside.size == 0:
+            return None
+        level = float(np.median(inside))
+    return base, level, sd, lo, i1
+
+
+def with_evidence(a: Anomaly, data: Mapping[str, tuple[IntArray, FloatArray]], roles: Mapping[str, str]) -> Anomaly:
+    """`a` with `related`, `first`, `window` and `keys` filled from the run's other role metrics."""
+    own_s = data[a.metric][0] if a.metric in data else np.empty(0, dtype=np.int64)
+    tol = _cadence(own_s) if own_s.size > 1 else 1
+    related: list[str] = []
+    leads: list[tuple[int, str]] = []
+    moved_keys: list[str] = []
+    is_point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
+    for role in _ORDER:
+        key = roles.get(role)
+        if key is None or key == a.metric or key not in data:
+            continue
+        ks, kv = data[key]
+        got = _levels(ks, kv, a, tol)
+        if got is None:
+            continue
+        base, level, sd, lo, i1 = got
+        change = level - base
+        if role == "lr":
+            if abs(change) <= LR_REL * abs(base):
+                related.append(f"{key} unchanged")
+                continue
+        elif abs(change) <= max(MOVE_K * sd, MOVE_REL * abs(base)):
+            continue
+        where = "at the same step" if is_point else f"from step {a.step:,}"
+        related.append(f"{key} {fmt_num(base)}->{fmt_num(level)} {where}")
+        moved_keys.append(key)
+        seg = kv[lo:i1]
+        onset = lo + page_onset(np.sign(change) * (seg - base) - max(sd, abs(change) / 4))
+        onset = min(onset, i1 - 1)
+        lead = a.step - int(ks[onset])
+        if lead > tol:
+            verb = "rose" if change > 0 else "fell"
+            leads.append((lead, f"{key} {verb} {lead:,} steps before the {a.metric} {_word(a)}"))
+    first = max(leads)[1] if leads else ""
+    related = related[:MAX_RELATED]
+    last = a.end_step if a.end_step is not None else a.step
+    pad = PAD_POINTS * tol
+    if not is_point:
+        pad = max(pad, (last - a.step) // 10)
+    lo_step = a.step - pad
+    hi_step = last + pad
+    if own_s.size:
+        lo_step, hi_step = max(lo_step, int(own_s[0])), min(hi_step, int(own_s[-1]))
+    keys = (a.metric, *[k for k in moved_keys if k != a.metric])[:3]
+    return replace(a, related=tuple(related), first=first, window=(lo_step, hi_step), keys=keys)
+
+
+def _word(a: Anomaly) -> str:
+    if a.kind == "spike":
+        return "spike" if a.severity == "warning" else "dip"
+    return _WORDS.get(a.kind, a.kind)
