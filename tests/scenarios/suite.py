@@ -140,7 +140,7 @@ def lr_curve(
             pos = (t - start) / (t0 * t_mult**n)
         base = peak * (floor + (1.0 - floor) * 0.5 * (1.0 + np.cos(np.pi * pos)))
     elif schedule == "hf_restarts":  # transformers get_cosine_with_hard_restarts_schedule_with_warmup
-        base = peak * 0.5 * (1.0 + np.cos(np.pi * ((cycles * p) % 1.0)))
+        base = np.where(p >= 1.0, 0.0, peak * 0.5 * (1.0 + np.cos(np.pi * ((cycles * p) % 1.0))))
     elif schedule == "inverse_sqrt":
         base = peak * np.sqrt(max(warmup, 1) / np.maximum(x, max(warmup, 1)))
     elif schedule == "one_cycle":  # torch OneCycleLR: cosine up over pct_start, cosine down after
@@ -361,18 +361,18 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("2k steps, a one-step loss spike x2.6 with the grad norm x9 at the same step"))
 
     d = draft("spike_up_long", 200_000, hf_config(2e-4, 200_000, scheduler="cosine", warmup_steps=2000),
-              every=50, start=50, names=HF, sched={"schedule": "cosine", "peak": 2e-4, "warmup": 2000},
+              every=100, start=100, names=HF, sched={"schedule": "cosine", "peak": 2e-4, "warmup": 2000},
               val_every=5000, l0=9.0, lfloor=2.2, tau=0.02)
     d.labels.append(spike(d, HF.loss, 0.58, 1.9, grad_factor=5.0))
     out.append(d.done("200k steps logged every 50, one train/loss spike x1.9 late in a cosine schedule"))
 
-    d = draft("dip_down_short", 5000, torch_config(1e-3, scheduler={"name": "constant"}),
+    d = draft("dip_down_short", 5000, torch_config(1e-3, scheduler={"name": "constant"}), every=4,
               sched={"schedule": "constant", "peak": 1e-3}, names=MIXED, noise=0.02)
     d.labels.append(spike(d, "loss", 0.47, 0.45, note="a one-step dip: a batch of easy or duplicated samples"))
     out.append(d.done("5k steps, one downward loss dip to 0.45x"))
 
     d = draft("dip_down_sparse", 20_000, hf_config(5e-5, 20_000, scheduler="linear", warmup_steps=500),
-              every=10, start=10, names=CUSTOM, sched={"schedule": "linear", "peak": 5e-5, "warmup": 500},
+              every=20, start=20, names=CUSTOM, sched={"schedule": "linear", "peak": 5e-5, "warmup": 500},
               val_every=1000, l0=2.8, lfloor=0.9, noise=0.04)
     d.labels.append(spike(d, CUSTOM.loss, 0.71, 0.35))
     out.append(d.done("20k steps every 10, training_loss dips to 0.35x at one logged step"))
@@ -384,39 +384,39 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("Lightning cadence (every 50 steps), one train_loss_step spike x2.5"))
 
     d = draft("spike_up_and_dip", 12_000, hf_config(1e-4, 12_000, scheduler="cosine", warmup_steps=600),
-              every=4, names=HF, sched={"schedule": "cosine", "peak": 1e-4, "warmup": 600}, val_every=1000)
+              every=10, names=HF, sched={"schedule": "cosine", "peak": 1e-4, "warmup": 600}, val_every=1000)
     d.labels.append(spike(d, HF.loss, 0.3, 2.2, grad_factor=3.0))
     d.labels.append(spike(d, HF.loss, 0.75, 0.4))
     out.append(d.done("12k steps, a spike up at 30% and a dip down at 75% of the run"))
 
-    d = draft("spike_noisy_run", 8000, torch_config(3e-4), every=2, sched=cos, noise=0.08, names=PLAIN)
+    d = draft("spike_noisy_run", 8000, torch_config(3e-4), every=5, sched=cos, noise=0.08, names=PLAIN)
     d.labels.append(spike(d, "loss", 0.55, 3.2, grad_factor=6.0))
     out.append(d.done("noisy small-batch run (8% noise), one spike x3.2"))
 
     # --- bursts -----------------------------------------------------------------------------
     d = draft("burst_up", 10_000, torch_config(3e-4, scheduler={"name": "CosineAnnealingLR", "T_max": 10_000}),
-              every=2, sched=cos, val_every=500)
+              every=5, sched=cos, val_every=500)
     d.labels.append(burst(d, "loss", 0.44, (2.1, 2.8, 1.9, 2.4), (0, 2, 3, 6)))
     out.append(d.done("four loss spikes within 12 steps"))
 
-    d = draft("burst_down", 8000, torch_config(3e-4), every=2, sched=cos, names=MIXED, val_every=400)
+    d = draft("burst_down", 8000, torch_config(3e-4), every=5, sched=cos, names=MIXED, val_every=400)
     d.labels.append(burst(d, "loss", 0.52, (0.45, 0.4, 0.5), (0, 3, 5), note="three dips within 10 steps"))
     out.append(d.done("a burst of three downward loss dips"))
 
     d = draft("burst_down_hf", 30_000, hf_config(3e-5, 30_000, scheduler="linear", warmup_ratio=0.05),
-              every=10, start=10, names=HF, sched={"schedule": "linear", "peak": 3e-5, "warmup": 1500},
+              every=20, start=20, names=HF, sched={"schedule": "linear", "peak": 3e-5, "warmup": 1500},
               val_every=1500, l0=3.2, lfloor=1.1)
     d.labels.append(burst(d, HF.loss, 0.66, (0.5, 0.42, 0.55, 0.45), (0, 1, 3, 4)))
     out.append(d.done("HF cadence, four train/loss dips in 50 steps"))
 
     d = draft("burst_up_long", 120_000, torch_config(6e-4, scheduler={"name": "cosine", "warmup_steps": 2000}),
-              every=40, names=CUSTOM, sched={"schedule": "cosine", "peak": 6e-4, "warmup": 2000, "floor": 0.1},
+              every=100, names=CUSTOM, sched={"schedule": "cosine", "peak": 6e-4, "warmup": 2000, "floor": 0.1},
               val_every=4000, l0=10.0, lfloor=2.5, tau=0.02)
     d.labels.append(burst(d, CUSTOM.loss, 0.37, (1.7, 2.0, 1.8), (0, 2, 4)))
     out.append(d.done("120k steps every 40, three training_loss spikes in 160 steps"))
 
     # --- NaN and inf --------------------------------------------------------------------------
-    d = draft("nan_points", 6000, torch_config(3e-4), every=2, sched=cos, val_every=500)
+    d = draft("nan_points", 6000, torch_config(3e-4), every=4, sched=cos, val_every=500)
     v = d.values("loss")
     for frac in (0.21, 0.48, 0.83):
         i = d.index("loss", frac)
@@ -425,7 +425,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("three isolated NaN losses at separate steps"))
 
     d = draft("inf_grad_points", 10_000, hf_config(2e-5, 10_000, scheduler="linear", warmup_steps=300,
-              fp16=True), every=5, start=5, names=HF, sched={"schedule": "linear", "peak": 2e-5, "warmup": 300})
+              fp16=True), every=10, start=10, names=HF, sched={"schedule": "linear", "peak": 2e-5, "warmup": 300})
     g = d.values(HF.grad)
     for frac in (0.34, 0.71):
         i = d.index(HF.grad, frac)
@@ -433,7 +433,7 @@ def _anomalous() -> list[Scenario]:
         d.labels.append(Label("inf", HF.grad, int(d.steps(HF.grad)[i]), note="fp16 overflow: one inf grad norm"))
     out.append(d.done("fp16 run, two isolated inf gradient norms"))
 
-    d = draft("nan_from_k", 15_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=3,
+    d = draft("nan_from_k", 15_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=10,
               sched={"schedule": "cosine", "peak": 1e-3, "floor": 0.05}, val_every=1500)
     i = d.index("loss", 0.68)
     k = int(d.steps("loss")[i])
@@ -445,15 +445,15 @@ def _anomalous() -> list[Scenario]:
                           note="NaN from step k to the end"))
     out.append(d.done("loss, grad norm and val loss NaN from 68% of the run to the end"))
 
-    d = draft("nan_from_k_hf", 40_000, hf_config(1e-4, 40_000, scheduler="cosine", warmup_steps=1000), every=20,
-              start=20, names=HF, sched={"schedule": "cosine", "peak": 1e-4, "warmup": 1000}, val_every=2000)
+    d = draft("nan_from_k_hf", 40_000, hf_config(1e-4, 40_000, scheduler="cosine", warmup_steps=1000), every=40,
+              start=40, names=HF, sched={"schedule": "cosine", "peak": 1e-4, "warmup": 1000}, val_every=2000)
     i = d.index(HF.loss, 0.41)
     k = int(d.steps(HF.loss)[i])
     d.values(HF.loss)[i:] = np.nan
     d.labels.append(Label("nan", HF.loss, k, None, lasting=True, tolerance=d.tol(0.01), also=("divergence",)))
     out.append(d.done("train/loss NaN from 41% to the end (grad norm still finite: a bad loss reduction)"))
 
-    d = draft("inf_loss_points", 3000, torch_config(3e-4), sched=cos, names=CUSTOM)
+    d = draft("inf_loss_points", 3000, torch_config(3e-4), every=2, sched=cos, names=CUSTOM)
     for frac in (0.15, 0.5):
         i = d.index(CUSTOM.loss, frac)
         d.values(CUSTOM.loss)[i] = np.inf
@@ -464,7 +464,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("training_loss +inf at two steps and NaN at a third"))
 
     # --- divergence ---------------------------------------------------------------------------
-    d = draft("divergence_sudden", 10_000, torch_config(1e-3), every=2,
+    d = draft("divergence_sudden", 10_000, torch_config(1e-3), every=8,
               sched={"schedule": "cosine", "peak": 1e-3, "floor": 0.1}, val_every=500)
     x0 = d.step("loss", 0.55)
     for key in ("loss", "grad_norm"):
@@ -476,7 +476,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("loss climbs to 4x within ~1% of the run from 55% and keeps rising"))
 
     d = draft("divergence_gradual", 40_000, hf_config(5e-4, 40_000, scheduler="constant_with_warmup",
-              warmup_steps=1000), every=10, names=CUSTOM, sched={"schedule": "constant", "peak": 5e-4, "warmup": 1000},
+              warmup_steps=1000), every=25, names=CUSTOM, sched={"schedule": "constant", "peak": 5e-4, "warmup": 1000},
               val_every=2000)
     x0 = d.step(CUSTOM.loss, 0.6)
     s, v = d.metrics[CUSTOM.loss]
@@ -488,7 +488,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("constant LR, the loss turns and climbs linearly to 3x from 60% of the run"))
 
     d = draft("divergence_sudden_long", 150_000, torch_config(8e-4, scheduler={"name": "cosine", "warmup_steps": 3000}),
-              every=50, names=HF, sched={"schedule": "cosine", "peak": 8e-4, "warmup": 3000, "floor": 0.1},
+              every=100, names=HF, sched={"schedule": "cosine", "peak": 8e-4, "warmup": 3000, "floor": 0.1},
               val_every=5000, l0=10.5, lfloor=2.4, tau=0.02)
     x0 = d.step(HF.loss, 0.34)
     for key in (HF.loss, HF.grad):
@@ -517,7 +517,7 @@ def _anomalous() -> list[Scenario]:
         vv[j:] = trend * (1.0 + 0.01 * d.rng.standard_normal(trend.size))
         return int(vs[j])
 
-    d = draft("overfit_sparse_val", 20_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=10,
+    d = draft("overfit_sparse_val", 20_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=20,
               sched={"schedule": "cosine", "peak": 1e-3, "floor": 0.02}, val_every=500, lfloor=0.4, l0=2.5, tau=0.03)
     k = overfit(d, 0.45, 0.8)
     d.labels.append(Label("overfitting", "val/loss", k, None, lasting=True, tolerance=d.tol(0.04, "val/loss"),
@@ -539,7 +539,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("overfitting", HF.val, k, None, lasting=True, tolerance=d.tol(0.04, HF.val)))
     out.append(d.done("fine-tune, eval/loss every 250 steps rises from the middle of the run"))
 
-    d = draft("overfit_custom", 50_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=25,
+    d = draft("overfit_custom", 50_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=50,
               names=CUSTOM, sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.1}, val_every=2500,
               lfloor=0.5, l0=3.0)
     k = overfit(d, 0.55, 0.6)
@@ -547,12 +547,12 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("validation_loss every 2,500 steps rises 60% from 55% of the run"))
 
     # --- plateau (flat loss while the LR is still high) ---------------------------------------
-    d = draft("plateau_constant_lr", 20_000, torch_config(3e-4, scheduler={"name": "constant"}), every=5,
+    d = draft("plateau_constant_lr", 20_000, torch_config(3e-4, scheduler={"name": "constant"}), every=20,
               sched={"schedule": "constant", "peak": 3e-4}, tau=0.4, alpha=1.0, freeze=(0.4, 1.01), val_every=1000)
     d.labels.append(Label("plateau", "loss", d.step("loss", 0.4), None, lasting=True, tolerance=d.tol(0.04)))
     out.append(d.done("constant LR, the loss stops improving at 40% and stays flat to the end"))
 
-    d = draft("plateau_mid_cosine", 30_000, hf_config(3e-4, 30_000, scheduler="cosine", warmup_steps=500), every=10,
+    d = draft("plateau_mid_cosine", 30_000, hf_config(3e-4, 30_000, scheduler="cosine", warmup_steps=500), every=20,
               names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 500}, tau=0.3, alpha=1.0,
               freeze=(0.22, 0.5), val_every=1500)
     d.labels.append(Label("plateau", HF.loss, d.step(HF.loss, 0.22), d.step(HF.loss, 0.5), lasting=True,
@@ -568,7 +568,8 @@ def _anomalous() -> list[Scenario]:
 
     # --- gradients ----------------------------------------------------------------------------
     d = draft("vanishing_grad", 5000, torch_config(1e-2, scheduler={"name": "constant"}, model={"activation": "sigmoid",
-              "depth": 48}), sched={"schedule": "constant", "peak": 1e-2}, tau=0.3, alpha=1.0, freeze=(0.4, 1.01))
+              "depth": 48}), every=4, sched={"schedule": "constant", "peak": 1e-2}, tau=0.3, alpha=1.0,
+              freeze=(0.4, 1.01))
     x0 = d.step("grad_norm", 0.4)
     s, g = d.metrics["grad_norm"]
     x = s.astype(np.float64)
@@ -576,7 +577,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("vanishing_gradient", "grad_norm", x0, None, lasting=True, tolerance=d.tol(0.03)))
     out.append(d.done("deep sigmoid net: the grad norm collapses to ~1e-10 from 40% and the loss freezes"))
 
-    d = draft("vanishing_grad_hf", 30_000, hf_config(1e-4, 30_000, scheduler="linear", warmup_steps=1000), every=10,
+    d = draft("vanishing_grad_hf", 30_000, hf_config(1e-4, 30_000, scheduler="linear", warmup_steps=1000), every=25,
               names=CUSTOM, sched={"schedule": "linear", "peak": 1e-4, "warmup": 1000}, tau=0.3, freeze=(0.63, 1.01),
               val_every=1500)
     x0 = d.step(CUSTOM.grad, 0.63)
@@ -586,7 +587,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("vanishing_gradient", CUSTOM.grad, x0, None, lasting=True, tolerance=d.tol(0.03)))
     out.append(d.done("gradient_norm collapses to ~1e-10 from 63% of the run"))
 
-    d = draft("exploding_grad", 8000, torch_config(1e-3), every=2, sched={"schedule": "constant", "peak": 1e-3},
+    d = draft("exploding_grad", 8000, torch_config(1e-3), every=5, sched={"schedule": "constant", "peak": 1e-3},
               val_every=400)
     x0 = d.step("grad_norm", 0.5)
     s, g = d.metrics["grad_norm"]
@@ -598,7 +599,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("grad norm grows exponentially from 50% to 3000x; the loss then creeps up"))
 
     d = draft("exploding_grad_long", 100_000, torch_config(6e-4, scheduler={"name": "cosine", "warmup_steps": 2000}),
-              every=25, names=HF, sched={"schedule": "cosine", "peak": 6e-4, "warmup": 2000, "floor": 0.1},
+              every=100, names=HF, sched={"schedule": "cosine", "peak": 6e-4, "warmup": 2000, "floor": 0.1},
               val_every=5000, l0=10.0, lfloor=2.6, tau=0.02)
     x0 = d.step(HF.grad, 0.72)
     s, g = d.metrics[HF.grad]
@@ -607,7 +608,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("exploding_gradient", HF.grad, x0, None, lasting=True, tolerance=d.tol(0.03)))
     out.append(d.done("100k steps, train/grad_norm explodes 500x from 72% (loss not yet affected)"))
 
-    d = draft("explode_then_nan", 6000, torch_config(2e-3), every=2, sched={"schedule": "constant", "peak": 2e-3},
+    d = draft("explode_then_nan", 6000, torch_config(2e-3), every=4, sched={"schedule": "constant", "peak": 2e-3},
               names=MIXED)
     x0, x1 = d.step("grad_norm", 0.6), d.step("loss", 0.7)
     s, g = d.metrics["grad_norm"]
@@ -622,7 +623,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("grad norm explodes from 60%, then loss and grad norm are NaN from 70%"))
 
     # --- throughput -----------------------------------------------------------------------------
-    d = draft("throughput_drop", 10_000, torch_config(3e-4), every=2, sched=cos, val_every=500)
+    d = draft("throughput_drop", 10_000, torch_config(3e-4), every=10, sched=cos, val_every=500)
     x0 = d.step("samples_per_sec", 0.5)
     s, v = d.metrics["samples_per_sec"]
     v[s >= x0] *= 0.45
@@ -630,7 +631,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("samples_per_sec falls to 45% from the middle of the run and stays there"))
 
     d = draft("throughput_drop_tokens", 100_000, torch_config(6e-4, scheduler={"name": "cosine",
-              "warmup_steps": 2000}), every=50, names=CUSTOM, sched={"schedule": "cosine", "peak": 6e-4,
+              "warmup_steps": 2000}), every=100, names=CUSTOM, sched={"schedule": "cosine", "peak": 6e-4,
               "warmup": 2000, "floor": 0.1}, speed=185_000.0, val_every=5000, l0=10.0, lfloor=2.5, tau=0.02)
     x0 = d.step(CUSTOM.speed, 0.3)
     s, v = d.metrics[CUSTOM.speed]
@@ -648,35 +649,35 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("HF run, samples_per_sec halves from 77% (another job on the GPU)"))
 
     # --- learning-rate schedule faults ----------------------------------------------------------
-    d = draft("lr_no_warmup_hf", 20_000, hf_config(5e-4, 20_000, scheduler="linear", warmup_steps=2000), every=10,
-              start=10, names=HF, sched={"schedule": "linear", "peak": 5e-4, "warmup": 0}, val_every=1000,
+    d = draft("lr_no_warmup_hf", 20_000, hf_config(5e-4, 20_000, scheduler="linear", warmup_steps=2000), every=20,
+              start=20, names=HF, sched={"schedule": "linear", "peak": 5e-4, "warmup": 0}, val_every=1000,
               grad_start=12.0)
     d.labels.append(Label("lr_schedule", HF.lr, int(d.steps(HF.lr)[0]), None, lasting=True, tolerance=d.tol(0.02),
                           note="config asks for 2,000 warmup steps; the LR starts at its peak"))
     out.append(d.done("warmup_steps=2000 in the config, but learning_rate starts at peak and decays linearly"))
 
     d = draft("lr_no_warmup_nested", 50_000, torch_config(1e-3, scheduler={"name": "cosine", "warmup_ratio": 0.05,
-              "min_lr_ratio": 0.1}), every=25, names=LIGHTNING, sched={"schedule": "cosine", "peak": 1e-3,
+              "min_lr_ratio": 0.1}), every=50, names=LIGHTNING, sched={"schedule": "cosine", "peak": 1e-3,
               "floor": 0.1}, val_every=2500)
     d.labels.append(Label("lr_schedule", LIGHTNING.lr, int(d.steps(LIGHTNING.lr)[0]), None, lasting=True,
                           tolerance=d.tol(0.02)))
     out.append(d.done("scheduler.warmup_ratio=0.05 declared; lr-AdamW starts at its peak"))
 
-    d = draft("lr_no_decay_cosine", 30_000, hf_config(2e-4, 30_000, scheduler="cosine", warmup_steps=500), every=10,
-              start=10, names=HF, sched={"schedule": "constant", "peak": 2e-4, "warmup": 500}, val_every=1500)
+    d = draft("lr_no_decay_cosine", 30_000, hf_config(2e-4, 30_000, scheduler="cosine", warmup_steps=500), every=25,
+              start=25, names=HF, sched={"schedule": "constant", "peak": 2e-4, "warmup": 500}, val_every=1500)
     d.labels.append(Label("lr_schedule", HF.lr, 500, None, lasting=True, tolerance=d.tol(0.05),
                           note="cosine declared; after warmup the LR stays at its peak"))
     out.append(d.done("lr_scheduler_type=cosine, but learning_rate stays at peak after a 500-step warmup"))
 
     d = draft("lr_no_decay_linear", 12_000, torch_config(1e-3, scheduler={"name": "LinearLR", "start_factor": 1.0,
-              "end_factor": 0.0, "total_iters": 12_000}), every=4, names=MIXED,
+              "end_factor": 0.0, "total_iters": 12_000}), every=10, names=MIXED,
               sched={"schedule": "constant", "peak": 1e-3}, val_every=600)
     d.labels.append(Label("lr_schedule", "lr", 0, None, lasting=True, tolerance=d.tol(0.05),
                           note="linear decay to 0 declared; the LR never moves"))
     out.append(d.done("LinearLR to 0 declared, lr flat at 1e-3 for the whole run"))
 
     d = draft("lr_stuck_zero", 20_000, torch_config(3e-4, scheduler={"name": "cosine", "warmup_steps": 1000}),
-              every=5, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 1000, "floor": 0.1}, val_every=1000,
+              every=20, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 1000, "floor": 0.1}, val_every=1000,
               lr_edit=lambda x, lr: np.where(x >= 6000, 0.0, lr))
     d.labels.append(Label("lr_schedule", "lr", 6000, None, lasting=True, tolerance=d.tol(0.02),
                           note="the LR drops to 0 at step 6,000 and stays there (the loss freezes)"))
@@ -689,7 +690,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("learning_rate logged as 0 at every step while the config says 1e-4; the loss never moves"))
 
     d = draft("lr_restart_unexplained", 40_000, hf_config(3e-4, 40_000, scheduler="cosine", warmup_steps=1000),
-              every=10, start=10, names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 1000},
+              every=40, start=40, names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 1000},
               val_every=2000,
               lr_edit=lambda x, lr: np.where(x >= 22_000, lr_curve(x - 22_000, peak=3e-4, length=18_000,
                                                                    schedule="cosine"), lr))
@@ -698,7 +699,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("single cosine declared; learning_rate jumps back to its peak at step 22,000"))
 
     d = draft("lr_jump_then_spike", 16_000, torch_config(3e-4, scheduler={"name": "CosineAnnealingLR",
-              "T_max": 16_000}), every=4, sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.05}, val_every=800,
+              "T_max": 16_000}), every=10, sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.05}, val_every=800,
               lr_edit=lambda x, lr: np.where(x >= 11_200, 3e-4, lr))
     j = d.index("loss", 11_200 / 16_000)
     d.labels.append(Label("lr_schedule", "lr", 11_200, None, lasting=True, tolerance=d.tol(0.01),
@@ -706,10 +707,11 @@ def _anomalous() -> list[Scenario]:
     s, v = d.metrics["loss"]
     v[j + 3] *= 2.8
     d.values("grad_norm")[j + 3] *= 6.0
-    d.labels.append(Label("spike", "loss", int(s[j + 3]), note="12 steps after the LR jump"))
-    out.append(d.done("lr jumps 10x at step 11,200 (no schedule says so); the loss spikes 12 steps later"))
+    d.labels.append(Label("spike", "loss", int(s[j + 3]), note=f"{int(s[j + 3]) - 11_200} steps after the LR jump"))
+    out.append(d.done(f"lr jumps 10x at step 11,200 (no schedule says so); the loss spikes {int(s[j + 3]) - 11_200} "
+                      "steps later"))
 
-    d = draft("lr_jump_then_spike_hf", 20_000, hf_config(1e-4, 20_000, scheduler="constant"), every=10, start=10,
+    d = draft("lr_jump_then_spike_hf", 20_000, hf_config(1e-4, 20_000, scheduler="constant"), every=20, start=20,
               names=CUSTOM, sched={"schedule": "constant", "peak": 1e-4}, val_every=1000,
               lr_edit=lambda x, lr: np.where(x >= 9000, 1e-3, lr))
     j = d.index(CUSTOM.loss, 9000 / 20_000)
@@ -717,11 +719,12 @@ def _anomalous() -> list[Scenario]:
                           note="constant LR declared; it jumps 10x at step 9,000"))
     s, v = d.metrics[CUSTOM.loss]
     v[j + 5] *= 3.0
-    d.labels.append(Label("spike", CUSTOM.loss, int(s[j + 5]), note="50 steps after the LR jump"))
-    out.append(d.done("learning_rate jumps 1e-4 -> 1e-3 at step 9,000; training_loss spikes 50 steps later"))
+    d.labels.append(Label("spike", CUSTOM.loss, int(s[j + 5]), note=f"{int(s[j + 5]) - 9000} steps after the LR jump"))
+    out.append(d.done(f"learning_rate jumps 1e-4 -> 1e-3 at step 9,000; training_loss spikes {int(s[j + 5]) - 9000} "
+                      "steps later"))
 
     d = draft("lr_restarts_undeclared", 24_000, torch_config(5e-4, scheduler={"name": "CosineAnnealingLR",
-              "T_max": 24_000}), every=8, names=MIXED, sched={"schedule": "sgdr", "peak": 5e-4, "t0": 8000,
+              "T_max": 24_000}), every=20, names=MIXED, sched={"schedule": "sgdr", "peak": 5e-4, "t0": 8000,
               "floor": 0.0}, val_every=1200)
     d.labels.append(Label("lr_schedule", "lr", 8000, None, lasting=True, tolerance=d.tol(0.01),
                           note="CosineAnnealingLR declared, but the LR restarts every 8,000 steps"))
@@ -733,12 +736,12 @@ def _healthy() -> list[Scenario]:
     out: list[Scenario] = []
 
     d = draft("healthy_cosine_long", 200_000, hf_config(3e-4, 200_000, scheduler="cosine", warmup_steps=2000),
-              every=50, start=50, names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 2000, "floor": 0.1},
+              every=100, start=100, names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 2000, "floor": 0.1},
               val_every=5000, l0=10.5, lfloor=2.3, tau=0.01, alpha=0.6)
     out.append(d.done("200k-step pretraining, cosine to 10% of peak: a long, slowly improving tail"))
 
     d = draft("healthy_cosine_to_zero", 20_000, torch_config(1e-3, scheduler={"name": "CosineAnnealingLR",
-              "T_max": 20_000, "eta_min": 0.0}), every=10, names=MIXED, sched={"schedule": "cosine", "peak": 1e-3},
+              "T_max": 20_000, "eta_min": 0.0}), every=20, names=MIXED, sched={"schedule": "cosine", "peak": 1e-3},
               val_every=1000)
     out.append(d.done("cosine down to 0: the last 20% of the run barely moves"))
 
@@ -749,27 +752,27 @@ def _healthy() -> list[Scenario]:
 
     d = draft("healthy_warmup_transient", 5000, torch_config(1e-3, scheduler={"name": "cosine", "warmup_steps": 500}),
               sched={"schedule": "cosine", "peak": 1e-3, "warmup": 500, "floor": 0.1}, grad_start=15.0, tau=0.02,
-              l0=7.0, lfloor=2.0, val_every=250)
+              l0=7.0, lfloor=2.0, val_every=250, every=4)
     out.append(d.done("grad norm starts 16x its settled level; the loss falls steeply during warmup"))
 
     d = draft("healthy_step_decay", 90_000, torch_config(0.1, scheduler={"name": "MultiStepLR",
               "milestones": [30_000, 60_000, 80_000], "gamma": 0.1, "interval": "step"}, optimizer={"name": "SGD",
-              "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}), every=25, names=CUSTOM,
+              "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}), every=60, names=CUSTOM,
               sched={"schedule": "step", "peak": 0.1, "milestones": (30_000, 60_000, 80_000)}, val_every=1000,
               l0=2.4, lfloor=0.6, tau=0.03, lr_term=0.5, speed=2400.0)
     out.append(d.done("ResNet-style SGD, LR x0.1 at 30k, 60k, 80k: the loss drops at each milestone"))
 
     d = draft("healthy_sgdr_torch", 30_000, torch_config(1e-3, scheduler={"name": "CosineAnnealingWarmRestarts",
-              "T_0": 2000, "T_mult": 2, "eta_min": 1e-5}), every=10, sched={"schedule": "sgdr", "peak": 1e-3,
+              "T_0": 2000, "T_mult": 2, "eta_min": 1e-5}), every=20, sched={"schedule": "sgdr", "peak": 1e-3,
               "t0": 2000, "t_mult": 2, "floor": 0.01}, val_every=1000, lr_term=0.3)
     out.append(d.done("SGDR declared (T_0=2000, T_mult=2): LR restarts at 2k, 6k, 14k and the loss bumps up"))
 
     d = draft("healthy_sgdr_hf", 15_000, hf_config(2e-4, 15_000, scheduler="cosine_with_restarts", warmup_steps=500,
-              lr_scheduler_kwargs={"num_cycles": 3}), every=5, start=5, names=HF,
+              lr_scheduler_kwargs={"num_cycles": 3}), every=10, start=10, names=HF,
               sched={"schedule": "hf_restarts", "peak": 2e-4, "warmup": 500, "cycles": 3}, val_every=750, lr_term=0.25)
     out.append(d.done("HF cosine_with_restarts, 3 cycles: two hard restarts"))
 
-    d = draft("healthy_noisy_small_batch", 20_000, torch_config(1e-4, data={"batch_size": 4}), every=5,
+    d = draft("healthy_noisy_small_batch", 20_000, torch_config(1e-4, data={"batch_size": 4}), every=10,
               sched={"schedule": "cosine", "peak": 1e-4, "floor": 0.1}, noise=0.1, grad_noise=0.35, val_every=1000)
     out.append(d.done("batch size 4: 10% loss noise, very noisy grad norm"))
 
@@ -779,7 +782,7 @@ def _healthy() -> list[Scenario]:
         return trend * (1.0 + 0.35 * d.rng.standard_normal(s.size)) + 0.1 * scale * d.rng.standard_normal(s.size)
 
     d = draft("healthy_rl_rewards", 200_000, {"env_id": "HalfCheetah-v4", "algo": "ppo", "learning_rate": 3e-4,
-              "anneal_lr": True, "num_envs": 8, "num_steps": 2048, "gamma": 0.99, "seed": 3}, every=100,
+              "anneal_lr": True, "num_envs": 8, "num_steps": 2048, "gamma": 0.99, "seed": 3}, every=200,
               names=Names("losses/value_loss", "val/unused", "losses/grad_norm", "charts/learning_rate",
                           "charts/SPS"),
               sched={"schedule": "linear", "peak": 3e-4}, with_grad=False, speed=2900.0, speed_noise=0.06,
@@ -795,20 +798,20 @@ def _healthy() -> list[Scenario]:
               extra={"episode_return": lambda d, s: rewards(d, s, 9.0)})
     out.append(d.done("PPO with a noisy total loss (25% noise), constant LR, high-variance episode_return"))
 
-    d = draft("healthy_val_wobble", 30_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=10, names=CUSTOM,
+    d = draft("healthy_val_wobble", 30_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=20, names=CUSTOM,
               sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.1}, val_every=1500, val_noise=0.04)
     vs, vv = d.metrics[CUSTOM.val]
     vv[vs.size // 2] *= 1.12  # one bad evaluation
     out.append(d.done("validation_loss with 4% noise and one bad evaluation, improving overall"))
 
-    d = draft("healthy_eval_dips", 40_000, torch_config(3e-4), every=10, sched={"schedule": "cosine", "peak": 3e-4,
+    d = draft("healthy_eval_dips", 40_000, torch_config(3e-4), every=20, sched={"schedule": "cosine", "peak": 3e-4,
               "floor": 0.1}, val_every=2000, speed=1450.0)
     s, v = d.metrics["samples_per_sec"]
     v[(s % 2000 == 0) & (s > 0)] *= 0.3  # evaluation
     v[(s % 5000 == 0) & (s > 0)] *= 0.5  # checkpoint save
     out.append(d.done("throughput dips for one logged step at every evaluation and checkpoint"))
 
-    d = draft("healthy_slow_late", 50_000, torch_config(2e-4, scheduler={"name": "constant"}), every=20,
+    d = draft("healthy_slow_late", 50_000, torch_config(2e-4, scheduler={"name": "constant"}), every=40,
               sched={"schedule": "constant", "peak": 2e-4}, tau=0.05, alpha=0.5, l0=3.5, lfloor=0.8, noise=0.02,
               val_every=2500)
     out.append(d.done("constant LR, power-law loss still improving slowly at the end"))
@@ -836,11 +839,11 @@ def _healthy() -> list[Scenario]:
     out.append(d.done("300 steps, cosine, validation every 50"))
 
     d = draft("healthy_inverse_sqrt", 100_000, torch_config(7e-4, scheduler={"name": "inverse_sqrt",
-              "warmup_steps": 4000}), every=25, names=CUSTOM, sched={"schedule": "inverse_sqrt", "peak": 7e-4,
+              "warmup_steps": 4000}), every=100, names=CUSTOM, sched={"schedule": "inverse_sqrt", "peak": 7e-4,
               "warmup": 4000}, val_every=5000, l0=9.5, lfloor=2.9, tau=0.02, speed=210_000.0)
     out.append(d.done("transformer inverse-sqrt schedule after a 4,000-step warmup"))
 
-    d = draft("healthy_val_gap", 30_000, torch_config(3e-4), every=10, sched={"schedule": "cosine", "peak": 3e-4,
+    d = draft("healthy_val_gap", 30_000, torch_config(3e-4), every=20, sched={"schedule": "cosine", "peak": 3e-4,
               "floor": 0.1}, val_every=1500, lfloor=0.5)
     vs, vv = d.metrics["val/loss"]
     x = vs / d.length
@@ -849,7 +852,7 @@ def _healthy() -> list[Scenario]:
     out.append(d.done("train keeps improving, validation flattens (the gap widens) but does not rise"))
 
     d = draft("healthy_one_cycle", 18_000, torch_config(4e-3, scheduler={"name": "OneCycleLR", "max_lr": 4e-3,
-              "pct_start": 0.3, "total_steps": 18_000}), every=6, names=MIXED,
+              "pct_start": 0.3, "total_steps": 18_000}), every=12, names=MIXED,
               sched={"schedule": "one_cycle", "peak": 4e-3, "pct_start": 0.3}, val_every=900)
     out.append(d.done("OneCycleLR: LR rises for 30% of the run, then anneals to ~0"))
 
