@@ -85,7 +85,7 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     if k_min == med.size - 1 or final <= limit:
         return []
     bottom = offset + k_min * size
-    d = max(robust_sd(fv), 1e-3 * abs(low), 1e-12)
+    d = max(robust_sd(fv[bottom:bottom + size]), 1e-3 * abs(low), 1e-12)  # the noise around the bottom
     onset = bottom + page_onset(fv[bottom:] - (low + d))
     onset = min(onset, fv.size - 1)
     step = int(fs[onset])

@@ -21,12 +21,6 @@ JUMP_NEIGHBOURS = 3  # a grad-norm jump must also stand out from the median of t
 LOG_DRIFT = 0.05  # log10 units: a gradient norm has left its level once 12% away from it
 
 
-def _log10(v: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = np.log10(np.where(np.isfinite(v) & (v > 0), v, np.nan))
-    return out
-
-
 def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Result:
     """Grad norm below gradient_vanish_threshold for gradient_sustained_steps consecutive points.
 
@@ -42,9 +36,7 @@ def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Res
     if not long.any():
         return []
     a, b = int(starts[long][0]), int(ends[long][0])
-    lg = _log10(np.abs(v))
-    lg = np.where(np.isnan(lg) & finite, -300.0, lg)  # zero norms: far below any threshold
-    onset = onset_before(lg, a, b, direction=-1.0, min_drift=LOG_DRIFT)
+    onset = onset_before(np.abs(v), a, b, direction=-1.0, min_drift=LOG_DRIFT, log=True)
     more = int(np.count_nonzero(long)) - 1
     before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
     msg = (f"{key} fell below {th.gradient_vanish_threshold:g} from step {fmt_step(int(s[onset]))} "
@@ -101,7 +93,7 @@ def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds,
     out: list[Anomaly] = []
     if starts.size:
         a, b = int(starts[0]), int(ends[0])
-        onset = onset_before(_log10(v), a, b, direction=1.0, min_drift=LOG_DRIFT)
+        onset = onset_before(v, a, b, direction=1.0, min_drift=LOG_DRIFT, log=True)
         peak = a + int(np.argmax(v[a:b + 1]))
         before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
         msg = (f"{key} exploded from step {fmt_step(int(s[onset]))}: peak {fmt_num(float(v[peak]))} "

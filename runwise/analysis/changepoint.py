@@ -73,21 +73,30 @@ def mean_split(values: FloatArray, *, min_size: int = 1) -> int:
     return lo + int(np.argmax(gain[lo - 1:hi]))
 
 
-def onset_before(x: FloatArray, a: int, b: int, *, direction: float, min_drift: float = 0.0) -> int:
+ONSET_MAX_BACK = 20_000  # points an onset is looked for before the threshold crossing, at most
+
+
+def onset_before(x: FloatArray, a: int, b: int, *, direction: float, min_drift: float = 0.0,
+                 log: bool = False) -> int:
     """Onset of a departure that crossed a threshold at index `a` and lasted to index `b` (inclusive).
 
     The old level is the median of the points before `a` (at most max(2000, 4 x (b - a + 1)) of
-    them, so an earlier regime of a long run does not count); Page's CUSUM over those points and
-    the departure of direction x (x - old level) - drift, with the drift one noise sd (at least
-    `min_drift`), dates where the series left the old level. Returns an index <= a (a itself for
-    a sudden change). Non-finite points count 0.
+    them, and no more than 20,000, so an earlier regime of a long run does not count); Page's
+    CUSUM over those points and the departure of direction x (x - old level) - drift, with the
+    drift one noise sd (at least `min_drift`), dates where the series left the old level. With
+    `log`, log10 of the values is judged (values <= 0 count as far below any level). Returns an
+    index <= a (a itself for a sudden change). Non-finite points count 0.
     """
-    lo = max(0, a - max(2000, 4 * (b - a + 1)))
-    head = x[lo:a]
+    lo = max(0, a - min(ONSET_MAX_BACK, max(2000, 4 * (b - a + 1))))
+    seg = x[lo:b + 1]
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            seg = np.where(np.isfinite(seg), np.log10(np.where(seg > 0, seg, 1e-300)), np.nan)
+    head = seg[: a - lo]
     head = head[np.isfinite(head)]
     if head.size < 4:
         return a
     base = float(np.median(head))
     d = max(robust_sd(head), min_drift, 1e-12)
-    onset = lo + page_onset(direction * (x[lo:b + 1] - base) - d)
+    onset = lo + page_onset(direction * (seg - base) - d)
     return min(onset, a)

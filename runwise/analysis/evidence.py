@@ -21,6 +21,7 @@ from runwise.analysis._anomaly_types import Anomaly
 from runwise.analysis._arrays import FloatArray, IntArray, fmt_num
 from runwise.analysis.changepoint import MAD_TO_SIGMA, page_onset
 
+INSIDE_POINTS = 2000  # a lasting finding's level inside: the median of at most this many points
 LOOKBACK = 50  # points of a metric before the finding that give its level before
 MOVE_K = 6.0  # a metric moved when its level changed by this many robust sds of its level before ...
 MOVE_REL = 0.2  # ... and by this fraction of it
@@ -36,7 +37,8 @@ _WORDS = {
 
 
 def _cadence(s: IntArray) -> int:
-    d = np.diff(s)
+    """The usual step interval, from the first 10,000 points (a million-point diff per finding is waste)."""
+    d = np.diff(s[:10_001])
     d = d[d > 0]
     return int(np.median(d)) if d.size else 1
 
@@ -62,7 +64,7 @@ def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, 
         level = float(inside[int(np.argmax(np.abs(inside - base)))])
     else:
         span = max(tol, (last - a.step) // 4)
-        i1 = int(np.searchsorted(ks, a.step + span, side="right"))
+        i1 = min(int(np.searchsorted(ks, a.step + span, side="right")), i0 + INSIDE_POINTS)
         inside = kv[i0:i1]
         inside = inside[np.isfinite(inside)]
         if inside.size == 0:
