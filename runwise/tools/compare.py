@@ -126,15 +126,26 @@ def _truncated(s: Series, step: int | None) -> tuple[Any, Any]:
 def _value(s: Series, step: int | None) -> tuple[Num, int | None]:
     """Final finite value, or the value at `step` (or the last one before it)."""
     if step is None:
-        finite = np.isfinite(s.values)
-        if not finite.any():
+        i = _last_finite(s.values)
+        if i is None:
             return (num(float(s.values[-1])) if len(s) else None), (int(s.steps[-1]) if len(s) else None)
-        i = int(np.flatnonzero(finite)[-1])
         return num(float(s.values[i])), int(s.steps[i])
     found = value_at_step(s.steps, s.values, step)
     if found is None:
         return None, None
     return num(found[1]), found[0]
+
+
+def _last_finite(values: Any, chunk: int = 4096) -> int | None:
+    """Index of the last finite value, looking back a chunk at a time (a series rarely ends in NaN)."""
+    end = int(values.shape[0])
+    while end > 0:
+        start = max(0, end - chunk)
+        found = np.flatnonzero(np.isfinite(values[start:end]))
+        if found.size:
+            return start + int(found[-1])
+        end, chunk = start, chunk * 4
+    return None
 
 
 def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress | None = None) -> CompareRunsOutput:
@@ -277,10 +288,11 @@ class _Parts:
                       cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
         n = len(metric_keys)
         cut = []
-        for knob, what in (("rows", "metrics"), ("best", "best values"), ("check", "checkpoints"),
-                           ("div", "divergence"), ("gstats", "group statistics")):
-            have = min(getattr(shape, knob), n if knob != "rows" else full.rows)
-            want = min(getattr(full, knob), n if knob != "rows" else full.rows)
+        if shape.rows < full.rows:
+            cut.append(f"{full.rows - shape.rows} of {full.rows} metrics")
+        for knob, what in (("best", "best values"), ("check", "checkpoints"), ("div", "divergence"),
+                           ("gstats", "group statistics")):
+            have, want = min(getattr(shape, knob), n), min(getattr(full, knob), n)
             if knob == "gstats" and self.grouped is None:
                 continue
             if have < want:
@@ -383,7 +395,10 @@ class _Parts:
                 parts.append(f"{len(self.ranked)} config keys differ ({names}; unranked)")
             else:
                 best = [r for r in tops if r.share is not None][:2]
-                parts.append("config: " + ", ".join(f"{r.key} explains {r.share or 0:.0%}" for r in best))
+                said = ", ".join(f"{r.key} explains {r.share or 0:.0%}" for r in best)
+                if (best[0].share or 0) < 0.1:
+                    said = f"no config key explains the spread of {k or 'the outcome'} ({said})"
+                parts.append("config: " + said if not said.startswith("no ") else said)
         if self.grouped is not None:
             parts.append(self._group_line(self.grouped))
         if not parts:
