@@ -401,17 +401,20 @@ def _jumps(key: str, s: IntArray, v: FloatArray, sch: Schedule, peak: float) -> 
                     window=(int(s[max(onset - 1, 0)]), int(s[min(last + 1, s.size - 1)])))]
 
 
-def lr_phase(steps: IntArray, values: FloatArray, config: Mapping[str, Any] | None = None) -> Phase:
+def lr_phase(
+    steps: IntArray, values: FloatArray, config: Mapping[str, Any] | None = None, *, key: str = "lr"
+) -> Phase:
     """Where the LR schedule stands at the end of the run: warmup, constant, decay, finished or unknown.
 
     "finished" means decayed to the declared floor, to at most 2% of the peak, or at the declared
-    last step; "warmup" that the LR is still rising to its peak at the end.
+    last step; "warmup" that the LR is still rising to its peak at the end. `key` names the LR
+    in the text.
     """
     s, v = as_series(steps, values)
     finite = np.isfinite(v)
     fs, fv = s[finite], v[finite]
     if fv.size < 3 or float(np.max(fv)) <= 0:
-        return Phase("unknown", None, None, f"lr phase unknown ({fv.size} finite points)")
+        return Phase("unknown", None, None, f"{key} phase unknown ({fv.size} finite points)")
     sch = read_schedule(config)
     # judged on block medians, so that a noisy logged LR has a level, not its highest noise
     nb = min(PHASE_BLOCKS, fv.size // 3)
@@ -423,7 +426,7 @@ def lr_phase(steps: IntArray, values: FloatArray, config: Mapping[str, Any] | No
     peak = float(np.max(lv))
     last = float(lv[-1])
     if peak <= 0:
-        return Phase("unknown", None, None, "lr is 0 at the end")
+        return Phase("unknown", None, None, f"{key} is 0 at the end")
     frac = last / peak
     noise = 1.4826 * float(np.median(np.abs(np.diff(lv)))) / math.sqrt(2) if lv.size > 2 else 0.0
     recent = float(lv[-max(2, lv.size // 20)])
@@ -432,13 +435,13 @@ def lr_phase(steps: IntArray, values: FloatArray, config: Mapping[str, Any] | No
     at_end = sch.total_steps is not None and int(fs[-1]) >= sch.total_steps * 0.995 and frac < 0.5
     p = fmt_num(peak)
     if rising:
-        return Phase("warmup", frac, peak, f"lr in warmup, still rising ({fmt_num(last)})")
+        return Phase("warmup", frac, peak, f"{key} in warmup, still rising ({fmt_num(last)})")
     if frac <= FINISHED or floor_hit or at_end:
-        return Phase("finished", frac, peak, f"lr schedule finished: {_pct(frac)} of peak {p}")
+        return Phase("finished", frac, peak, f"{key} schedule finished: {_pct(frac)} of peak {p}")
     falling = last < recent - max(0.005 * peak, 3 * noise)
     if last >= peak - max((1 - FLAT) * peak, 4 * noise) and not falling:
-        return Phase("constant", frac, peak, f"lr constant at {fmt_num(last)}")
-    return Phase("decay", frac, peak, f"lr in decay, at {_pct(frac)} of peak {p}")
+        return Phase("constant", frac, peak, f"{key} constant at {fmt_num(last)}")
+    return Phase("decay", frac, peak, f"{key} in decay, at {_pct(frac)} of peak {p}")
 
 
 def _pct(frac: float) -> str:

@@ -140,7 +140,8 @@ def verdict(report: Report, *, core: Sequence[str] = CORE_CHECKS) -> tuple[str, 
         word = "broken" if found[0].severity == "critical" else "watch"
         named = [finding_label(a) for a in found[:LISTED]]
         more = f"; +{total - len(named)} more" if total > len(named) else ""
-        return word, f"{total} finding{'s' if total != 1 else ''}, worst first: {'; '.join(named)}{more}"
+        order = ", worst first" if total > 1 else ""
+        return word, f"{total} finding{'s' if total != 1 else ''}{order}: {'; '.join(named)}{more}"
     missing = [c for c in core if c not in report.checks_run]
     if missing:
         why = report.checks_skipped.get(missing[0], "not run")

@@ -1,22 +1,33 @@
-"""The summarize_run tool: is this run healthy? The verdict first, then what backs it."""
+"""The summarize_run tool: is this run healthy? The verdict first, then what backs it.
+
+The answer starts with the verdict (healthy / watch / broken) and its findings, worst first, in
+one line; then the summary line says where the run stands: its state and length, the LR
+schedule's phase, whether validation still improves, and the best checkpoint by the validation
+metric. Then the key metrics as a table. The answer is shaped to a token budget (400 by default): sparklines get
+fewer, then none, then metrics and texts are cut, and a note says what was left out.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from pydantic import Field
 
+from runwise.analysis.schedule import lr_phase
 from runwise.analysis.sparkline import sparkline
 from runwise.analysis.stats import series_stats
+from runwise.analysis.verdict import val_trend, verdict
 from runwise.config import RunwiseConfig
+from runwise.model import Run
 from runwise.parsers import Progress
+from runwise.tools._bound import answer_tokens
 from runwise.tools._common import (
     In,
     Out,
     Table,
     anomaly_report,
     clip,
-    fmt,
     fmt_duration,
     fmt_step,
     num,
@@ -29,6 +40,11 @@ from runwise.tools._common import (
 from runwise.tools._fields import Keys, RunRef
 from runwise.tools.run import RunHeader, ending, header
 
+SUMMARY_BUDGET = 400  # tokens of the default answer (the compact JSON the MCP server sends)
+MAX_FINDINGS = 5  # finding messages listed; the verdict line counts them all
+MIN_METRICS = 2  # a budget never cuts the table below this many metrics
+SHORT_MESSAGE = 90  # characters a finding message is cut to when the budget is tight
+
 # ---------------------------------------------------------------- summarize_run
 
 
@@ -37,13 +53,14 @@ class SummarizeRunInput(In):
     keys: Keys = None
     max_metrics: Annotated[int, Field(ge=1, le=50, description="Metrics to show")] = 8
     anomalies: Annotated[bool, Field(description="Run anomaly checks")] = True
-    spark_width: Annotated[int, Field(ge=0, le=60, description="Sparkline width; 0 = none")] = 16
+    spark_width: Annotated[int, Field(ge=0, le=60, description="Sparkline width; 0 = none")] = 8
 
 
 class SummarizeRunOutput(Out):
-    summary: str
+    verdict: str  # "healthy" / "watch" / "broken": why, the findings named worst first
+    summary: str  # run, state, steps, runtime; LR phase; validation trend and best checkpoint
     run: RunHeader
-    metrics: Table  # metric, final, min, min_step, max, max_step, points, spark
+    metrics: Table  # metric, final, min, min_step, max, max_step, points[, spark]
     more_metrics: int
     anomalies: list[str]
     checks_skipped: list[str]
@@ -51,47 +68,179 @@ class SummarizeRunOutput(Out):
     notes: list[str]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """How much of the answer is shown: the knobs a token budget turns down, in order."""
+
+    metrics: int
+    spark_width: int
+    spark_rows: int
+    findings: int = MAX_FINDINGS
+    message_chars: int | None = None
+    skipped_reasons: bool = True
+
+
 def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> SummarizeRunOutput:
     run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=req.max_metrics)
-    shown, more = clip(keys, req.max_metrics)
     if not req.keys:
-        more = max(0, len(run.history) - len(shown))
-    rows = []
-    for k in shown:
-        s = run.history[k]
-        st = series_stats(s.steps, s.values)
-        row = [k, num(st.final, 4), num(st.min, 4), st.min_step, num(st.max, 4), st.max_step, st.count]
-        if req.spark_width:
-            row.append(sparkline(s.values, width=req.spark_width))
-        rows.append(row)
-    columns = ["metric", "final", "min", "min_step", "max", "max_step", "points"]
-    if req.spark_width:
-        columns.append("spark")
-    anomalies: list[str] = []
-    skipped: list[str] = []
-    if req.anomalies:
-        rep = anomaly_report(run, cfg, max_anomalies=5)
-        anomalies = [a.message for a in rep.anomalies]
-        if rep.truncated:
-            anomalies.append(f"+{rep.truncated} more (detect_anomalies)")
-        skipped = [f"{c}: {why}" for c, why in rep.checks_skipped.items()][:4]
+        keys = keys[:req.max_metrics]
+    budget = _budget(req)
+    parts = _Parts.of(run, cfg, keys, req.anomalies, unused)
+    shape = _Shape(len(keys), req.spark_width, len(keys))
+    out = parts.answer(shape)
+    if budget is None:
+        return out
+    for smaller in _smaller(shape):
+        if answer_tokens(out) <= budget:
+            break
+        shape = smaller
+        out = parts.answer(shape, note=_cut_note(parts, shape, req, budget))
+    return out
+
+
+def _budget(req: SummarizeRunInput) -> int | None:
+    """The request's budget; else the default, unless the request sets the table's size itself."""
+    budget: int | None = getattr(req, "budget", None)
+    if budget is not None:
+        return budget
+    fields = type(req).model_fields
+    if any(getattr(req, k) != fields[k].default for k in ("max_metrics", "spark_width")):
+        return None
+    return SUMMARY_BUDGET
+
+
+def _smaller(shape: _Shape) -> list[_Shape]:
+    """The shapes a budget tries, each smaller than the one before.
+
+    Sparklines go first (they cost about 2 tokens a character), down to the first metric's (the
+    loss); then the reasons of skipped checks, the longer finding messages and the last metrics
+    down to 4; then the last sparkline; then metrics down to MIN_METRICS and findings down to one;
+    for a very small budget, the rest of the table and the finding messages (the verdict line still
+    names the worst three).
+    """
+    out: list[_Shape] = []
+    s = shape
+
+    def add(**change: object) -> None:
+        nonlocal s
+        s = replace(s, **change)  # type: ignore[arg-type]
+        out.append(s)
+
+    for rows in (3, 2, 1):
+        if s.spark_width and rows < s.spark_rows:
+            add(spark_rows=rows)
+    add(skipped_reasons=False)
+    if s.findings > 3:
+        add(findings=3, message_chars=SHORT_MESSAGE)
+    while s.metrics > 4:
+        add(metrics=s.metrics - 1)
+    if s.spark_width:
+        add(spark_width=0, spark_rows=0)
+    while s.metrics > MIN_METRICS:
+        add(metrics=s.metrics - 1)
+    if s.findings > 1:
+        add(findings=1, message_chars=SHORT_MESSAGE)
+    # a very small budget: the two summary lines and the run header are what is left
+    add(findings=0)
+    while s.metrics > 0:
+        add(metrics=s.metrics - 1)
+    return out
+
+
+def _cut_note(parts: _Parts, shape: _Shape, req: SummarizeRunInput, budget: int) -> str:
+    """What the shape leaves out of the full answer, and how to ask for it."""
+    n = len(parts.rows)
+    left = []
+    if req.spark_width and shape.spark_rows < min(n, shape.metrics):
+        left.append("sparklines" if shape.spark_rows == 0 else f"sparklines after row {shape.spark_rows}")
+    if shape.metrics < n:
+        left.append(f"{n - shape.metrics} of {n} metrics")
+    if shape.findings < len(parts.findings):
+        left.append(f"{len(parts.findings) - shape.findings} of {len(parts.findings)} finding messages")
+    elif shape.message_chars and any(len(m) > shape.message_chars for m in parts.findings):
+        left.append("the end of long finding messages")
+    if not shape.skipped_reasons and parts.skipped:
+        left.append("why checks were skipped")
+    if not left:
+        return ""
+    return f"budget {budget:,} left out: {', '.join(left)} (ask: budget=, keys=, detect_anomalies)"
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Everything the answer may show, computed once; `answer` lays out as much as a shape allows."""
+
+    run: Run
+    verdict_line: str
+    context_line: str
+    rows: list[list[str | int | float | None]]  # metric, final, min, min_step, max, max_step, points
+    more: int
+    findings: list[str]
+    skipped: dict[str, str]
+    notes: list[str]
+
+    @staticmethod
+    def of(run: Run, cfg: RunwiseConfig, keys: list[str], checks: bool, unused: list[str]) -> _Parts:
+        rows: list[list[str | int | float | None]] = []
+        for k in keys:
+            s = run.history[k]
+            st = series_stats(s.steps, s.values)
+            rows.append([k, num(st.final, 4), num(st.min, 4), st.min_step, num(st.max, 4), st.max_step, st.count])
+        more = max(0, len(run.history) - len(keys))
+        findings: list[str] = []
+        skipped: dict[str, str] = {}
+        if checks:
+            rep = anomaly_report(run, cfg, max_anomalies=MAX_FINDINGS)
+            word, reason = verdict(rep)
+            findings = [a.message for a in rep.anomalies]
+            skipped = dict(rep.checks_skipped)
+            verdict_line = f"{word}: {reason}"
+        else:
+            verdict_line = "no verdict: anomaly checks off"
+        context = _context(run, cfg) + ("" if checks else "; anomaly checks off")
+        return _Parts(run, verdict_line, context, rows, more, findings, skipped, unused + run_notes(run))
+
+    def answer(self, shape: _Shape, *, note: str = "") -> SummarizeRunOutput:
+        shown = self.rows[:shape.metrics]
+        spark = shape.spark_width > 0 and shape.spark_rows > 0
+        table_rows = []
+        for i, cells in enumerate(shown):
+            row = list(cells)
+            if spark:
+                s = self.run.history[str(cells[0])]
+                row.append(sparkline(s.values, width=shape.spark_width) if i < shape.spark_rows else "")
+            table_rows.append(row)
+        columns = ["metric", "final", "min", "min_step", "max", "max_step", "points"] + (["spark"] if spark else [])
+        findings, extra = clip(self.findings, shape.findings)
+        if shape.message_chars:
+            findings = [m if len(m) <= shape.message_chars else m[:shape.message_chars - 1] + "…" for m in findings]
+        if extra:
+            findings.append(f"+{extra} more (detect_anomalies)")
+        skipped = [f"{c}: {why}" for c, why in self.skipped.items()][:4] if shape.skipped_reasons else list(
+            self.skipped)[:4]
+        return SummarizeRunOutput(
+            verdict=self.verdict_line, summary=self.context_line, run=header(self.run),
+            metrics=Table(columns=columns, rows=table_rows),
+            more_metrics=self.more + len(self.rows) - len(shown), anomalies=findings, checks_skipped=skipped,
+            ending=ending(self.run), notes=[note, *self.notes] if note else self.notes,
+        )
+
+
+def _context(run: Run, cfg: RunwiseConfig) -> str:
+    """The summary line: run, state, length; the LR schedule's phase; the validation trend and best checkpoint."""
+    parts = [f"{run_label(run)}: {run.state}, {fmt_step(run.last_step)} steps, {fmt_duration(run.runtime)}"]
     r = roles(run.history, cfg)
-    lead = []
-    loss_key = r.get("loss")
-    if loss_key:
-        st = series_stats(run.history[loss_key].steps, run.history[loss_key].values)
-        lead.append(f"{loss_key} {fmt(num(st.first, 4))}→{fmt(num(st.final, 4))} "
-                    f"(min {fmt(num(st.min, 4))} @{fmt_step(st.min_step)})")
-    verdict = (
-        f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'}" if anomalies
-        else ("no anomalies found" if req.anomalies else "anomaly checks off")
-    )
-    summary = (
-        f"{run_label(run)}: {run.state}, {fmt_step(run.last_step)} steps, {fmt_duration(run.runtime)}; "
-        + "; ".join(lead + [verdict])
-    )
-    return SummarizeRunOutput(
-        summary=summary, run=header(run), metrics=Table(columns=columns, rows=rows), more_metrics=more,
-        anomalies=anomalies, checks_skipped=skipped, ending=ending(run), notes=unused + run_notes(run),
-    )
+    lr = r.get("lr")
+    if lr:
+        s = run.history[lr]
+        parts.append(lr_phase(s.steps, s.values, run.config, key=lr).text)
+    else:
+        parts.append("no lr logged")
+    val = r.get("val_loss") or r.get("val_accuracy")
+    if val:
+        s = run.history[val]
+        parts.append(val_trend(val, s.steps, s.values).text)
+    else:
+        parts.append("no validation metric")
+    return "; ".join(parts)
