@@ -428,8 +428,9 @@ def lr_phase(
     if peak <= 0:
         return Phase("unknown", None, None, f"{key} is 0 at the end")
     frac = last / peak
-    noise = 1.4826 * float(np.median(np.abs(np.diff(lv)))) / math.sqrt(2) if lv.size > 2 else 0.0
-    recent = float(lv[-max(2, lv.size // 20)])
+    # noise from second differences, so that a steady rise or fall is not taken for noise
+    noise = 1.4826 * float(np.median(np.abs(np.diff(lv, 2)))) / math.sqrt(6) if lv.size > 3 else 0.0
+    recent = float(lv[-min(lv.size, max(3, lv.size // 10))])
     rising = last >= peak - 2 * noise and last > recent + max(0.02 * peak, 3 * noise) and last > 1.05 * float(lv[0])
     floor_hit = sch.floor is not None and last <= sch.floor * 1.05 + ZERO * peak and frac < 0.5
     at_end = sch.total_steps is not None and int(fs[-1]) >= sch.total_steps * 0.995 and frac < 0.5
