@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from runwise.analysis.downsample import downsample
 from runwise.analysis.stability import stability
 from runwise.analysis.stats import series_stats
 from runwise.config import RunwiseConfig
 from runwise.model import Series
 from runwise.parsers import Progress
-from runwise.tools._bound import ANSWER_CHARS, answer_size
+from runwise.tools._bound import ANSWER_CHARS, answer_size, answer_tokens
 from runwise.tools._common import (
     In,
-    Num,
     Out,
     Table,
     clip,
@@ -29,9 +28,12 @@ from runwise.tools._common import (
 )
 from runwise.tools._fields import MAX_STEP, Keys, RunRef, Step
 
-HISTORY_BUDGET = 360  # points across all metrics by default: keeps the answer near 6k characters
+HISTORY_BUDGET = 360  # points across all metrics by default when max_points is given without a budget
 HISTORY_POINTS = 2_000  # points across all metrics in one answer, whatever max_points asks
+HISTORY_TOKENS = 2_000  # get_history's default token budget (ToolSpec.budget)
 ANSWER_METRICS = 50  # metrics in one answer of get_history or get_stability
+POINT_TOKENS = 9  # about what one step/value pair costs: a first guess of the points a budget holds
+MAX_BUDGET_POINTS = 500  # points per metric a budget alone asks for (max_points can ask up to 5,000)
 
 
 def _window(s: Series, start: int | None, end: int | None) -> Series:
@@ -65,9 +67,7 @@ def _more_metrics(left_out: int) -> list[str]:
 class GetHistoryInput(In):
     run: RunRef = "latest"
     keys: Keys = None
-    max_points: Annotated[
-        int | None, Field(ge=4, le=5000, description="Points per metric (default: ~360 in all)")
-    ] = None
+    max_points: Annotated[int | None, Field(ge=4, le=5000, description="Points per metric (default: budget)")] = None
     start_step: Step | None = None
     end_step: Step | None = None
     format: Annotated[Literal["columns", "csv"], Field(description="columns or one CSV per metric")] = "columns"
@@ -81,7 +81,7 @@ class GetHistoryInput(In):
 
 class MetricHistory(Out):
     steps: list[int]
-    values: list[Num]
+    values: list[int | float | str | None]  # 4 significant digits; whole numbers without '.0'; "nan", "inf"
     source_points: int
     method: str
     nan: int = 0
@@ -97,56 +97,109 @@ class GetHistoryOutput(Out):
 
 
 def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | None = None) -> GetHistoryOutput:
+    """Each metric's curve in as many points as the budget holds (or max_points), every bucket's min and max kept.
+
+    The budget (`req.budget`, else HISTORY_TOKENS unless max_points is given) is met on the
+    estimated tokens of the answer's text: points per metric start from a guess and shrink until it
+    fits. At 4 points per metric, ToolSpec.run's cut drops trailing metrics, saying so.
+    """
     run, unused = one_run(req.run, cfg, progress)
     keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), ANSWER_METRICS)
     notes = unused + run_notes(run) + _more_metrics(left_out)
-    if req.max_points is None:
-        per_metric = max(16, min(200, HISTORY_BUDGET // max(1, len(keys))))
-    else:
-        per_metric = min(req.max_points, max(4, HISTORY_POINTS // max(1, len(keys))))
-        if per_metric < req.max_points:
-            notes.append(f"max_points lowered to {per_metric} per metric: at most {HISTORY_POINTS:,} points per answer")
+    budget = req.budget if req.budget is not None else (HISTORY_TOKENS if req.max_points is None else None)
+    most = min(req.max_points or MAX_BUDGET_POINTS, max(4, HISTORY_POINTS // max(1, len(keys))))
+    if req.max_points is not None and most < req.max_points:
+        notes.append(f"max_points lowered to {most} per metric: at most {HISTORY_POINTS:,} points per answer")
     windows = {k: _window(run.history[k], req.start_step, req.end_step) for k in keys}
     empty = _empty_window_note(windows, run.history, req.start_step, req.end_step)
     if empty:
         notes.append(empty)
-    out = _history(req, run_label(run), windows, per_metric, notes)
-    size = answer_size(out)
-    if size > ANSWER_CHARS and per_metric > 4:  # long names or values: fewer points, not a cut-off curve
-        per_metric = max(4, per_metric * ANSWER_CHARS * 9 // (10 * size))
-        notes.append(f"points per metric lowered to {per_metric} to keep the answer under {ANSWER_CHARS:,} characters")
-        out = _history(req, run_label(run), windows, per_metric, notes)
+    label = run_label(run)
+    if budget is None:
+        out = _history(req, label, windows, most, notes)
+        size = answer_size(out)
+        if size > ANSWER_CHARS and most > 4:  # long names or values: fewer points, not a cut-off curve
+            most = max(4, most * ANSWER_CHARS * 9 // (10 * size))
+            notes.append(f"points per metric lowered to {most} to keep the answer under {ANSWER_CHARS:,} characters")
+            out = _history(req, label, windows, most, notes)
+        return out
+    per_metric = max(4, min(most, budget // (POINT_TOKENS * max(1, len(keys)))))
+    out = _history(req, label, windows, per_metric, notes, budget)
+    for _ in range(8):  # each round scales the points by how far over the budget the answer is
+        used = answer_tokens(out)
+        if used <= budget or per_metric == 4:
+            break
+        per_metric = max(4, min(per_metric - 1, per_metric * budget * 19 // (20 * used)))
+        out = _history(req, label, windows, per_metric, notes, budget)
     return out
 
 
 def _history(
-    req: GetHistoryInput, label: str, windows: dict[str, Series], per_metric: int, notes: list[str]
+    req: GetHistoryInput, label: str, windows: dict[str, Series], per_metric: int, notes: list[str],
+    budget: int | None = None,
 ) -> GetHistoryOutput:
     out: dict[str, MetricHistory] = {}
     csv: dict[str, str] = {}
     sampled = 0
     for k, s in windows.items():
-        ds = downsample(s.steps, s.values, max_points=per_metric)
-        if ds.method != "all":
+        steps, vals, method = _extremes(s, per_metric)
+        nan, inf = int(np.count_nonzero(np.isnan(s.values))), int(np.count_nonzero(np.isinf(s.values)))
+        if method != "all":
             sampled += 1
-        vals = [num(v) for v in ds.values.tolist()]
-        steps = ds.steps.tolist()
         if req.format == "csv":
             lines = (f"{st},{'' if v is None else v}" for st, v in zip(steps, vals, strict=True))
             csv[k] = "step,value\n" + "\n".join(lines)
-            out[k] = MetricHistory(steps=[], values=[], source_points=ds.source_points, method=ds.method,
-                                   nan=ds.nan_count, inf=ds.inf_count)
+            out[k] = MetricHistory(steps=[], values=[], source_points=len(s), method=method, nan=nan, inf=inf)
         else:
-            out[k] = MetricHistory(steps=steps, values=vals, source_points=ds.source_points, method=ds.method,
-                                   nan=ds.nan_count, inf=ds.inf_count)
-    note = (
-        f"{len(windows)} metrics, up to {per_metric} points each; "
-        + (f"{sampled} downsampled keeping each bucket's first/last/min/max (spikes survive)"
-           if sampled else "all points returned")
-    )
+            out[k] = MetricHistory(steps=steps, values=vals, source_points=len(s), method=method, nan=nan, inf=inf)
+    note = f"{len(windows)} metrics, up to {per_metric} points each"
+    if sampled:
+        more = "budget=" if budget is not None else "max_points="
+        note += (f"; {sampled} sampled: first, last, each bucket's min and max (one-step spikes kept);"
+                 f" more: {more}, keys=, start_step/end_step")
+    else:
+        note += "; all points returned"
     if req.start_step is not None or req.end_step is not None:
         note += f"; steps {fmt_step(req.start_step)}..{fmt_step(req.end_step)}"
     return GetHistoryOutput(run=label, note=note, metrics=out, csv=csv or None, notes=notes[:10])
+
+
+def _extremes(s: Series, max_points: int) -> tuple[list[int], list[int | float | str | None], str]:
+    """At most `max_points` points of `s`: its first and last, and each bucket's min, max and first NaN.
+
+    Series that fit come back whole ("all"). Otherwise the points are split by index into
+    (max_points - 2) // 2 buckets, or // 3 when the series has NaN ("minmax"). ±inf count as
+    extremes, so a one-step spike or dip always survives. Vectorised: O(n).
+    """
+    n = len(s)
+    if n <= max_points:
+        return s.steps.tolist(), [_value(v) for v in s.values.tolist()], "all"
+    v = s.values
+    isnan = np.isnan(v)
+    has_nan = bool(isnan.any())
+    buckets = max(1, (max_points - 2) // (3 if has_nan else 2))
+    starts = (np.arange(buckets, dtype=np.int64) * n) // buckets
+    sizes = np.diff(np.append(starts, n))
+    pos = np.arange(n, dtype=np.int64)
+    low = np.where(isnan, np.inf, v)
+    high = np.where(isnan, -np.inf, v)
+    # first position in each bucket that attains the bucket's extreme (n where none: all NaN)
+    at_min = np.minimum.reduceat(np.where(low == np.repeat(np.minimum.reduceat(low, starts), sizes), pos, n), starts)
+    at_max = np.minimum.reduceat(np.where(high == np.repeat(np.maximum.reduceat(high, starts), sizes), pos, n), starts)
+    parts = [np.array([0, n - 1]), at_min, at_max]
+    if has_nan:
+        parts.append(np.minimum.reduceat(np.where(isnan, pos, n), starts))
+    idx = np.unique(np.concatenate(parts))
+    idx = idx[idx < n]
+    return s.steps[idx].tolist(), [_value(x) for x in v[idx].tolist()], "minmax"
+
+
+def _value(x: float) -> int | float | str | None:
+    """A history value in few tokens: 4 significant digits, a whole number without '.0', non-finite as text."""
+    if not math.isfinite(x):
+        return num(x)
+    r = float(f"{x:.4g}")
+    return int(r) if r.is_integer() and abs(r) < 1e15 else r
 
 
 # ---------------------------------------------------------------- get_stats
