@@ -34,7 +34,7 @@ _FLAGS = {
     "limit": "-n", "top_n": "--top", "max_runs": "-n", "max_points": "-n", "max_metrics": "-n", "max_keys": "-n",
     "max_anomalies": "-n", "window_steps": "-w", "threshold_pct": "-t", "runs": "RUNS (give 2 to 16)",
     "step": "--step", "start_step": "--start", "end_step": "--end", "output_lines": "--lines",
-    "keys": "-k", "prefix": "-p", "metric": "METRIC", "run": "the run reference",
+    "keys": "-k", "prefix": "-p", "metric": "METRIC", "run": "the run reference", "budget": "--budget",
 }
 
 
@@ -76,6 +76,8 @@ def _common(*, with_defaults: bool) -> argparse.ArgumentParser:
     g.add_argument("--format", choices=FORMATS, default=d("text"), help="output format (default: text)")
     g.add_argument("--json", dest="format", action="store_const", const="json", default=d("text"),
                    help="same as --format json")
+    g.add_argument("--budget", type=int, metavar="TOKENS", default=d(None),
+                   help="most tokens the answer may cost, 100 to 50,000 (default: the command's own)")
     return p
 
 
@@ -293,8 +295,8 @@ def _command_in(argv: Sequence[str]) -> str:
             return ""
         elif word.startswith("--"):
             name = word[2:]
-            # --root DIR / --format FMT, also abbreviated as argparse allows (--ro DIR)
-            value_next = "=" not in name and any(opt.startswith(name) for opt in ("root", "format"))
+            # --root DIR / --format FMT / --budget N, also abbreviated as argparse allows (--ro DIR)
+            value_next = "=" not in name and any(opt.startswith(name) for opt in ("root", "format", "budget"))
         elif not word.startswith("-"):
             return word
     return ""

@@ -80,15 +80,19 @@ class _Progress:
 
 
 def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
-    """Validate `fields` with the tool's input model and run its handler."""
+    """Validate `fields` (and the global --budget) with the tool's input model; the tool's answer, as the MCP server's.
+
+    The answer is held to the same size cap and token budget (`--budget`, else the tool's default).
+    """
     from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` needs no numpy
 
     spec = TOOLS_BY_NAME[tool]
-    req = spec.input.model_validate(fields)
+    budget = getattr(args, "budget", None)
+    req = spec.input.model_validate(fields if budget is None else {**fields, "budget": budget})
     cfg = _config(args)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        out: BaseModel = spec.handler(req, cfg, progress=progress)
+        out: BaseModel = spec.run(req, cfg, progress=progress)
     finally:
         if progress is not None:
             progress.close()

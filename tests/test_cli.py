@@ -62,9 +62,8 @@ def test_global_options_work_before_and_after_the_command(
 def test_run_summarizes(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     code, out, _ = run(capsys, project, "run", "run_a")
     assert code == 0
-    first = out.splitlines()[0]
-    assert first.startswith("jsonl:run_a") and "train/loss" in first
-    assert "val/loss" in out and "min_step" in out
+    assert out.startswith("jsonl:run_a")
+    assert _first_column(out)[:2] == ["train/loss", "val/loss"] and "min_step" in out
 
 
 def test_latest_is_the_newest_run_and_reports_the_spike(
@@ -256,13 +255,31 @@ def test_invalid_config_names_the_key(capsys: pytest.CaptureFixture[str], projec
 
 def test_bad_option_values(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     assert_one_line_error(*run(capsys, project, "history", "-n", "2"), "-n")
-    assert_one_line_error(*run(capsys, project, "compare", "run_a"), "2 to 8")
+    assert_one_line_error(*run(capsys, project, "compare", "run_a"), "2 to 16")
     assert_one_line_error(*run(capsys, project.parent / "missing", "list"), "not a directory")
     code, _, err = run(capsys, project, "history", "run_a", "--start", "500", "--end", "100")
     assert_one_line_error(code, _, err, "invalid options: start_step 500 is after end_step 100")
     code, _, err = run(capsys, project, "compare", "run_a@-5", "run_b")
     assert_one_line_error(code, _, err, "must be from 0 upwards, got -5")
     assert "Value error" not in err
+
+
+def test_budget_is_a_global_option(capsys: pytest.CaptureFixture[str], project: Path) -> None:
+    from runwise.tokens import estimate_tokens
+
+    answers = []
+    for argv in (["--budget", "300", "--json", "history", "run_b"], ["--json", "history", "run_b", "--budget=300"]):
+        code, out, err = run(capsys, project, *argv)
+        assert code == 0, err
+        answers.append(json.loads(out))
+    assert answers[0] == answers[1]
+    text = json.dumps(answers[0], separators=(",", ":"), ensure_ascii=False)
+    assert estimate_tokens(text) <= 300
+    code, out, _ = run(capsys, project, "--json", "history", "run_b")
+    assert code == 0 and estimate_tokens(json.dumps(json.loads(out), separators=(",", ":"))) > 300  # 300 shaped it
+    code, out, _ = run(capsys, project, "--budget", "100", "--json", "stats", "run_b")
+    assert code == 0 and "cut to the 100-token budget" in json.loads(out)["notes"][0]
+    assert_one_line_error(*run(capsys, project, "--budget", "5", "stats"), "--budget", "100")
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -461,8 +478,11 @@ def test_runwise_into_head_exits_0() -> None:
 
 def _table_rows(text: str) -> list[list[str]]:
     """The rows of the first table in a text answer (after its header and rule)."""
-    lines = text.split("\n\n")[1].splitlines()
-    return [line.split() for line in lines[2:]]
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        if len(lines) >= 2 and lines[1].startswith("---"):
+            return [line.split() for line in lines[2:]]
+    return []
 
 
 def _first_column(text: str) -> list[str]:
