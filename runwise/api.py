@@ -13,8 +13,10 @@ It runs the calls the original runwise documents, unchanged:
 
 The text methods render what the CLI prints. Typed answers stay available: `query(request)`
 takes a tool's input model and returns that tool's output model (`query(GetStatsInput(...))`
-is a `GetStatsOutput`). Errors are the `runwise.errors` tree (RunNotFound, UnknownMetric, ...);
-`find_run` returns None for a run that does not exist.
+is a `GetStatsOutput`). Answers are held to the same token budgets as the MCP server's: the
+request's `budget`, else `RunAnalyzer(budget=N)`'s, else each tool's default. Errors are the
+`runwise.errors` tree (RunNotFound, UnknownMetric, ...); `find_run` returns None for a run that
+does not exist.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def _text(v: Cell) -> str:
 class RunAnalyzer:
     """Ask questions about the runs of one project (W&B, TensorBoard and JSONL logs)."""
 
-    def __init__(self, config: RunwiseConfig | None = None) -> None:
+    def __init__(self, config: RunwiseConfig | None = None, *, budget: int | None = None) -> None:
         self.config = config if config is not None else RunwiseConfig.load()
+        self.budget = budget  # tokens for every answer whose request names none (None: each tool's default)
 
     # ------------------------------------------------------------ typed answers
 
@@ -155,10 +158,12 @@ class RunAnalyzer:
     def query(self, request: DetectAnomaliesInput) -> DetectAnomaliesOutput: ...
 
     def query(self, request: In) -> Out:
-        """Run the tool whose input model `request` is; returns that tool's output model."""
+        """Run the tool whose input model `request` is; returns that tool's output model, shaped to its budget."""
         for spec in TOOLS:
             if type(request) is spec.input:
-                out = spec.handler(request, self.config)
+                if request.budget is None and self.budget is not None:
+                    request = spec.input.model_validate({**request.model_dump(), "budget": self.budget})
+                out = spec.run(request, self.config)
                 if not isinstance(out, Out) or not isinstance(out, spec.output):
                     raise TypeError(f"{spec.name} answered with {type(out).__name__}")
                 answer: Out = out
@@ -281,7 +286,8 @@ class RunAnalyzer:
         return render(self.query(ListKeysInput(run=_ref(run), max_keys=5000)), "text")
 
     def __repr__(self) -> str:
-        return f"RunAnalyzer(root={str(self.config.root)!r})"
+        budget = "" if self.budget is None else f", budget={self.budget}"
+        return f"RunAnalyzer(root={str(self.config.root)!r}{budget})"
 
 
 __all__ = ["RankedRun", "RunAnalyzer", "RunInfo", "RunwiseConfig"]

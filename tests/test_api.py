@@ -85,7 +85,7 @@ def test_the_original_readme_python_api(in_examples: None) -> None:
     assert run_a is not None and run_b is not None
     assert run_a.notes == "constant learning rate, no warm-up" and run_a.tags == ("baseline",)
     comparison = analyzer.compare_runs(run_a, run_b)
-    assert comparison.startswith("jsonl:baseline vs jsonl:lr_warmup; train/loss: 0.4286 vs 0.367")
+    assert "lr_warmup 0.419 vs baseline 0.491" in comparison.splitlines()[0]
     assert "schedule.warmup_steps" in comparison
 
     # Get hyperparameters/config
@@ -184,6 +184,19 @@ def test_typed_answers(analyzer: RunAnalyzer) -> None:
     assert [row[0] for row in keys.metrics.rows] == KEYS
     with pytest.raises(TypeError):
         analyzer.query(RunwiseConfig.load(EXAMPLES).file)  # type: ignore[call-overload]
+
+
+def test_budget_of_the_analyzer_and_of_a_request() -> None:
+    from runwise.tokens import estimate_tokens
+
+    small = RunAnalyzer(RunwiseConfig.load(EXAMPLES, env={}), budget=150)
+    out = small.query(GetStatsInput(run="baseline"))
+    assert estimate_tokens(out.model_dump_json()) <= 150
+    assert out.notes[0].startswith("cut to the 150-token budget: stats.rows: first ")
+    assert len(out.stats.rows) < len(KEYS)
+    wide = small.query(GetStatsInput(run="baseline", budget=5000))  # the request's own budget wins
+    assert len(wide.stats.rows) == len(KEYS) and not wide.notes
+    assert repr(small).endswith(", budget=150)")
 
 
 def test_default_config_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
