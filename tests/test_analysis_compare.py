@@ -161,6 +161,34 @@ def test_curves_that_cross_diverge_after_the_crossing_only() -> None:
     assert d is not None and d.step is not None and 1_000 < d.step < 1_200, d
 
 
+def test_runs_that_swap_sides_diverge_from_the_swap() -> None:
+    steps = np.arange(4_000, dtype=np.int64)
+    rng = np.random.default_rng(8)
+    a = 1.0 + 0.01 * rng.standard_normal(steps.size)
+    b = np.where(steps < 2_000, 1.5, 0.5) + 0.01 * rng.standard_normal(steps.size)  # far above, then far below
+    d = compare_series([(steps, a), (steps, b)]).divergence
+    assert d is not None and d.step is not None and abs(d.step - 2_000) <= 3, d
+
+
+def test_a_one_cell_return_does_not_reset_the_divergence() -> None:
+    steps = np.arange(0, 2_560, 10, dtype=np.int64)  # 256 points: 64 cells of 4 points
+    rng = np.random.default_rng(9)
+    a = 1.0 + 0.01 * rng.standard_normal(steps.size)
+    apart = (steps >= 640) & ((steps < 1_280) | (steps >= 1_320))  # back together for one cell only
+    b = 1.0 + 0.3 * apart + 0.01 * rng.standard_normal(steps.size)
+    d = compare_series([(steps, a), (steps, b)]).divergence
+    assert d is not None and d.step is not None and abs(d.step - 640) <= 30, d
+
+
+def test_a_last_point_apart_is_no_lasting_divergence() -> None:
+    steps = np.arange(0, 1_000, 100, dtype=np.int64)  # ten evaluations: one cell each
+    rng = np.random.default_rng(10)
+    a = 1.0 + 0.01 * rng.standard_normal(steps.size)
+    b = 1.0 + 0.01 * rng.standard_normal(steps.size) + 0.5 * (steps == 900)
+    d = compare_series([(steps, a), (steps, b)]).divergence
+    assert d is not None and d.step is None, d
+
+
 def test_three_runs_name_the_one_that_split_off() -> None:
     runs = [_curve(10_000, 20), _curve(10_000, 21, shift_at=6_000, shift=-0.2), _curve(10_000, 22)]
     d = compare_series(runs).divergence
@@ -234,7 +262,8 @@ def test_two_runs_keep_key_order_and_identity_keys_rank_when_alone() -> None:
 
 @pytest.mark.parametrize(
     ("key", "identity"),
-    [("name", True), ("model.name", False), ("tag", False), ("seed", True), ("data_seed", True), ("trainer.seed", True), ("run_name", True), ("output_dir", True),
+    [("name", True), ("model.name", False), ("tag", False), ("seed", True), ("data_seed", True),
+     ("trainer.seed", True), ("run_name", True), ("output_dir", True),
      ("logging.save_dir", True), ("_wandb.cli_version", True), ("timestamp", True), ("lr", False),
      ("optimizer.name", False), ("batch_size", False), ("model.dropout", False)],
 )
