@@ -13,13 +13,15 @@ import numpy as np
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
 from runwise.analysis._arrays import FloatArray, IntArray, block_median_mad, fmt_num
-from runwise.analysis.changepoint import page_onset, robust_sd
+from runwise.analysis.changepoint import mean_split, page_onset, robust_sd
 from runwise.formatting import fmt_step
 
 Result = list[Anomaly] | str
 
 DIVERGENCE_MIN_POINTS = 30  # finite loss points the level check needs
 LEVEL_BLOCKS = 50  # a loss level is tracked as the median of at most this many blocks
+ONSET_BLOCKS = 200  # the onset of a climb is fitted on at most this many block medians
+HINGE_BACK = 5  # ... and refined from this many blocks before the fitted one
 EDGE_POINTS = 3  # the level at the end of a validation series: the median of this many points
 VAL_MIN_POINTS = 6  # validation points the overfitting check needs
 VAL_NOISE_K = 4.0  # validation must rise this many of its noise sds above its minimum
@@ -69,8 +71,9 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
 
     Runs on the finite points (a loss that ends non-finite is the nan/inf check's lasting finding).
     The level is the median of each of up to 50 blocks. The finding is dated at the onset of the
-    climb by Page's CUSUM from the lowest block: where the loss began to stay above its lowest
-    level plus one noise sd. Critical when the last block is still above the one before, else a warning.
+    climb: from the lowest block on, the best continuous fit of a flat level that turns into a
+    straight climb (on up to 200 block medians), so a gradual climb is dated where it began, not
+    where it crossed the limit. Critical when the last block is still above the one before, else a warning.
     """
     finite = np.isfinite(v)
     if not finite.any():
@@ -85,9 +88,21 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     if k_min == med.size - 1 or final <= limit:
         return []
     bottom = offset + k_min * size
-    d = max(robust_sd(fv[bottom:bottom + size]), 1e-3 * abs(low), 1e-12)  # the noise around the bottom
-    onset = bottom + page_onset(fv[bottom:] - (low + d))
-    onset = min(onset, fv.size - 1)
+    # the onset: the best fit of a flat level turning into a straight climb, on finer blocks
+    fsize = -(-(fv.size - bottom) // ONSET_BLOCKS)  # from the bottom on: its first points matter most
+    fine, _ = block_median_mad(fv[bottom:], fsize)
+    top = float(np.max(np.abs(fine)))
+    unit = fine / top if 0.0 < top < np.inf else fine
+    j, hinge_err = _hinge_onset(unit, 0, fine.size - 2, fine.size, rising=True)
+    k = mean_split(unit)  # a jump to a new level fits a step better than a climbing line
+    if k > 0:
+        step_err = float(np.sum((unit[:k] - unit[:k].mean()) ** 2) + np.sum((unit[k:] - unit[k:].mean()) ** 2))
+        j = k if step_err < hinge_err else j
+    # refined at full resolution: Page's CUSUM from a few blocks before, against the level there
+    base = float(np.median(fine[max(0, j - HINGE_BACK):j + 1]))
+    start = bottom + max(0, j - HINGE_BACK) * fsize
+    d = max(robust_sd(fv[bottom:bottom + 20_000]), 1e-3 * abs(low), 1e-12)
+    onset = min(start + page_onset(fv[start:] - (base + d)), fv.size - 1)
     step = int(fs[onset])
     rising = med.size > 1 and final > float(med[-2])
     msg = f"{key} diverged from step {fmt_step(step)}: {fmt_num(low)} -> {fmt_num(final)}" + (
@@ -193,18 +208,48 @@ def _window_fits(level: FloatArray, w: int) -> tuple[FloatArray, FloatArray, Flo
     return mean, slope * w, sd * np.sqrt(12.0 / w)
 
 
-def _hinge_onset(level: FloatArray, lo: int, hi: int, end: int) -> int:
-    """Block where a falling line meets a flat level: the best continuous fit over level[lo:end], onset in [lo, hi]."""
+def _hinge_onset(level: FloatArray, lo: int, hi: int, end: int, *, rising: bool = False) -> tuple[int, float]:
+    """Block where a line meets a flat level, and the fit's squared error: the best continuous fit over level[lo:end].
+
+    The onset is looked for in [lo, hi].
+    By default a line before the onset and a line after it, joined there (a broken stick: a loss
+    that falls, then stays flat or nearly); `rising`: flat, then a climbing line (a divergence).
+    """
     y = level[lo:end]
     x = np.arange(lo, end, dtype=np.float64)
     sse = []
-    for j in range(lo, max(hi, lo) + 1):  # at most a few dozen candidates on at most 100 blocks
-        a = np.column_stack((np.ones_like(x), np.maximum(j - x, 0.0)))
+    for j in range(lo, max(hi, lo) + 1):  # at most a few hundred candidates on at most 200 blocks
+        if rising:
+            a = np.column_stack((np.ones_like(x), np.maximum(x - j, 0.0)))
+        else:  # a plateau may still drift a little (an lr term that decays with the schedule): its own slope
+            a = np.column_stack((np.ones_like(x), np.minimum(x - j, 0.0), np.maximum(x - j, 0.0)))
         coef, *_ = np.linalg.lstsq(a, y, rcond=None)
         sse.append(float(np.sum((a @ coef - y) ** 2)))
     err = np.array(sse)
     # the earliest of equally good fits (a loss flat from the start: rounding decides the rest)
-    return lo + int(np.argmax(err <= err.min() + 1e-9 * float(np.sum(y * y))))
+    best = int(np.argmax(err <= err.min() + 1e-9 * float(np.sum(y * y))))
+    return lo + best, float(err[best])
+
+
+def _kink(unit: FloatArray, centre: FloatArray, j: int, lo: int, stop: int, n: int) -> int:
+    """The point index where the lines through the block medians before and after block j cross.
+
+    Refines the broken stick's block to the point: the crossing is clipped to the centres of the
+    blocks either side of j (the first point of block j when the lines are parallel or too short).
+    The blocks right next to j are left out of both lines: the kink may lie in either.
+    """
+    start = int(np.clip(np.ceil(centre[j] - (centre[1] - centre[0]) / 2.0 if centre.size > 1 else 0.0), 0, n - 1))
+    # the blocks next to j may hold the kink itself: each line is fitted on the blocks beyond them
+    a, b = unit[lo:max(j - 1, lo)], unit[j + 1:stop]
+    if a.size < 2 or b.size < 2:
+        return start
+    p1 = np.polyfit(centre[lo:max(j - 1, lo)], a, 1)
+    p2 = np.polyfit(centre[j + 1:stop], b, 1)
+    if abs(p1[0] - p2[0]) <= 1e-15:
+        return start
+    x = (p2[1] - p1[1]) / (p1[0] - p2[0])
+    left, right = centre[max(j - 1, 0)], centre[min(j + 1, centre.size - 1)]
+    return int(np.clip(np.ceil(np.clip(x, left, right) - 1e-9), 0, n - 1))
 
 
 def find_plateau(s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None = None) -> Plateau | str | None:
@@ -261,8 +306,10 @@ def find_plateau(s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None = Non
     b0 = int(np.argmax(flat))
     b1 = b0 + int(np.argmax(~flat[b0:])) - 1 if not flat[b0:].all() else nb - 1
     w0 = max(PLATEAU_MIN_BLOCKS, round(PLATEAU_SCALES[0] * nb))
-    onset_block = _hinge_onset(unit, max(0, b0 - w0), min(b0 + w0 // 2, b1), b1 + 1)
-    start, end = int(first[onset_block]), min(int(first[b1]) + size, fv.size) - 1
+    lo, stop = max(0, b0 - w0), min(b1, b0 + w0) + 1
+    onset_block, _ = _hinge_onset(unit, lo, min(b0 + w0 // 2, b1), stop)
+    start = _kink(unit, first + (size - 1) / 2.0, onset_block, lo, stop, fv.size)
+    end = min(int(first[b1]) + size, fv.size) - 1
     if int(fs[end] - fs[start]) < th.plateau_min_steps:
         return None
     flat_level = float(np.median(fv[start:end + 1]))
