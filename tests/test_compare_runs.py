@@ -79,7 +79,7 @@ def test_two_runs_that_separate_at_a_planted_step(tmp_path: Path) -> None:
     assert abs(div["train/loss"]["step"] - 1_800) <= 30  # within 3 logging intervals
     assert abs(div["val/loss"]["step"] - 1_800) <= 300  # val/loss is logged every 100 steps
     assert div["lr"]["step"] is None and div["grad_norm"]["step"] is None  # equal lr, same noise
-    assert out.summary.startswith("best val/loss: calm ")
+    assert out.summary.startswith("lowest final val/loss: calm ")
     assert "runs diverge on val/loss from step 1," in out.summary
 
 
@@ -98,7 +98,7 @@ def test_three_runs_name_the_run_that_split_off(tmp_path: Path) -> None:
     assert out.divergence is not None
     row = rows_of(out.divergence)[0]
     assert row["metric"] == "train/loss" and row["split_off"] == "b" and abs(row["step"] - 1_200) <= 30
-    assert "(b split off)" in out.summary and out.summary.startswith("best val/loss: b ")
+    assert "(b split off)" in out.summary and out.summary.startswith("lowest final val/loss: b ")
 
 
 # ---------------------------------------------------------------- values, checkpoints, ref@step

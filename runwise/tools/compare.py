@@ -373,7 +373,8 @@ class _Parts:
             at = " at the compared steps" if self.stepped else ""
             if finals:
                 v, i = finals[0]
-                text = f"best {k}{at}: {ids[i]} {fmt(num(v, 4))}"
+                which = ("highest " if up else "lowest ") + ("" if self.stepped else "final ")
+                text = f"{which}{k}{at}: {ids[i]} {fmt(num(v, 4))}"
                 if len(finals) > 1:
                     v2, j = finals[1]
                     pct = percent_change(v2, v)
@@ -387,7 +388,8 @@ class _Parts:
                 who = f" ({','.join(ids[x] for x in d.split)} split off)" if len(self.loaded) > 2 else ""
                 parts.append(f"runs diverge on {k} from step {d.step:,}{who}")
             elif d is not None:
-                parts.append(f"no lasting divergence on {k} beyond noise")
+                other = self._earliest_divergence(k)
+                parts.append(f"no lasting divergence on {k} beyond noise" + (f" ({other})" if other else ""))
         if self.ranked:
             tops = [r for r in self.ranked if not r.identity or all(x.identity for x in self.ranked)]
             if len(self.loaded) == 2 or all(r.share is None for r in tops):
@@ -404,6 +406,15 @@ class _Parts:
         if not parts:
             parts.append(" vs ".join(ids))
         return "; ".join(parts)
+
+    def _earliest_divergence(self, skip: str) -> str:
+        """'train/loss diverges from step N' for the metric (other than `skip`) that diverges first, or ''."""
+        found = [(c.divergence.step, k) for k, c in self.analysed.items()
+                 if k != skip and c.divergence is not None and c.divergence.step is not None]
+        if not found:
+            return ""
+        step, k = min(found)
+        return f"{k} diverges from step {step:,}"
 
     def _group_line(self, grouped: dict[str, list[int]]) -> str:
         sizes = [len(m) for m in grouped.values()]
