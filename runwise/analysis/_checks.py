@@ -306,9 +306,10 @@ def find_plateau(s: IntArray, v: FloatArray, th: Thresholds, lr: Lr | None = Non
     b0 = int(np.argmax(flat))
     b1 = b0 + int(np.argmax(~flat[b0:])) - 1 if not flat[b0:].all() else nb - 1
     w0 = max(PLATEAU_MIN_BLOCKS, round(PLATEAU_SCALES[0] * nb))
-    lo, stop = max(0, b0 - w0), min(b1, b0 + w0) + 1
-    onset_block, _ = _hinge_onset(unit, lo, min(b0 + w0 // 2, b1), stop)
-    start = _kink(unit, first + (size - 1) / 2.0, onset_block, lo, stop, fv.size)
+    lo, fit_end = max(0, b0 - w0), min(b1, b0 + w0) + 1
+    onset_block, _ = _hinge_onset(unit, lo, min(b0 + w0 // 2, b1), fit_end)
+    centre: FloatArray = first.astype(np.float64) + (size - 1) / 2.0
+    start = _kink(unit, centre, onset_block, lo, fit_end, fv.size)
     end = min(int(first[b1]) + size, fv.size) - 1
     if int(fs[end] - fs[start]) < th.plateau_min_steps:
         return None
