@@ -35,7 +35,9 @@ Exit status 1 when a target is missed. Figures go to bench/_results/diagnosis.js
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import shutil
 import statistics
@@ -87,15 +89,17 @@ def suite_dir() -> Path:
     return SCENARIO_DATA / h.hexdigest()[:12]
 
 
-def written_suite(sources: Sequence[str]) -> dict[str, Path]:
-    """Project dir per source, writing the whole suite first if this version of it is not on disk."""
+def written_suite(out: Path) -> dict[str, Path]:
+    """Project dir per source under `out`, writing the whole suite there first if it is not there yet.
+
+    tensorboardX prints a line for every NaN/inf it is given: the writers' output is counted, not shown.
+    """
     from tests.scenarios.write import write_suite
 
-    out = suite_dir()
     marker = out / "written.json"
     if marker.exists():
         done = {k: Path(v) for k, v in json.loads(marker.read_text()).items()}
-        if all(s in done for s in sources):
+        if all(s in done for s in SOURCES):
             log(f"suite reused from {out.relative_to(ROOT)}")
             return done
     if SCENARIO_DATA.exists():  # older versions of the suite: not needed any more
@@ -106,8 +110,12 @@ def written_suite(sources: Sequence[str]) -> dict[str, Path]:
         shutil.rmtree(out)
     log(f"writing the suite through jsonl, tensorboardX and wandb (offline) into {out.relative_to(ROOT)} ...")
     t0 = time.perf_counter()
-    paths = write_suite(out, sources=SOURCES)
-    log(f"  written in {time.perf_counter() - t0:.0f} s")
+    chatter = io.StringIO()
+    with contextlib.redirect_stdout(chatter):
+        paths = write_suite(out, sources=SOURCES)
+    lines = chatter.getvalue().splitlines()
+    log(f"  written in {time.perf_counter() - t0:.0f} s ({len(lines)} lines of writer output not shown"
+        + (f", e.g. {lines[0][:80]!r})" if lines else ")"))
     marker.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
     return {k: Path(v) for k, v in paths.items()}
 
@@ -148,8 +156,8 @@ def finding_text(name: str, f: Any) -> str:
 class Tally:
     """The score of one side on one source, over every scenario scored."""
 
-    def __init__(self, side: str, source: str) -> None:
-        self.side, self.source = side, source
+    def __init__(self, side: str, source: str, short: str) -> None:
+        self.side, self.source, self.short = side, source, short
         self.labels = self.found = self.extra = 0
         self.missed: list[str] = []
         self.false: list[str] = []
@@ -186,17 +194,24 @@ class Tally:
 
 
 def score_runwise(projects: dict[str, Path], sources: Sequence[str], chosen: list[Any]) -> list[Tally]:
-    from tests.scenarios.score import score_source
+    """The suite's own scorer (the detect_anomalies tool on each run), one scenario at a time."""
+    from tests.scenarios.score import match, score_source
 
-    wanted = {s.name: s for s in chosen}
     out = []
     for source in sources:
         t0 = time.perf_counter()
-        cards = score_source(projects[source], source)
-        tally = Tally("runwise (this repository)", source)
-        for name, card in sorted(cards.items()):
-            if name in wanted:
-                tally.add(wanted[name], card)
+        tally = Tally("runwise (this repository)", source, "runwise")
+        errors = []
+        for s in chosen:
+            try:
+                card = score_source(projects[source], source, names=[s.name])[s.name]
+            except Exception as exc:  # a run the tool cannot analyse: its labels count as missed
+                errors.append(f"{s.name}: {str(exc)[:200]}")
+                card = match(s, [])
+            tally.add(s, card)
+        if errors:
+            tally.note = f"{len(errors)} runs failed, e.g. {errors[0]}"
+            tally.missed += [f"ERROR {e}" for e in errors]
         log(f"  scored {source} in {time.perf_counter() - t0:.1f} s")
         out.append(tally)
     return out
@@ -221,8 +236,12 @@ def _tb_dir(project: Path, name: str) -> Path | None:
     return None
 
 
-def score_040(projects: dict[str, Path], sources: Sequence[str], chosen: list[Any]) -> list[Tally]:
-    """runwise 0.4.0 on the same runs (its two ways of asking, bench/_runwise040.py), same matcher."""
+def score_040(base: Path, projects: dict[str, Path], sources: Sequence[str], chosen: list[Any]) -> list[Tally]:
+    """runwise 0.4.0 on the same runs (its two ways of asking, bench/_runwise040.py), same matcher.
+
+    Its answers are kept in `base` (keyed by the child script's hash): the suite and 0.4.0 are
+    fixed, so a second bench run asks it only about runs it has not seen.
+    """
     from tests.scenarios.score import match
 
     jobs: list[dict[str, Any]] = []
@@ -232,7 +251,7 @@ def score_040(projects: dict[str, Path], sources: Sequence[str], chosen: list[An
         project = projects[source]
         ids: dict[str, str] = {}
         if source == "wandb":
-            layout = suite_dir() / "wandb040" / "wandb"
+            layout = base / "wandb040" / "wandb"
             marker = layout.parent / "converted.json"
             if not marker.exists():
                 shutil.rmtree(layout, ignore_errors=True)
@@ -256,16 +275,23 @@ def score_040(projects: dict[str, Path], sources: Sequence[str], chosen: list[An
                 missing[source].append(s.name)
                 continue
             jobs.append({"id": f"{source}/{s.name}", "source": source, "path": str(p), "run": run, "keys": _roles(s)})
-    t0 = time.perf_counter()
-    results = r040.run_jobs(jobs)
-    log(f"  runwise 0.4.0 ran {len(jobs)} jobs in {time.perf_counter() - t0:.1f} s")
+    cache = base / f"runwise040-{hashlib.sha256(r040.CHILD.read_bytes()).hexdigest()[:12]}.json"
+    results: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
+    todo = [j for j in jobs if j["id"] not in results]
+    if todo:
+        t0 = time.perf_counter()
+        results.update(r040.run_jobs(todo))
+        cache.write_text(json.dumps(results))
+        log(f"  runwise 0.4.0 ran {len(todo)} runs in {time.perf_counter() - t0:.1f} s")
+    if len(todo) < len(jobs):
+        log(f"  runwise 0.4.0's answers on {len(jobs) - len(todo)} runs reused from {cache.relative_to(ROOT)}")
     if "raw-wandb" in results:
         got = results["raw-wandb"]
         raw_wandb = got["error"] or f"{got['rows']} history rows"
     out = []
     for source in sources:
         for mode in ("api", "tool"):
-            tally = Tally(f"runwise 0.4.0 ({mode})", source)
+            tally = Tally(f"runwise 0.4.0 ({mode})", source, f"0.4.0 {mode}")
             errors = []
             for s in chosen:
                 res = results.get(f"{source}/{s.name}")
@@ -288,7 +314,7 @@ def score_040(projects: dict[str, Path], sources: Sequence[str], chosen: list[An
             tally.note = "; ".join(notes)
             out.append(tally)
     if raw_wandb is not None:
-        out[-1].note += f"; on the W&B dirs as written: {raw_wandb}"
+        log(f"  runwise 0.4.0 on the suite's W&B dirs as written (offline-run-*/run-ID.wandb): {raw_wandb}")
     return out
 
 
@@ -300,17 +326,28 @@ def print_scores(tallies: list[Tally], chosen: list[Any], verbose: bool) -> None
     for t in tallies:
         log(t.row())
     kinds = sorted({k for t in tallies for k in t.by_kind})
+    sides = list(dict.fromkeys(t.side for t in tallies))
+    short = {t.side: t.short for t in tallies}
+    srcs = list(dict.fromkeys(t.source for t in tallies))
+    cell = {(t.side, t.source): t for t in tallies}
+    width = 8 * len(srcs)
     log("")
-    log("recall by kind (found/labels)")
-    log(f"  {'kind':20s}" + "".join(f" {t.side.replace('runwise ', '')[:18]:>18s}/{t.source[:2]}" for t in tallies))
+    log(f"recall by kind (found/labels), sources in the order {', '.join(srcs)}")
+    log(f"  {'kind':20s}" + "".join(f" {short[s]:>{width}s}" for s in sides))
     for k in kinds:
-        cells = []
-        for t in tallies:
-            f, n = t.by_kind.get(k, [0, 0])
-            cells.append(f" {f'{f}/{n}':>21s}")
-        log(f"  {k:20s}" + "".join(cells))
+        row = f"  {k:20s}"
+        for side in sides:
+            parts = []
+            for src in srcs:
+                f, n = cell[(side, src)].by_kind.get(k, [0, 0]) if (side, src) in cell else (0, 0)
+                parts.append(f"{f}/{n}")
+            row += f" {' '.join(f'{p:>7s}' for p in parts):>{width}s}"
+        log(row)
     for t in tallies:
         if not t.side.startswith("runwise (this"):
+            if t.false:
+                log(f"\nfalse findings of {t.side} on healthy runs, {t.source} ({len(t.false)}): "
+                    + "; ".join(t.false[:5]))
             continue
         if t.missed:
             log(f"\nmissed by runwise on {t.source} ({len(t.missed)}):")
@@ -523,9 +560,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     results: dict[str, Any] = {"argv": sys.argv[1:]}
     chosen: list[Any] = []
     projects: dict[str, Path] = {}
+    base = SCENARIO_DATA
     if parts & {"1", "2", "3"}:
         chosen = scenarios([n for n in args.names.split(",") if n])
-        projects = written_suite(SOURCES)
+        base = suite_dir()
+        projects = written_suite(base)
 
     if parts & {"1", "2"}:
         heading("Parts 1-2. Labelled suite: recall (kind, metric, step right) and false findings, per source")
@@ -538,7 +577,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 if len(t.false) > FALSE_TARGET:
                     misses.append(f"{len(t.false)} false findings > {FALSE_TARGET} on {t.source}")
         if "2" in parts:
-            tallies += score_040(projects, sources, chosen)
+            tallies += score_040(base, projects, sources, chosen)
         print_scores(tallies, chosen, args.verbose)
         if "2" in parts:
             log("\nrunwise 0.4.0: pip install runwise==0.4.0 tensorboard in bench/_data/venv-runwise040, run there")
