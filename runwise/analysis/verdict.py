@@ -78,7 +78,7 @@ def val_trend(key: str, steps: IntArray, values: FloatArray, *, higher: bool | N
 
     The evaluations are smoothed by a running median of w = n/4 (2 to 5) points. Improving: the
     last level beats the level w evaluations earlier by more than 1.5 sds of a level difference
-    (point noise from successive differences, scaled by 1.25/sqrt(w)). Worsening: the last level
+    (point noise from second differences, scaled by 1.25/sqrt(w)). Worsening: the last level
     trails the best level by more than 3 such sds (and 0.2%). Otherwise flat. Unknown with fewer
     than 4 finite evaluations.
     """
@@ -95,7 +95,8 @@ def val_trend(key: str, steps: IntArray, values: FloatArray, *, higher: bool | N
     y = -fv if up else fv  # lower is better from here on
     w = min(MAX_WINDOW, max(2, n // 4))
     level = np.median(np.lib.stride_tricks.sliding_window_view(y, w), axis=1)
-    noise = 1.4826 * float(np.median(np.abs(np.diff(y)))) / math.sqrt(2)
+    # point noise from second differences: a steady trend is not noise
+    noise = 1.4826 * float(np.median(np.abs(np.diff(y, 2)))) / math.sqrt(6)
     diff_sd = 1.25 * noise / math.sqrt(w) * math.sqrt(2)
     last, lowest = float(level[-1]), float(np.min(level))
     earlier = float(level[-1 - w]) if level.size > w else float(level[0])
