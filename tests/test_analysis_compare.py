@@ -216,6 +216,10 @@ def test_runs_without_a_common_span_or_values() -> None:
     empty = (np.array([], dtype=np.int64), np.array([], dtype=np.float64))
     c = compare_series([a, late, empty])
     assert c.divergence is None and c.checkpoints == () and c.final[2] is None and c.best[2] is None
+    few = (np.arange(7, dtype=np.int64), np.zeros(7))
+    far = (np.arange(7, dtype=np.int64), np.ones(7))
+    assert compare_series([few, far]).divergence is None  # fewer than MIN_POINTS points: not dated
+    assert compare_series([few, far]).checkpoints == (1, 3, 4, 6)
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,19 @@ def test_ref_at_step_works_for_any_run(tmp_path: Path, which: int) -> None:
     assert all(r[f"step@{names[which]}"] <= 1_500 for r in rows_of(out.best))  # its best within its first 1,500
 
 
+def test_runs_with_missing_metrics_or_none(tmp_path: Path) -> None:
+    without_val = loss_rows(seed=2, config={"lr": 1e-2})
+    for row in without_val[1:]:
+        row.pop("val/loss", None)
+    cfg = make_project(tmp_path, {"a": loss_rows(seed=1, config={"lr": 1e-3}), "b": without_val,
+                                  "empty": [{"step": 0, "config": {"lr": 5}}], "short": loss_rows(steps=60, seed=3)})
+    out = compare(cfg, runs=["a", "b", "empty"])
+    assert out.summary.startswith("lowest final train/loss: ")  # the metric the most runs have
+    assert rows_of(out.metrics)[0]["empty"] is None
+    short = compare(cfg, runs=["a", "short@20"])
+    assert "the runs share too few steps of " in short.summary
+
+
 # ---------------------------------------------------------------- config keys and groups
 
 

@@ -79,6 +79,7 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[A
 
 DIVERGE_K = 4.0  # runs diverge when their gap stays beyond this many times their combined noise
 GRID = 256  # cells of the common step grid the runs are compared on
+MIN_POINTS = 8  # points every run needs in the common span for a point of divergence
 CELL_POINTS = 4  # points of the sparsest run per cell, at least (fewer cells for short series)
 BLOCK_SAMPLE = 255  # points per cell the cell median is taken from (a stride through longer cells)
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the common span where every run is read
@@ -108,7 +109,8 @@ class MetricComparison:
 
     `final[i]` / `best[i]` are None for a run without finite values. `at_checkpoints` has one row per
     step of `checkpoints` and one column per run (NaN where a run has no value at or before it).
-    `divergence` is None when fewer than two runs have values or they share no span of steps.
+    `divergence` is None when fewer than two runs have values, they share no span of steps, or a
+    run has fewer than MIN_POINTS points in it.
     """
 
     final: list[tuple[float, int] | None]
@@ -147,7 +149,7 @@ def compare_series(
         best.append((float(v[i]), int(s[i])) if i >= 0 else None)
     span = _common_span(fin)
     steps, at = _checkpoints(raw, fin, span, fractions)
-    div = _divergence(fin, span, k, grid) if span is not None else None
+    div = _divergence(fin, span, k, grid) if span is not None and _points_in(fin, span) >= MIN_POINTS else None
     return MetricComparison(final, best, steps, at, div)
 
 
@@ -169,6 +171,11 @@ def _common_span(fin: Sequence[tuple[IntArray, FloatArray]]) -> tuple[int, int] 
         return None
     lo, hi = max(int(s[0]) for s in live), min(int(s[-1]) for s in live)
     return (lo, hi) if lo < hi else None
+
+
+def _points_in(fin: Sequence[tuple[IntArray, FloatArray]], span: tuple[int, int]) -> int:
+    """Points of the sparsest run (with finite values) inside `span`."""
+    return min(_within(s, v, *span)[0].size for s, v in fin if s.size)
 
 
 def _checkpoints(

@@ -213,12 +213,16 @@ def _compare(loaded: list[tuple[Run, int | None]], key: str) -> MetricComparison
 
 def _outcome_metric(loaded: list[tuple[Run, int | None]], keys: list[str], cfg: RunwiseConfig) -> str | None:
     """The metric that tells the best run: the primary metric, else validation loss, else loss (one all runs have)."""
-    everywhere = [k for k in keys if all(k in run.history and len(run.history[k]) for run, _ in loaded)]
-    r = roles(everywhere, cfg)
+    have = {k: sum(1 for run, _ in loaded if k in run.history and len(run.history[k])) for k in keys}
+    most = max(have.values(), default=0)
+    if most < 2:
+        return None
+    common = [k for k in keys if have[k] == most]  # the metrics the most runs have (all, usually)
+    r = roles(common, cfg)
     for k in (cfg.schema.primary_metric, r.get("val_loss"), r.get("loss"), r.get("val_accuracy"), r.get("accuracy")):
-        if k and k in everywhere:
+        if k and k in common:
             return k
-    return everywhere[0] if everywhere else None
+    return common[0]
 
 
 def _finals(c: MetricComparison | None, n: int) -> list[float]:
@@ -387,14 +391,17 @@ class _Parts:
             if d is not None and d.step is not None:
                 who = f" ({','.join(ids[x] for x in d.split)} split off)" if len(self.loaded) > 2 else ""
                 parts.append(f"runs diverge on {k} from step {d.step:,}{who}")
-            elif d is not None:
+            elif d is None:
+                parts.append(f"the runs share too few steps of {k} to date a divergence")
+            else:
                 other = self._earliest_divergence(k)
                 parts.append(f"no lasting divergence on {k} beyond noise" + (f" ({other})" if other else ""))
         if self.ranked:
             tops = [r for r in self.ranked if not r.identity or all(x.identity for x in self.ranked)]
             if len(self.loaded) == 2 or all(r.share is None for r in tops):
                 names = ", ".join(r.key for r in self.ranked[:4])
-                parts.append(f"{len(self.ranked)} config keys differ ({names}; unranked)")
+                differ = "1 config key differs" if len(self.ranked) == 1 else f"{len(self.ranked)} config keys differ"
+                parts.append(f"{differ} ({names}; unranked)")
             else:
                 best = [r for r in tops if r.share is not None][:2]
                 said = ", ".join(f"{r.key} explains {r.share or 0:.0%}" for r in best)
