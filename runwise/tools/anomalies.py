@@ -1,15 +1,30 @@
-"""The detect_anomalies tool: every check on full-resolution history, each finding with its evidence."""
+"""The detect_anomalies tool: every check on full-resolution history, each finding with its evidence.
+
+The answer: a summary line, one table row per finding (worst first) with its steps, the evidence
+in numbers (value, baseline), what other metrics did in the same window (related), which moved
+first, and the get_history call that shows the window (next); observations that are not findings
+(a loss converging under a decayed lr); which checks ran and which could not, and why. By default
+the answer is shaped to ANSWER_TOKENS; `budget` sets another size, `max_anomalies` the row cap.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from runwise.analysis.anomalies import Anomaly
 from runwise.config import RunwiseConfig
+from runwise.formatting import fmt_step
 from runwise.parsers import Progress
+from runwise.tokens import estimate_tokens
 from runwise.tools._common import In, Out, Table, anomaly_report, num, one_run, run_label, run_notes, select_keys
 from runwise.tools._fields import Keys, RunRef
+
+ANSWER_TOKENS = 400  # the default answer's size, in estimated tokens
+COLUMNS = ["kind", "severity", "metric", "step", "steps", "value", "baseline", "related", "first", "next"]
+_EVIDENCE = ("next", "first", "related")  # dropped from the lowest rows first, in this order
 
 # ---------------------------------------------------------------- detect_anomalies
 
@@ -17,16 +32,74 @@ from runwise.tools._fields import Keys, RunRef
 class DetectAnomaliesInput(In):
     run: RunRef = "latest"
     keys: Keys = None
-    max_anomalies: Annotated[int, Field(ge=1, le=200)] = 20
+    max_anomalies: Annotated[int, Field(ge=1, le=200, description="Most findings listed (worst first)")] = 20
 
 
 class DetectAnomaliesOutput(Out):
     summary: str
-    anomalies: Table  # kind, severity, metric, step, end_step, value, message
-    omitted: int
+    anomalies: Table  # kind, severity, metric, step, steps, value, baseline, related, first, next
+    omitted: int  # findings left out (max_anomalies or the token budget)
+    observations: list[str]  # not findings: what helps judge them ("train/loss converging under a decayed lr")
     checks_run: list[str]
     checks_skipped: dict[str, str]
     notes: list[str]
+
+
+def _steps_cell(a: Anomaly) -> str | None:
+    """Every step of a few isolated points ("1,260; 2,880"), a range ("5,000..9,990"), or None for one point."""
+    if a.steps:
+        return "; ".join(fmt_step(s) for s in a.steps)
+    if a.end_step is not None and a.end_step != a.step:
+        return f"{fmt_step(a.step)}..{fmt_step(a.end_step)}"
+    return None
+
+
+def next_call(a: Anomaly, ref: str) -> str | None:
+    """The get_history call that shows a finding's window and the metrics that moved with it."""
+    if a.window is None:
+        return None
+    keys = ",".join(f"'{k}'" for k in (a.keys or (a.metric,)))
+    return f"get_history(run='{ref}', keys=[{keys}], start_step={a.window[0]}, end_step={a.window[1]})"
+
+
+def _row(a: Anomaly, ref: str) -> list[str | int | float | bool | None]:
+    return [a.kind, a.severity, a.metric, a.step, _steps_cell(a), num(a.value, 4), num(a.baseline, 4),
+            "; ".join(a.related) or None, a.first or None, next_call(a, ref)]
+
+
+def _tokens(out: DetectAnomaliesOutput) -> int:
+    return estimate_tokens(json.dumps(out.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False))
+
+
+def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> DetectAnomaliesOutput:
+    """Shape `out` to `budget` estimated tokens: the lowest rows lose next, first and related, then rows go.
+
+    The worst finding keeps its row as long as anything does; `total` is how many findings there
+    were in all, for the note that says what was left out and how to ask for it.
+    """
+    if _tokens(out) <= budget:
+        return out
+    rows = out.anomalies.rows
+    col = {c: i for i, c in enumerate(out.anomalies.columns)}
+    for name in _EVIDENCE:
+        for r in reversed(rows[1:]):
+            r[col[name]] = None
+            if _tokens(out) <= budget:
+                return out
+    while len(rows) > 1 and _tokens(out) > budget:
+        rows.pop()
+    left = total - len(rows)
+    out.omitted = left
+    if left:
+        out.notes.insert(0, f"{left} more finding{'s' if left > 1 else ''} left out to fit {budget} tokens: "
+                            f"ask with budget= (more tokens) or keys= (fewer metrics)")
+    for name in _EVIDENCE:  # the worst row too, if it still does not fit
+        if _tokens(out) <= budget or not rows:
+            break
+        rows[0][col[name]] = None
+    while out.notes[1:] and _tokens(out) > budget:
+        out.notes.pop()
+    return out
 
 
 def detect_anomalies(
@@ -35,20 +108,33 @@ def detect_anomalies(
     run, unused = one_run(req.run, cfg, progress)
     keys = select_keys(run, req.keys, cfg, default_limit=len(run.history)) if req.keys else None
     rep = anomaly_report(run, cfg, keys=keys, max_anomalies=req.max_anomalies)
-    rows: list[list[str | int | float | bool | None]] = [
-        [a.kind, a.severity, a.metric, a.step, a.end_step, num(a.value), a.message] for a in rep.anomalies
-    ]
+    ref = run.id if req.run.strip() in ("", "latest") else req.run.split("@")[0]
+    rows = [_row(a, ref) for a in rep.anomalies]
     n = len(rows) + rep.truncated
     if n:
-        worst = rep.anomalies[0]
-        summary = f"{run_label(run)}: {n} anomal{'y' if n == 1 else 'ies'}; first to look at: {worst.message}"
+        worst: Anomaly = rep.anomalies[0]
+        counts = _severity_counts(rep.anomalies)
+        summary = f"{run_label(run)}: {n} finding{'s' if n > 1 else ''} ({counts}), worst first: {worst.message}"
     elif rep.checks_run:
         summary = f"{run_label(run)}: no anomalies in {len(rep.checks_run)} checks"
     else:
         summary = f"{run_label(run)}: no check could run (no recognisable metrics)"
-    return DetectAnomaliesOutput(
-        summary=summary,
-        anomalies=Table(columns=["kind", "severity", "metric", "step", "end_step", "value", "message"], rows=rows),
-        omitted=rep.truncated, checks_run=list(rep.checks_run), checks_skipped=dict(rep.checks_skipped),
-        notes=unused + run_notes(run),
+    notes = unused + run_notes(run)
+    if rep.truncated:
+        notes.insert(0, f"{rep.truncated} more finding{'s' if rep.truncated > 1 else ''} beyond max_anomalies="
+                        f"{req.max_anomalies}: ask with a larger max_anomalies=")
+    out = DetectAnomaliesOutput(
+        summary=summary, anomalies=Table(columns=list(COLUMNS), rows=rows), omitted=rep.truncated,
+        observations=list(rep.observations), checks_run=list(rep.checks_run),
+        checks_skipped=dict(rep.checks_skipped), notes=notes,
     )
+    budget: Any = getattr(req, "budget", None)
+    if budget is None and "max_anomalies" not in req.model_fields_set:
+        budget = ANSWER_TOKENS  # an explicit max_anomalies asks for that many rows, whatever their size
+    return fit_budget(out, int(budget), total=n) if budget is not None else out
+
+
+def _severity_counts(found: tuple[Anomaly, ...]) -> str:
+    order = ("critical", "warning", "info")
+    counts = {s: sum(1 for a in found if a.severity == s) for s in order}
+    return ", ".join(f"{c} {s}" for s, c in counts.items() if c)
