@@ -18,8 +18,8 @@
    is installed, what it reads and how its kinds are mapped), for reference. No target.
 3. Tokens of the default answers, counted with o200k (bpe-openai) and the Claude tokenizer
    (anthropic 0.34.0's tokenizer.json) on the text the MCP server sends (tests/tokenizers.py):
-   summarize_run (<= 400) and get_history (<= 2,000, and every labelled one-step spike's step
-   among the returned points of its metric) on every scenario, compare_runs (<= 2,000) on groups
+   summarize_run and detect_anomalies (<= 400 each) and get_history (<= 2,000, and every labelled
+   one-step spike's step among the returned points of its metric) on every scenario, compare_runs (<= 2,000) on groups
    of 4 scenarios in suite order. Runs of the JSONL project (the answers do not depend on the
    source).
 4. Speed on 1,000,000-step metrics generated in memory (loss, val loss every 100 steps, grad norm,
@@ -62,7 +62,7 @@ SCENARIO_DATA = HERE / "_data" / "scenarios"
 SUITE_FILES = ("tests/scenarios/suite.py", "tests/scenarios/write.py")
 RECALL_TARGET = 0.95
 FALSE_TARGET = 1
-TOKEN_LIMITS = {"summarize_run": 400, "get_history": 2_000, "compare_runs": 2_000}
+TOKEN_LIMITS = {"summarize_run": 400, "detect_anomalies": 400, "get_history": 2_000, "compare_runs": 2_000}
 SECONDS_TARGET = 1.0
 
 
@@ -387,7 +387,13 @@ def _one_step_spikes(scenario: Any) -> list[Any]:
 
 def measure_tokens(project: Path, chosen: list[Any]) -> dict[str, Any]:
     from runwise.config import RunwiseConfig
-    from runwise.tools import TOOLS_BY_NAME, CompareRunsInput, GetHistoryInput, SummarizeRunInput
+    from runwise.tools import (
+        TOOLS_BY_NAME,
+        CompareRunsInput,
+        DetectAnomaliesInput,
+        GetHistoryInput,
+        SummarizeRunInput,
+    )
     from tests.tokenizers import answer_text, count_claude, count_o200k
 
     cfg = RunwiseConfig.load(project)
@@ -409,6 +415,8 @@ def measure_tokens(project: Path, chosen: list[Any]) -> dict[str, Any]:
     spec = TOOLS_BY_NAME
     for s in chosen:
         count("summarize_run", s.name, lambda s=s: spec["summarize_run"].run(SummarizeRunInput(run=s.name), cfg))
+        count("detect_anomalies", s.name,
+              lambda s=s: spec["detect_anomalies"].run(DetectAnomaliesInput(run=s.name), cfg))
         hist = count("get_history", s.name, lambda s=s: spec["get_history"].run(GetHistoryInput(run=s.name), cfg))
         if hist is not None:
             for lab in _one_step_spikes(s):
