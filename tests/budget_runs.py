@@ -34,7 +34,7 @@ def dip_step(steps: int) -> int:
 
 
 def write_long_run(path: Path, steps: int, *, seed: int = 0, config: dict[str, object] | None = None) -> None:
-    """6 metrics x `steps` steps: train/loss, train/acc, lr, grad_norm, samples_per_sec every step; val/loss every 500."""
+    """6 metrics x `steps` steps: train/loss, train/acc, lr, grad_norm, samples_per_sec; val/loss every 500."""
     rng = np.random.default_rng(seed)
     x = np.arange(steps)
     loss = 2.5 * np.exp(-x / (steps / 5)) + 0.3 + 0.02 * rng.standard_normal(steps)
@@ -79,7 +79,6 @@ def write_odd_run(path: Path, *, steps: int = 3000) -> None:
     """Metric names and values that tokenize worst: unicode, 150-character names, nan/inf, 1e-12 and 1e12."""
     rng = np.random.default_rng(2)
     long_name = "eval/" + "_".join(["downstream", "benchmark", "multilingual", "reasoning"] * 4) + "/accuracy"
-    names = ["训练/损失", "val/损失", "Verlust/Überprüfung", long_name, "tiny_grad", "huge_count", "loss"]
     config = {"描述": "学习率调度 → 余弦", "data.paths": [f"/datasets/shard_{i:05d}.parquet" for i in range(40)],
               "prompt": "Answer the question using only the context below. " * 8, "lr": 1e-4}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +93,8 @@ def write_odd_run(path: Path, *, steps: int = 3000) -> None:
                 row[long_name] = float(rng.random())
             row["tiny_grad"] = float(1e-12 * (1 + rng.random()))
             row["huge_count"] = float(1e12 * (1 + rng.random()))
-            row["loss"] = float("nan") if s in (1000, 1001, 2500) else (float("inf") if s == 2000 else float(rng.random()))
+            bad = float("nan") if s in (1000, 1001, 2500) else float("inf")
+            row["loss"] = bad if s in (1000, 1001, 2000, 2500) else float(rng.random())
             f.write(json.dumps(row) + "\n")
 
 

@@ -74,7 +74,7 @@ def _claude() -> Any:
 
 
 def claude_tokenizer_file() -> Path | None:
-    """The Claude tokenizer.json: from the environment, the default place, or fetched there now (None if it cannot be)."""
+    """The Claude tokenizer.json: from the environment, the default place, or fetched there now (None: cannot be)."""
     given = os.environ.get(ENV_VAR)
     if given and Path(given).is_file():
         return Path(given)
