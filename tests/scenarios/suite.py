@@ -356,7 +356,7 @@ def _anomalous() -> list[Scenario]:
 
     # --- one-step spikes and dips -------------------------------------------------------------
     d = draft("spike_up_short", 2000, torch_config(3e-4, scheduler={"name": "CosineAnnealingLR", "T_max": 2000,
-              "eta_min": 3e-5}), sched=cos, val_every=200)
+              "eta_min": 3e-5}), every=2, sched=cos, val_every=200)
     d.labels.append(spike(d, "loss", 0.62, 2.6, grad_factor=9.0, note="loss and grad norm jump at one step"))
     out.append(d.done("2k steps, a one-step loss spike x2.6 with the grad norm x9 at the same step"))
 
@@ -366,7 +366,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(spike(d, HF.loss, 0.58, 1.9, grad_factor=5.0))
     out.append(d.done("200k steps logged every 50, one train/loss spike x1.9 late in a cosine schedule"))
 
-    d = draft("dip_down_short", 5000, torch_config(1e-3, scheduler={"name": "constant"}), every=4,
+    d = draft("dip_down_short", 5000, torch_config(1e-3, scheduler={"name": "constant"}), every=5,
               sched={"schedule": "constant", "peak": 1e-3}, names=MIXED, noise=0.02)
     d.labels.append(spike(d, "loss", 0.47, 0.45, note="a one-step dip: a batch of easy or duplicated samples"))
     out.append(d.done("5k steps, one downward loss dip to 0.45x"))
@@ -389,22 +389,22 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(spike(d, HF.loss, 0.75, 0.4))
     out.append(d.done("12k steps, a spike up at 30% and a dip down at 75% of the run"))
 
-    d = draft("spike_noisy_run", 8000, torch_config(3e-4), every=5, sched=cos, noise=0.08, names=PLAIN)
+    d = draft("spike_noisy_run", 8000, torch_config(3e-4), every=8, sched=cos, noise=0.08, names=PLAIN)
     d.labels.append(spike(d, "loss", 0.55, 3.2, grad_factor=6.0))
     out.append(d.done("noisy small-batch run (8% noise), one spike x3.2"))
 
     # --- bursts -----------------------------------------------------------------------------
     d = draft("burst_up", 10_000, torch_config(3e-4, scheduler={"name": "CosineAnnealingLR", "T_max": 10_000}),
-              every=5, sched=cos, val_every=500)
+              every=8, sched=cos, val_every=500)
     d.labels.append(burst(d, "loss", 0.44, (2.1, 2.8, 1.9, 2.4), (0, 2, 3, 6)))
     out.append(d.done("four loss spikes within 12 steps"))
 
-    d = draft("burst_down", 8000, torch_config(3e-4), every=5, sched=cos, names=MIXED, val_every=400)
+    d = draft("burst_down", 8000, torch_config(3e-4), every=8, sched=cos, names=MIXED, val_every=400)
     d.labels.append(burst(d, "loss", 0.52, (0.45, 0.4, 0.5), (0, 3, 5), note="three dips within 10 steps"))
     out.append(d.done("a burst of three downward loss dips"))
 
     d = draft("burst_down_hf", 30_000, hf_config(3e-5, 30_000, scheduler="linear", warmup_ratio=0.05),
-              every=20, start=20, names=HF, sched={"schedule": "linear", "peak": 3e-5, "warmup": 1500},
+              every=30, start=30, names=HF, sched={"schedule": "linear", "peak": 3e-5, "warmup": 1500},
               val_every=1500, l0=3.2, lfloor=1.1)
     d.labels.append(burst(d, HF.loss, 0.66, (0.5, 0.42, 0.55, 0.45), (0, 1, 3, 4)))
     out.append(d.done("HF cadence, four train/loss dips in 50 steps"))
@@ -416,7 +416,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("120k steps every 40, three training_loss spikes in 160 steps"))
 
     # --- NaN and inf --------------------------------------------------------------------------
-    d = draft("nan_points", 6000, torch_config(3e-4), every=4, sched=cos, val_every=500)
+    d = draft("nan_points", 6000, torch_config(3e-4), every=6, sched=cos, val_every=500)
     v = d.values("loss")
     for frac in (0.21, 0.48, 0.83):
         i = d.index("loss", frac)
@@ -433,7 +433,7 @@ def _anomalous() -> list[Scenario]:
         d.labels.append(Label("inf", HF.grad, int(d.steps(HF.grad)[i]), note="fp16 overflow: one inf grad norm"))
     out.append(d.done("fp16 run, two isolated inf gradient norms"))
 
-    d = draft("nan_from_k", 15_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=10,
+    d = draft("nan_from_k", 15_000, torch_config(1e-3, scheduler={"name": "cosine"}), every=15,
               sched={"schedule": "cosine", "peak": 1e-3, "floor": 0.05}, val_every=1500)
     i = d.index("loss", 0.68)
     k = int(d.steps("loss")[i])
@@ -453,7 +453,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("nan", HF.loss, k, None, lasting=True, tolerance=d.tol(0.01), also=("divergence",)))
     out.append(d.done("train/loss NaN from 41% to the end (grad norm still finite: a bad loss reduction)"))
 
-    d = draft("inf_loss_points", 3000, torch_config(3e-4), every=2, sched=cos, names=CUSTOM)
+    d = draft("inf_loss_points", 3000, torch_config(3e-4), every=3, sched=cos, names=CUSTOM)
     for frac in (0.15, 0.5):
         i = d.index(CUSTOM.loss, frac)
         d.values(CUSTOM.loss)[i] = np.inf
@@ -464,7 +464,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("training_loss +inf at two steps and NaN at a third"))
 
     # --- divergence ---------------------------------------------------------------------------
-    d = draft("divergence_sudden", 10_000, torch_config(1e-3), every=8,
+    d = draft("divergence_sudden", 10_000, torch_config(1e-3), every=10,
               sched={"schedule": "cosine", "peak": 1e-3, "floor": 0.1}, val_every=500)
     x0 = d.step("loss", 0.55)
     for key in ("loss", "grad_norm"):
@@ -476,7 +476,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("loss climbs to 4x within ~1% of the run from 55% and keeps rising"))
 
     d = draft("divergence_gradual", 40_000, hf_config(5e-4, 40_000, scheduler="constant_with_warmup",
-              warmup_steps=1000), every=25, names=CUSTOM, sched={"schedule": "constant", "peak": 5e-4, "warmup": 1000},
+              warmup_steps=1000), every=40, names=CUSTOM, sched={"schedule": "constant", "peak": 5e-4, "warmup": 1000},
               val_every=2000)
     x0 = d.step(CUSTOM.loss, 0.6)
     s, v = d.metrics[CUSTOM.loss]
@@ -552,7 +552,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("plateau", "loss", d.step("loss", 0.4), None, lasting=True, tolerance=d.tol(0.04)))
     out.append(d.done("constant LR, the loss stops improving at 40% and stays flat to the end"))
 
-    d = draft("plateau_mid_cosine", 30_000, hf_config(3e-4, 30_000, scheduler="cosine", warmup_steps=500), every=20,
+    d = draft("plateau_mid_cosine", 30_000, hf_config(3e-4, 30_000, scheduler="cosine", warmup_steps=500), every=30,
               names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 500}, tau=0.3, alpha=1.0,
               freeze=(0.22, 0.5), val_every=1500)
     d.labels.append(Label("plateau", HF.loss, d.step(HF.loss, 0.22), d.step(HF.loss, 0.5), lasting=True,
@@ -568,7 +568,7 @@ def _anomalous() -> list[Scenario]:
 
     # --- gradients ----------------------------------------------------------------------------
     d = draft("vanishing_grad", 5000, torch_config(1e-2, scheduler={"name": "constant"}, model={"activation": "sigmoid",
-              "depth": 48}), every=4, sched={"schedule": "constant", "peak": 1e-2}, tau=0.3, alpha=1.0,
+              "depth": 48}), every=5, sched={"schedule": "constant", "peak": 1e-2}, tau=0.3, alpha=1.0,
               freeze=(0.4, 1.01))
     x0 = d.step("grad_norm", 0.4)
     s, g = d.metrics["grad_norm"]
@@ -587,7 +587,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("vanishing_gradient", CUSTOM.grad, x0, None, lasting=True, tolerance=d.tol(0.03)))
     out.append(d.done("gradient_norm collapses to ~1e-10 from 63% of the run"))
 
-    d = draft("exploding_grad", 8000, torch_config(1e-3), every=5, sched={"schedule": "constant", "peak": 1e-3},
+    d = draft("exploding_grad", 8000, torch_config(1e-3), every=8, sched={"schedule": "constant", "peak": 1e-3},
               val_every=400)
     x0 = d.step("grad_norm", 0.5)
     s, g = d.metrics["grad_norm"]
@@ -608,7 +608,7 @@ def _anomalous() -> list[Scenario]:
     d.labels.append(Label("exploding_gradient", HF.grad, x0, None, lasting=True, tolerance=d.tol(0.03)))
     out.append(d.done("100k steps, train/grad_norm explodes 500x from 72% (loss not yet affected)"))
 
-    d = draft("explode_then_nan", 6000, torch_config(2e-3), every=4, sched={"schedule": "constant", "peak": 2e-3},
+    d = draft("explode_then_nan", 6000, torch_config(2e-3), every=6, sched={"schedule": "constant", "peak": 2e-3},
               names=MIXED)
     x0, x1 = d.step("grad_norm", 0.6), d.step("loss", 0.7)
     s, g = d.metrics["grad_norm"]
@@ -699,7 +699,7 @@ def _anomalous() -> list[Scenario]:
     out.append(d.done("single cosine declared; learning_rate jumps back to its peak at step 22,000"))
 
     d = draft("lr_jump_then_spike", 16_000, torch_config(3e-4, scheduler={"name": "CosineAnnealingLR",
-              "T_max": 16_000}), every=10, sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.05}, val_every=800,
+              "T_max": 16_000}), every=16, sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.05}, val_every=800,
               lr_edit=lambda x, lr: np.where(x >= 11_200, 3e-4, lr))
     j = d.index("loss", 11_200 / 16_000)
     d.labels.append(Label("lr_schedule", "lr", 11_200, None, lasting=True, tolerance=d.tol(0.01),
@@ -745,6 +745,16 @@ def _healthy() -> list[Scenario]:
               val_every=1000)
     out.append(d.done("cosine down to 0: the last 20% of the run barely moves"))
 
+    d = draft("healthy_cosine_flat_tail", 60_000, torch_config(6e-4, scheduler={"name": "cosine", "warmup_steps": 1000,
+              "min_lr": 0.0}), every=40, names=CUSTOM, sched={"schedule": "cosine", "peak": 6e-4, "warmup": 1000},
+              val_every=3000, tau=0.3, alpha=1.0, lr_term=0.0, noise=0.02)
+    out.append(d.done("cosine to 0: the loss improves while the LR is high and goes flat as the LR anneals"))
+
+    d = draft("healthy_linear_flat_tail", 30_000, hf_config(1e-4, 30_000, scheduler="linear", warmup_steps=600),
+              every=20, start=20, names=HF, sched={"schedule": "linear", "peak": 1e-4, "warmup": 600}, val_every=1500,
+              tau=0.25, alpha=1.2, lr_term=0.0, noise=0.03)
+    out.append(d.done("HF linear decay to 0: a flat tail over the last fifth of the run, under a decayed LR"))
+
     d = draft("healthy_linear_hf", 12_000, hf_config(5e-5, 12_000, scheduler="linear", warmup_ratio=0.06), every=10,
               start=10, names=HF, sched={"schedule": "linear", "peak": 5e-5, "warmup": 720}, val_every=500, l0=2.9,
               lfloor=0.7, extra={"epoch": lambda d, s: s / 4000.0})
@@ -752,27 +762,27 @@ def _healthy() -> list[Scenario]:
 
     d = draft("healthy_warmup_transient", 5000, torch_config(1e-3, scheduler={"name": "cosine", "warmup_steps": 500}),
               sched={"schedule": "cosine", "peak": 1e-3, "warmup": 500, "floor": 0.1}, grad_start=15.0, tau=0.02,
-              l0=7.0, lfloor=2.0, val_every=250, every=4)
+              l0=7.0, lfloor=2.0, val_every=250, every=5)
     out.append(d.done("grad norm starts 16x its settled level; the loss falls steeply during warmup"))
 
     d = draft("healthy_step_decay", 90_000, torch_config(0.1, scheduler={"name": "MultiStepLR",
               "milestones": [30_000, 60_000, 80_000], "gamma": 0.1, "interval": "step"}, optimizer={"name": "SGD",
-              "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}), every=60, names=CUSTOM,
+              "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}), every=90, names=CUSTOM,
               sched={"schedule": "step", "peak": 0.1, "milestones": (30_000, 60_000, 80_000)}, val_every=1000,
               l0=2.4, lfloor=0.6, tau=0.03, lr_term=0.5, speed=2400.0)
     out.append(d.done("ResNet-style SGD, LR x0.1 at 30k, 60k, 80k: the loss drops at each milestone"))
 
     d = draft("healthy_sgdr_torch", 30_000, torch_config(1e-3, scheduler={"name": "CosineAnnealingWarmRestarts",
-              "T_0": 2000, "T_mult": 2, "eta_min": 1e-5}), every=20, sched={"schedule": "sgdr", "peak": 1e-3,
+              "T_0": 2000, "T_mult": 2, "eta_min": 1e-5}), every=30, sched={"schedule": "sgdr", "peak": 1e-3,
               "t0": 2000, "t_mult": 2, "floor": 0.01}, val_every=1000, lr_term=0.3)
     out.append(d.done("SGDR declared (T_0=2000, T_mult=2): LR restarts at 2k, 6k, 14k and the loss bumps up"))
 
     d = draft("healthy_sgdr_hf", 15_000, hf_config(2e-4, 15_000, scheduler="cosine_with_restarts", warmup_steps=500,
-              lr_scheduler_kwargs={"num_cycles": 3}), every=10, start=10, names=HF,
+              lr_scheduler_kwargs={"num_cycles": 3}), every=15, start=15, names=HF,
               sched={"schedule": "hf_restarts", "peak": 2e-4, "warmup": 500, "cycles": 3}, val_every=750, lr_term=0.25)
     out.append(d.done("HF cosine_with_restarts, 3 cycles: two hard restarts"))
 
-    d = draft("healthy_noisy_small_batch", 20_000, torch_config(1e-4, data={"batch_size": 4}), every=10,
+    d = draft("healthy_noisy_small_batch", 20_000, torch_config(1e-4, data={"batch_size": 4}), every=15,
               sched={"schedule": "cosine", "peak": 1e-4, "floor": 0.1}, noise=0.1, grad_noise=0.35, val_every=1000)
     out.append(d.done("batch size 4: 10% loss noise, very noisy grad norm"))
 
@@ -798,13 +808,13 @@ def _healthy() -> list[Scenario]:
               extra={"episode_return": lambda d, s: rewards(d, s, 9.0)})
     out.append(d.done("PPO with a noisy total loss (25% noise), constant LR, high-variance episode_return"))
 
-    d = draft("healthy_val_wobble", 30_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=20, names=CUSTOM,
+    d = draft("healthy_val_wobble", 30_000, torch_config(3e-4, scheduler={"name": "cosine"}), every=30, names=CUSTOM,
               sched={"schedule": "cosine", "peak": 3e-4, "floor": 0.1}, val_every=1500, val_noise=0.04)
     vs, vv = d.metrics[CUSTOM.val]
     vv[vs.size // 2] *= 1.12  # one bad evaluation
     out.append(d.done("validation_loss with 4% noise and one bad evaluation, improving overall"))
 
-    d = draft("healthy_eval_dips", 40_000, torch_config(3e-4), every=20, sched={"schedule": "cosine", "peak": 3e-4,
+    d = draft("healthy_eval_dips", 40_000, torch_config(3e-4), every=25, sched={"schedule": "cosine", "peak": 3e-4,
               "floor": 0.1}, val_every=2000, speed=1450.0)
     s, v = d.metrics["samples_per_sec"]
     v[(s % 2000 == 0) & (s > 0)] *= 0.3  # evaluation
@@ -843,7 +853,7 @@ def _healthy() -> list[Scenario]:
               "warmup": 4000}, val_every=5000, l0=9.5, lfloor=2.9, tau=0.02, speed=210_000.0)
     out.append(d.done("transformer inverse-sqrt schedule after a 4,000-step warmup"))
 
-    d = draft("healthy_val_gap", 30_000, torch_config(3e-4), every=20, sched={"schedule": "cosine", "peak": 3e-4,
+    d = draft("healthy_val_gap", 30_000, torch_config(3e-4), every=30, sched={"schedule": "cosine", "peak": 3e-4,
               "floor": 0.1}, val_every=1500, lfloor=0.5)
     vs, vv = d.metrics["val/loss"]
     x = vs / d.length
@@ -852,7 +862,7 @@ def _healthy() -> list[Scenario]:
     out.append(d.done("train keeps improving, validation flattens (the gap widens) but does not rise"))
 
     d = draft("healthy_one_cycle", 18_000, torch_config(4e-3, scheduler={"name": "OneCycleLR", "max_lr": 4e-3,
-              "pct_start": 0.3, "total_steps": 18_000}), every=12, names=MIXED,
+              "pct_start": 0.3, "total_steps": 18_000}), every=18, names=MIXED,
               sched={"schedule": "one_cycle", "peak": 4e-3, "pct_start": 0.3}, val_every=900)
     out.append(d.done("OneCycleLR: LR rises for 30% of the run, then anneals to ~0"))
 

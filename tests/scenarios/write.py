@@ -25,7 +25,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -144,33 +144,49 @@ def _wandb_child(project: Path, names: Sequence[str]) -> None:
         run.finish()
 
 
+class WandbJob:
+    """wandb child processes writing their share of the runs; `wait` collects them."""
+
+    def __init__(self, project: Path, scenarios: Sequence[Scenario], *, children: int = WANDB_CHILDREN) -> None:
+        project.mkdir(parents=True, exist_ok=True)
+        self.project = project
+        names = [sc.name for sc in scenarios]
+        # deal the runs out by size so the children finish together
+        sizes = {n: sum(s.size for s, _ in by_name(n).metrics.values()) for n in names}
+        shares: list[list[str]] = [[] for _ in range(max(1, min(children, len(names))))]
+        for n in sorted(names, key=lambda n: -sizes[n]):
+            min(shares, key=lambda sh: sum(sizes[x] for x in sh)).append(n)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+        data = Path(tempfile.gettempdir()) / "runwise-scenario-wandb"
+        env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DISABLE_GIT="true", WANDB_DISABLE_CODE="true",
+                   WANDB_DATA_DIR=str(data), WANDB_CACHE_DIR=str(data / "cache"),
+                   WANDB_CONFIG_DIR=str(data / "config"), WANDB_ARTIFACT_DIR=str(data / "artifacts"),
+                   WANDB_PROGRAM="train.py")
+        self.procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        for share in shares:
+            if share:
+                log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait()
+                cmd = [sys.executable, "-m", "tests.scenarios.write", "--wandb-child", str(project), *share]
+                self.procs.append((subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log), log))
+
+    def wait(self, timeout: float = 1800.0) -> None:
+        """Wait for every child; RuntimeError with the tail of its output if one failed."""
+        errors = []
+        for proc, log in self.procs:
+            code = proc.wait(timeout=timeout)
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-2000:]
+            log.close()
+            if code != 0:
+                errors.append(f"wandb writer exited {code}: {tail}")
+        if errors:
+            raise RuntimeError("\n".join(errors))
+        _runwise_json(self.project, {"wandb_dir": "wandb"})
+
+
 def write_wandb(project: Path, scenarios: Sequence[Scenario], *, children: int = WANDB_CHILDREN) -> None:
     """wandb/offline-run-*/ per scenario, written by `children` child processes side by side."""
-    project.mkdir(parents=True, exist_ok=True)
-    names = [sc.name for sc in scenarios]
-    # deal the runs out by size so the children finish together
-    sizes = {n: sum(s.size for s, _ in by_name(n).metrics.values()) for n in names}
-    shares: list[list[str]] = [[] for _ in range(max(1, min(children, len(names))))]
-    for n in sorted(names, key=lambda n: -sizes[n]):
-        min(shares, key=lambda sh: sum(sizes[x] for x in sh)).append(n)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    data = Path(tempfile.gettempdir()) / "runwise-scenario-wandb"
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DISABLE_GIT="true", WANDB_DISABLE_CODE="true",
-               WANDB_DATA_DIR=str(data), WANDB_CACHE_DIR=str(data / "cache"), WANDB_CONFIG_DIR=str(data / "config"),
-               WANDB_ARTIFACT_DIR=str(data / "artifacts"), WANDB_PROGRAM="train.py")
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.scenarios.write", "--wandb-child", str(project), *share],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for share in shares if share
-    ]
-    errors = []
-    for p in procs:
-        out, err = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            errors.append(f"wandb writer exited {p.returncode}: {(err or out).decode(errors='replace')[-2000:]}")
-    if errors:
-        raise RuntimeError("\n".join(errors))
-    _runwise_json(project, {"wandb_dir": "wandb"})
+    WandbJob(project, scenarios, children=children).wait()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,20 +202,28 @@ def write_suite(
 ) -> dict[str, Path]:
     """Write every scenario (or `names`) as one run per source; returns {source: project dir}.
 
-    `timings`, when given, receives the wall time each source took, in seconds.
+    `timings`, when given, receives the wall time each source took, in seconds (wandb's children run
+    while the other sources are written, so its time overlaps theirs).
     """
     unknown = [s for s in sources if s not in _WRITERS]
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; choose from {', '.join(SOURCES)}")
     scenarios = _selected(names)
-    out: dict[str, Path] = {}
+    out = {source: Path(out_dir) / source for source in sources}
+    spent: dict[str, float] = {}
+    t0 = time.perf_counter()
+    # wandb writes in child processes: start them first, write the other sources meanwhile
+    job = WandbJob(out["wandb"], scenarios) if "wandb" in out else None
     for source in sources:
-        project = Path(out_dir) / source
-        t = time.perf_counter()
-        _WRITERS[source](project, scenarios)
-        if timings is not None:
-            timings[source] = time.perf_counter() - t
-        out[source] = project
+        if source != "wandb":
+            t = time.perf_counter()
+            _WRITERS[source](out[source], scenarios)
+            spent[source] = time.perf_counter() - t
+    if job is not None:
+        job.wait()
+        spent["wandb"] = time.perf_counter() - t0
+    if timings is not None:
+        timings.update(spent)
     return out
 
 
