@@ -186,7 +186,8 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
         notes += [f"{run.id}: {n}" for n in run_notes(run)[:2]]
         if step is not None:
             notes += _step_notes(run, step)
-    parts = _Parts(req, loaded, ids, rows, shown_keys, analysed, outcome, ranked, grouped, notes, stepped)
+    schedule = {k for run, _ in loaded if (k := roles(run.history, cfg).get("lr"))}  # its minimum is no 'best'
+    parts = _Parts(req, loaded, ids, rows, shown_keys, analysed, outcome, ranked, grouped, notes, stepped, schedule)
     budget = getattr(req, "budget", None) or DEFAULT_BUDGET
     shape = _Shape(rows=min(len(rows), req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                    cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
@@ -254,6 +255,7 @@ class _Parts:
     grouped: dict[str, list[int]] | None
     notes: list[str]
     stepped: bool
+    schedule: set[str]  # learning-rate keys: no best value, no group statistics
 
     def build(self, shape: _Shape, budget: int) -> CompareRunsOutput:
         ids = self.ids
@@ -269,33 +271,36 @@ class _Parts:
                 groups.setdefault(group_prefix(row[0]) or "(none)", []).append(row[0])
             order = {g: i for i, g in enumerate(groups)}
             shown = sorted(shown, key=lambda r: order[group_prefix(r[0]) or "(none)"])
-        left = self._left_out(shape, metric_keys, budget)
+        valued = [k for k in metric_keys if k not in self.schedule]
+        left = self._left_out(shape, len(metric_keys), len(valued), budget)
         return CompareRunsOutput(
             summary=self._summary(),
             runs=[run_label(r) for r, _ in self.loaded],
             at_steps=[s for _, s in self.loaded],
             metrics=Table(columns=columns, rows=shown),
-            best=self._best(metric_keys[: shape.best]),
+            best=self._best(valued[: shape.best]),
             checkpoints=self._checkpoints(metric_keys[: shape.check]),
             divergence=self._divergence(metric_keys[: shape.div]),
             groups=groups,
             run_groups=self._run_groups(),
-            group_stats=self._group_stats(metric_keys[: shape.gstats]),
+            group_stats=self._group_stats(valued[: shape.gstats]),
             omitted=len(self.rows) - len(shown),
             config_diff=self._config(shape.cfg) if self.req.config_diff else None,
             config_omitted=max(0, len(self.ranked) - shape.cfg) if self.req.config_diff else 0,
             notes=(left + self.notes)[: shape.notes],
         )
 
-    def _left_out(self, shape: _Shape, metric_keys: list[str], budget: int) -> list[str]:
+    def _left_out(self, shape: _Shape, analysed: int, valued: int, budget: int) -> list[str]:
+        """The note on what the shape leaves out of the full answer; `analysed` / `valued` count the metrics
+        that could have divergence and checkpoints / best values and group statistics."""
         full = _Shape(rows=min(len(self.rows), self.req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                       cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
-        n = len(metric_keys)
         cut = []
         if shape.rows < full.rows:
             cut.append(f"{full.rows - shape.rows} of {full.rows} metrics")
         for knob, what in (("best", "best values"), ("check", "checkpoints"), ("div", "divergence"),
                            ("gstats", "group statistics")):
+            n = valued if knob in ("best", "gstats") else analysed
             have, want = min(getattr(shape, knob), n), min(getattr(full, knob), n)
             if knob == "gstats" and self.grouped is None:
                 continue
