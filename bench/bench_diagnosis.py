@@ -26,8 +26,8 @@
    lr, throughput; a loss spike with a grad-norm jump planted at step 612,345): stability on each
    metric (each metric timed alone; their sum is printed too), detect_anomalies on the whole
    history, and a 4-run comparison (compare_series on each metric of 4 runs, one of which
-   diverges). Each repeated --repeat times (interleaved, median and min, wall and CPU time,
-   bench/_common.py); target: median wall time < 1 s.
+   diverges, and rank_config_keys on their configs). Each repeated --repeat times (interleaved,
+   median and min, wall and CPU time, bench/_common.py); target: median wall time < 1 s.
 
 Exit status 1 when a target is missed. Figures go to bench/_results/diagnosis.json.
 """
@@ -98,14 +98,14 @@ def written_suite(out: Path) -> dict[str, Path]:
 
     marker = out / "written.json"
     if marker.exists():
-        done = {k: Path(v) for k, v in json.loads(marker.read_text()).items()}
+        done = {k: out / v for k, v in json.loads(marker.read_text()).items()}
         if all(s in done for s in SOURCES):
             log(f"suite reused from {out.relative_to(ROOT)}")
             return done
-    if SCENARIO_DATA.exists():  # older versions of the suite: not needed any more
-        for old in SCENARIO_DATA.iterdir():
-            if old.is_dir() and old != out:
-                shutil.rmtree(old, ignore_errors=True)
+    if SCENARIO_DATA.exists():  # older versions of the suite (~200 MB each): keep the two latest
+        older = sorted((d for d in SCENARIO_DATA.iterdir() if d.is_dir() and d != out), key=lambda d: d.stat().st_mtime)
+        for old in older[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
     if out.exists():
         shutil.rmtree(out)
     log(f"writing the suite through jsonl, tensorboardX and wandb (offline) into {out.relative_to(ROOT)} ...")
@@ -116,7 +116,7 @@ def written_suite(out: Path) -> dict[str, Path]:
     lines = chatter.getvalue().splitlines()
     log(f"  written in {time.perf_counter() - t0:.0f} s ({len(lines)} lines of writer output not shown"
         + (f", e.g. {lines[0][:80]!r})" if lines else ")"))
-    marker.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    marker.write_text(json.dumps({k: str(Path(v).resolve().relative_to(out.resolve())) for k, v in paths.items()}))
     return {k: Path(v) for k, v in paths.items()}
 
 
@@ -523,23 +523,29 @@ def speed_sides(steps: int) -> tuple[list[Side], dict[str, str]]:
     found = detect()
     notes["detect_anomalies"] = "finds " + (", ".join(f"{k} {m} @ {st:,}" for k, m, st in found[:4]) or "nothing")
     try:
+        from runwise.analysis import compare as compare_module
         from runwise.analysis.aliases import higher_is_better
         from runwise.analysis.compare import compare_series
     except ImportError:
         notes["compare"] = "pending: runwise.analysis.compare has no compare_series yet"
         return sides, notes
     runs = [run, big_run(steps, 1), big_run(steps, 2), big_run(steps, 3, diverge_at=steps // 2)]
+    configs = [{**config, "seed": i, "lr": 3e-4 if i < 3 else 1e-3} for i in range(4)]
+    rank = getattr(compare_module, "rank_config_keys", None)
 
     def compare() -> Any:
         out = []
         for key in run:
             c = compare_series([r[key] for r in runs], higher_is_better=higher_is_better(key))
             out.append((key, getattr(getattr(c, "divergence", None), "step", None)))
+        if rank is not None:  # the config keys ranked by how well they explain the final loss
+            out.append(("keys", [getattr(k, "key", k) for k in rank(configs, [float(r["loss"][1][-1]) for r in runs])]))
         return out
 
     sides.append(Side("4-run compare (5 metrics)", timed(compare, 4 * points), "1"))
     div = dict(compare())
-    notes["4-run compare (5 metrics)"] = f"loss divergence found at step {div.get('loss')} (planted {steps // 2:,})"
+    notes["4-run compare (5 metrics)"] = (f"loss divergence dated {div.get('loss')} (planted at {steps // 2:,}); "
+                                          f"keys ranked: {div.get('keys')}")
     return sides, notes
 
 
