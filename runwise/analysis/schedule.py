@@ -413,8 +413,10 @@ def lr_phase(
     s, v = as_series(steps, values)
     finite = np.isfinite(v)
     fs, fv = s[finite], v[finite]
-    if fv.size < 3 or float(np.max(fv)) <= 0:
+    if fv.size < 3:
         return Phase("unknown", None, None, f"{key} phase unknown ({fv.size} finite points)")
+    if float(np.max(fv)) <= 0:
+        return Phase("unknown", None, None, f"{key} is 0 throughout")
     sch = read_schedule(config)
     # judged on block medians, so that a noisy logged LR has a level, not its highest noise
     nb = min(PHASE_BLOCKS, fv.size // 3)
