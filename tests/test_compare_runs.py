@@ -270,6 +270,8 @@ def test_sixteen_runs_stay_bounded_and_say_what_was_left_out(tmp_path: Path) -> 
     assert tokens(out) <= 2_000
     assert out.notes and out.notes[0].startswith("left out to fit 2,000 tokens: ")
     assert "ask with a larger budget" in out.notes[0]
+    asked = compare(cfg, runs=list(named), max_metrics=30)  # a size asked for itself: no default budget
+    assert len(asked.metrics.rows) == 24 and asked.checkpoints is not None and tokens(asked) > 2_000
     if "budget" in CompareRunsInput.model_fields:  # the shared budget field
         more = compare(cfg, runs=list(named), budget=6_000)
         assert 2_000 < tokens(more) <= 6_000 and len(more.metrics.rows) > len(out.metrics.rows)

@@ -188,11 +188,13 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
             notes += _step_notes(run, step)
     schedule = {k for run, _ in loaded if (k := roles(run.history, cfg).get("lr"))}  # its minimum is no 'best'
     parts = _Parts(req, loaded, ids, rows, shown_keys, analysed, outcome, ranked, grouped, notes, stepped, schedule)
-    budget = getattr(req, "budget", None) or DEFAULT_BUDGET
+    budget: int | None = getattr(req, "budget", None)
+    if budget is None and req.max_metrics == CompareRunsInput.model_fields["max_metrics"].default:
+        budget = DEFAULT_BUDGET  # a request that sets max_metrics itself asks for that size instead
     shape = _Shape(rows=min(len(rows), req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                    cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
-    out = parts.build(shape, budget)
-    for knob, value in _CUTS:
+    out = parts.build(shape, budget or 0)
+    for knob, value in _CUTS if budget is not None else ():
         if estimate_tokens(_compact(out)) <= budget:
             break
         if getattr(shape, knob) > value:
