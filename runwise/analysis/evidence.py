@@ -1,9 +1,9 @@
 """The evidence of a finding: what the run's other metrics did in its window, and which moved first.
 
 For each other metric with a role (loss, val loss, grad norm, lr, throughput) the level just
-before the finding (median of the LOOKBACK points before its step) is compared with the level
-inside it (the farthest point within a step of a one-point finding, the median of the first
-stretch of a lasting one). A metric moved when the difference exceeds both MOVE_K robust sds of
+before the finding (median of the first half of the LOOKBACK points before its step) is compared
+with the level inside it (the farthest point within a step of a one-point finding, the median of
+the first stretch of a lasting one). A metric moved when the difference exceeds both MOVE_K robust sds of
 its level before and MOVE_REL of that level; the lr also when it changed by more than 1%, and
 "lr unchanged" is said otherwise. Which came first: the onset of each metric that moved (Page's
 CUSUM from its level before), compared with the finding's step. Each finding costs a few
@@ -22,7 +22,7 @@ from runwise.analysis._arrays import FloatArray, IntArray, fmt_num
 from runwise.analysis.changepoint import MAD_TO_SIGMA, page_onset
 
 INSIDE_POINTS = 2000  # a lasting finding's level inside: the median of at most this many points
-LOOKBACK = 50  # points of a metric before the finding that give its level before
+LOOKBACK = 100  # points of a metric before the finding: the first half gives its level before
 MOVE_K = 6.0  # a metric moved when its level changed by this many robust sds of its level before ...
 MOVE_REL = 0.2  # ... and by this fraction of it
 LR_REL = 0.01  # the lr moved when it changed by more than this fraction
@@ -47,7 +47,9 @@ def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, 
     """(level before, level inside, robust sd before, first index of the lookback, last index inside)."""
     i0 = int(np.searchsorted(ks, a.step, side="left"))
     lo = max(0, i0 - LOOKBACK)
-    before = kv[lo:i0]
+    # the level before: the first half of the lookback, so a metric that moved shortly before the
+    # finding (the one that came first) does not set its own baseline
+    before = kv[lo:max(lo + 3, (lo + i0) // 2)]
     before = before[np.isfinite(before)]
     if before.size < 3:
         return None

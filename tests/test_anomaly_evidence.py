@@ -1,0 +1,78 @@
+"""Known answers for the evidence on each finding: related metrics, which moved first, window and keys."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from runwise.analysis.anomalies import Anomaly, detect_anomalies
+
+N = 3000
+SPIKE = 2000
+
+
+def _run(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    s = np.arange(N, dtype=np.int64)
+    loss = 2.0 * np.exp(-s / 800.0) + 0.5 + rng.normal(0, 0.005, N)
+    loss[SPIKE] *= 4.0
+    grad = 1.0 + rng.normal(0, 0.03, N)
+    return {"train/loss": (s, loss), "grad_norm": (s, grad), "lr": (s, np.full(N, 1e-4))}
+
+
+def _spike(history: dict[str, tuple[np.ndarray, np.ndarray]]) -> Anomaly:
+    found = [a for a in detect_anomalies(history).anomalies if a.kind == "spike"]
+    assert [a.step for a in found] == [SPIKE]
+    return found[0]
+
+
+def test_a_metric_that_moved_at_the_same_step_is_related() -> None:
+    history = _run()
+    history["grad_norm"][1][SPIKE] = 9.0
+    spike = _spike(history)
+    grad = spike.related[0]
+    assert grad.startswith("grad_norm 0.9") or grad.startswith("grad_norm 1"), grad  # its level before: ~1
+    assert grad.endswith("->9 at the same step")
+    assert "lr unchanged" in spike.related
+    assert spike.first == ""  # nothing moved before the spike
+    assert spike.keys == ("train/loss", "grad_norm")
+    assert spike.baseline is not None and 0.5 < spike.baseline < 0.7 and spike.value is not None
+    assert spike.value > 3 * spike.baseline
+
+
+def test_which_moved_first_grad_norm_30_steps_before() -> None:
+    history = _run()
+    history["grad_norm"][1][SPIKE - 30:SPIKE + 1] = 5.0  # rises 30 steps before and stays up to the spike
+    spike = _spike(history)
+    assert spike.first == "grad_norm rose 30 steps before the train/loss spike"
+    assert any(r.startswith("grad_norm ") and "->5 at the same step" in r for r in spike.related)
+
+
+def test_an_lr_jump_before_a_spike_is_named_first() -> None:
+    history = _run()
+    history["lr"][1][SPIKE - 12:] = 1e-3
+    spike = _spike(history)
+    assert "lr 0.0001->0.001 at the same step" in spike.related
+    assert spike.first == "lr rose 12 steps before the train/loss spike"
+
+
+def test_nothing_moved_says_so_only_for_the_lr() -> None:
+    spike = _spike(_run())
+    assert spike.related == ("lr unchanged",)
+    assert spike.keys == ("train/loss",)
+    assert spike.window is not None and spike.window[0] < SPIKE < spike.window[1]
+
+
+def test_a_lasting_finding_names_what_moved_from_its_onset() -> None:
+    history = _run()
+    s, loss = history["train/loss"]
+    loss[SPIKE] /= 4.0
+    loss[1500:] += np.linspace(0.0, 3.0, N - 1500)  # diverges from step 1,500
+    history["grad_norm"][1][1500:] += np.linspace(0.0, 4.0, N - 1500)
+    (div,) = [a for a in detect_anomalies(history).anomalies if a.kind == "divergence"]
+    assert abs(div.step - 1500) <= 30
+    # grad norm ~1 before; over the first quarter of the climb it averages 1 + 4 x 1/8 = 1.5
+    assert any(re.fullmatch(rf"grad_norm (0\.99\d*|1(\.00\d*)?)->1\.5\d* from step {div.step:,}", r)
+               for r in div.related), div.related
+    assert "grad_norm" in div.keys and div.window is not None and div.window[1] == N - 1
