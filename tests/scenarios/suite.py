@@ -222,6 +222,7 @@ def draft(
     alpha: float = 0.8,
     lr_term: float = 0.12,
     noise: float = 0.03,
+    wobble: float = 0.5,
     freeze: tuple[float, float] | None = None,
     val_every: int | None = None,
     val_noise: float = 0.01,
@@ -239,7 +240,7 @@ def draft(
 
     The clean loss is lfloor + (l0 - lfloor) * (1 + c / (tau x length)) ** -alpha + lr_term x lfloor x lr/peak,
     where c is the cumulative LR in steps at peak LR (zero inside `freeze`, a (from, to) fraction of
-    the length). Loss noise is `noise` (relative) plus a wobble of half that; validation is the
+    the length). Loss noise is `noise` (relative) plus a slow wobble of `wobble` x noise; validation is the
     clean loss x (1 + val_gap, growing slowly) with `val_noise`, every `val_every` steps.
     """
     rng = _rng(name)
@@ -257,7 +258,7 @@ def draft(
     dt = np.diff(x, prepend=x[0] - every)
     cum = np.cumsum(applied * dt)
     clean = lfloor + (l0 - lfloor) * (1.0 + cum / (tau * length)) ** -alpha + lr_term * lfloor * lr / peak
-    loss = clean * (1.0 + noise * _tnoise(rng, s.size) + 0.5 * noise * _wobble(rng, x, length))
+    loss = clean * (1.0 + noise * _tnoise(rng, s.size) + wobble * noise * _wobble(rng, x, length))
     d = Draft(name, length, config, names, rng, clean_loss=clean)
     d.metrics[names.loss] = (s, loss)
     if val_every:
@@ -548,20 +549,21 @@ def _anomalous() -> list[Scenario]:
 
     # --- plateau (flat loss while the LR is still high) ---------------------------------------
     d = draft("plateau_constant_lr", 20_000, torch_config(3e-4, scheduler={"name": "constant"}), every=20,
-              sched={"schedule": "constant", "peak": 3e-4}, tau=0.4, alpha=1.0, freeze=(0.4, 1.01), val_every=1000)
+              sched={"schedule": "constant", "peak": 3e-4}, l0=6.0, lfloor=2.0, tau=0.4, alpha=2.0, wobble=0.1,
+              freeze=(0.4, 1.01), val_every=1000)
     d.labels.append(Label("plateau", "loss", d.step("loss", 0.4), None, lasting=True, tolerance=d.tol(0.04)))
     out.append(d.done("constant LR, the loss stops improving at 40% and stays flat to the end"))
 
     d = draft("plateau_mid_cosine", 30_000, hf_config(3e-4, 30_000, scheduler="cosine", warmup_steps=500), every=30,
-              names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 500}, tau=0.3, alpha=1.0,
-              freeze=(0.22, 0.5), val_every=1500)
+              names=HF, sched={"schedule": "cosine", "peak": 3e-4, "warmup": 500}, l0=6.0, lfloor=2.0, tau=0.3,
+              alpha=2.0, lr_term=0.02, wobble=0.1, freeze=(0.22, 0.5), val_every=1500)
     d.labels.append(Label("plateau", HF.loss, d.step(HF.loss, 0.22), d.step(HF.loss, 0.5), lasting=True,
                           tolerance=d.tol(0.04)))
     out.append(d.done("cosine LR still above half its peak: the loss is flat from 22% to 50%, then improves again"))
 
     d = draft("plateau_lightning", 40_000, torch_config(1e-3, scheduler={"name": "constant"}), every=50, start=50,
-              names=LIGHTNING, sched={"schedule": "constant", "peak": 1e-3}, tau=0.5, alpha=1.0, freeze=(0.35, 1.01),
-              val_every=2000, noise=0.04)
+              names=LIGHTNING, sched={"schedule": "constant", "peak": 1e-3}, l0=6.0, lfloor=2.0, tau=0.4, alpha=2.0,
+              wobble=0.1, freeze=(0.35, 1.01), val_every=2000, noise=0.04)
     d.labels.append(Label("plateau", LIGHTNING.loss, d.step(LIGHTNING.loss, 0.35), None, lasting=True,
                           tolerance=d.tol(0.04)))
     out.append(d.done("Lightning cadence, constant LR, train_loss_step flat from 35%"))
