@@ -159,6 +159,14 @@ def test_a_larger_budget_shows_everything_a_smaller_one_less(tmp_path: Path) -> 
     assert small.verdict == big.verdict  # the verdict is never cut
 
 
+def test_a_tight_budget_keeps_the_verdict_and_the_run(tmp_path: Path) -> None:
+    out = summarize(project(tmp_path, rows(spike_at=2_500, extra=3)), budget=180)
+    assert tokens(out) <= 180
+    assert out.verdict == "watch: 1 finding: train/loss spike at step 2,500"
+    assert out.summary.startswith("jsonl:r: finished, 3,000 steps") and out.run.id == "r"
+    assert out.notes[0].startswith("budget 180")
+
+
 def test_asking_for_a_size_turns_the_default_budget_off(tmp_path: Path) -> None:
     cfg = project(tmp_path, rows(extra=6))
     out = summarize(cfg, max_metrics=11, spark_width=16)

@@ -78,6 +78,7 @@ class _Shape:
     findings: int = MAX_FINDINGS
     message_chars: int | None = None
     skipped_reasons: bool = True
+    terse: bool = False  # the summary line cut to the run's state, the verdict to its first finding
 
 
 def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> SummarizeRunOutput:
@@ -145,6 +146,7 @@ def _smaller(shape: _Shape) -> list[_Shape]:
     add(findings=0)
     while s.metrics > 0:
         add(metrics=s.metrics - 1)
+    add(terse=True)
     return out
 
 
@@ -162,8 +164,12 @@ def _cut_note(parts: _Parts, shape: _Shape, req: SummarizeRunInput, budget: int)
         left.append("the end of long finding messages")
     if not shape.skipped_reasons and parts.skipped:
         left.append("why checks were skipped")
+    if shape.terse:
+        left.append("LR phase, validation trend, later findings")
     if not left:
         return ""
+    if shape.terse:
+        return f"budget {budget:,}: cut to the verdict (ask: budget=, keys=, detect_anomalies)"
     return f"budget {budget:,} left out: {', '.join(left)} (ask: budget=, keys=, detect_anomalies)"
 
 
@@ -212,19 +218,28 @@ class _Parts:
                 row.append(sparkline(s.values, width=shape.spark_width) if i < shape.spark_rows else "")
             table_rows.append(row)
         columns = ["metric", "final", "min", "min_step", "max", "max_step", "points"] + (["spark"] if spark else [])
+        if not shown:
+            columns = []
         findings, extra = clip(self.findings, shape.findings)
         if shape.message_chars:
             findings = [m if len(m) <= shape.message_chars else m[:shape.message_chars - 1] + "…" for m in findings]
-        if extra:
+        if extra and findings:
             findings.append(f"+{extra} more (detect_anomalies)")
         skipped = [f"{c}: {why}" for c, why in self.skipped.items()][:4] if shape.skipped_reasons else list(
             self.skipped)[:4]
         return SummarizeRunOutput(
-            verdict=self.verdict_line, summary=self.context_line, run=header(self.run),
+            verdict=_first_part(self.verdict_line) if shape.terse else self.verdict_line,
+            summary=_first_part(self.context_line) if shape.terse else self.context_line, run=header(self.run),
             metrics=Table(columns=columns, rows=table_rows),
             more_metrics=self.more + len(self.rows) - len(shown), anomalies=findings, checks_skipped=skipped,
             ending=ending(self.run), notes=[note, *self.notes] if note else self.notes,
         )
+
+
+def _first_part(line: str) -> str:
+    """A line's text up to its first "; " (with "; …" saying more was cut)."""
+    head, sep, _ = line.partition("; ")
+    return head + ("; …" if sep else "")
 
 
 def _context(run: Run, cfg: RunwiseConfig) -> str:
