@@ -199,4 +199,5 @@ def test_detect_anomalies_finds_the_labels_and_nothing_on_healthy_runs(
     cards: dict[str, ScoreCard] = score.score_source(written[source], source)
     t = score.totals(cards)
     report = score.format_cards(cards, title=f"{source}: ")
-    assert t.recall >= RECALL_TARGET and t.false <= MAX_FALSE_ON_HEALTHY, report
+    hidden = sum(c.omitted for c in cards.values() if c.healthy)  # findings left out still count as findings
+    assert t.recall >= RECALL_TARGET and t.false + hidden <= MAX_FALSE_ON_HEALTHY, report

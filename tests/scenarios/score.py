@@ -58,6 +58,7 @@ class ScoreCard:
     missed: list[Label] = field(default_factory=list)
     false: list[Any] = field(default_factory=list)  # findings on a healthy scenario
     extra: list[Any] = field(default_factory=list)  # findings matching no label of an anomalous one
+    omitted: int = 0  # findings the tool said it left out (none should be, at the largest budget)
 
     @property
     def healthy(self) -> bool:
@@ -211,7 +212,8 @@ def score_source(project_dir: Path, source: str = "", *, names: Iterable[str] | 
     """Score every scenario written under `project_dir` (one source's project, see write.py).
 
     Calls the real detect_anomalies tool handler with the project's runwise.json, run by name,
-    max_anomalies=200, and scores its rows. `source` is only used in error messages.
+    max_anomalies=200 and the largest token budget (so the answer leaves nothing out: every entry
+    counts), and scores its rows. `source` is only used in error messages.
     """
     from runwise.config import RunwiseConfig
     from runwise.tools import TOOLS_BY_NAME
@@ -221,15 +223,21 @@ def score_source(project_dir: Path, source: str = "", *, names: Iterable[str] | 
     cache = project_dir.parent / "_cache" / project_dir.name
     cfg = RunwiseConfig.load(project_dir, env={"RUNWISE_CACHE_DIR": str(cache)})
     tool = TOOLS_BY_NAME["detect_anomalies"]
+    extra: dict[str, Any] = {"max_anomalies": 200}
+    budget = DetectAnomaliesInput.model_fields.get("budget")
+    if budget is not None:  # the largest budget the tool accepts
+        extra["budget"] = min((m.le for m in budget.metadata if getattr(m, "le", None) is not None), default=50_000)
     cards: dict[str, ScoreCard] = {}
     for name in names if names is not None else [s.name for s in SCENARIOS]:
         scenario = by_name(name)
         try:
-            out = tool.run(DetectAnomaliesInput(run=name, max_anomalies=200), cfg)
+            out = tool.run(DetectAnomaliesInput(run=name, **extra), cfg)
         except Exception as exc:  # a run that cannot be analysed is reported per scenario, not raised
             raise RuntimeError(f"{source or project_dir}: detect_anomalies failed on {name}: {exc}") from exc
-        cards[name] = match(scenario, _tool_findings(out))
+        cards[name] = card = match(scenario, _tool_findings(out))
+        card.omitted = int(getattr(out, "omitted", 0) or 0)
     return cards
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,6 +289,10 @@ def format_cards(cards: Mapping[str, ScoreCard], *, title: str = "", extra: bool
     t = totals(cards)
     lines = [f"{title}recall {t.found}/{t.labels} = {t.recall:.3f}; false findings {t.false} on "
              f"{t.healthy_flagged}/{t.healthy_runs} healthy runs; extra {t.extra}"]
+    cut = {name: c.omitted for name, c in cards.items() if c.omitted}
+    if cut:
+        lines.append("  findings left out by the tool (not scored): "
+                     + ", ".join(f"{name} {n}" for name, n in cut.items()))
     for name, c in cards.items():
         if c.missed:
             lines.append(f"  MISSED {name}: " + "; ".join(_label_text(lab) for lab in c.missed))
