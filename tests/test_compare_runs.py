@@ -268,8 +268,8 @@ def test_sixteen_runs_stay_bounded_and_say_what_was_left_out(tmp_path: Path) -> 
     cfg = make_project(tmp_path, named)
     out = compare(cfg, runs=list(named))
     assert tokens(out) <= 2_000
-    assert out.notes and out.notes[0].startswith("left out to fit 2,000 tokens: ")
-    assert "ask with a larger budget" in out.notes[0]
+    assert out.notes and out.notes[0].startswith("shown for the 2,000-token budget: metrics ")
+    assert "/20" in out.notes[0] and "ask with budget=" in out.notes[0]
     asked = compare(cfg, runs=list(named), max_metrics=30)  # a size asked for itself: no default budget
     assert len(asked.metrics.rows) == 24 and asked.checkpoints is not None and tokens(asked) > 2_000
     if "budget" in CompareRunsInput.model_fields:  # the shared budget field

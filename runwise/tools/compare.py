@@ -112,8 +112,12 @@ class _Shape:
 _CUTS: tuple[tuple[str, int], ...] = (
     ("cfg", 15), ("check", 2), ("best", 4), ("rows", 10), ("check", 1), ("div", 4), ("cfg", 8), ("gstats", 2),
     ("rows", 6), ("best", 2), ("div", 2), ("cfg", 4), ("check", 0), ("gstats", 1), ("notes", 3), ("rows", 3),
-    ("best", 1), ("div", 1), ("cfg", 2), ("best", 0), ("rows", 1), ("div", 0), ("cfg", 0), ("notes", 1),
+    ("best", 1), ("div", 1), ("cfg", 2), ("best", 0), ("rows", 1), ("div", 0), ("cfg", 0), ("gstats", 0),
+    ("notes", 1),
 )
+
+
+_REFILL = ("rows", "div", "best", "cfg", "gstats", "check", "notes")
 
 
 def _truncated(s: Series, step: int | None) -> tuple[Any, Any]:
@@ -186,7 +190,7 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
         notes += [f"{run.id}: {n}" for n in run_notes(run)[:2]]
         if step is not None:
             notes += _step_notes(run, step)
-    schedule = {k for run, _ in loaded if (k := roles(run.history, cfg).get("lr"))}  # its minimum is no 'best'
+    schedule = {roles(run.history, cfg).get("lr") or "" for run, _ in loaded}  # its minimum is no 'best'
     parts = _Parts(req, loaded, ids, rows, shown_keys, analysed, outcome, ranked, grouped, notes, stepped, schedule)
     budget: int | None = getattr(req, "budget", None)
     if budget is None and req.max_metrics == CompareRunsInput.model_fields["max_metrics"].default:
@@ -194,12 +198,23 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
     shape = _Shape(rows=min(len(rows), req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                    cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
     out = parts.build(shape, budget or 0)
-    for knob, value in _CUTS if budget is not None else ():
-        if estimate_tokens(_compact(out)) <= budget:
-            break
+    if budget is None or estimate_tokens(_compact(out)) <= budget:
+        return out
+    full = shape
+    for knob, value in _CUTS:  # cut in order until it fits ...
         if getattr(shape, knob) > value:
             shape = replace(shape, **{knob: value})
             out = parts.build(shape, budget)
+            if estimate_tokens(_compact(out)) <= budget:
+                break
+    for knob in _REFILL:  # ... then give back what still fits, the most useful part first
+        for value in sorted({getattr(full, knob), *(v for k, v in _CUTS if k == knob)}, reverse=True):
+            if value <= getattr(shape, knob):
+                break
+            bigger = parts.build(replace(shape, **{knob: value}), budget)
+            if estimate_tokens(_compact(bigger)) <= budget:
+                shape, out = replace(shape, **{knob: value}), bigger
+                break
     return out
 
 
@@ -287,32 +302,28 @@ class _Parts:
             run_groups=self._run_groups(),
             group_stats=self._group_stats(valued[: shape.gstats]),
             omitted=len(self.rows) - len(shown),
-            config_diff=self._config(shape.cfg) if self.req.config_diff else None,
+            config_diff=self._config(shape.cfg) if self.req.config_diff and shape.cfg and self.ranked else None,
             config_omitted=max(0, len(self.ranked) - shape.cfg) if self.req.config_diff else 0,
             notes=(left + self.notes)[: shape.notes],
         )
 
     def _left_out(self, shape: _Shape, analysed: int, valued: int, budget: int) -> list[str]:
-        """The note on what the shape leaves out of the full answer; `analysed` / `valued` count the metrics
-        that could have divergence and checkpoints / best values and group statistics."""
+        """The note on what the shape leaves out of the full answer, as 'shown/possible' per part; `analysed` /
+        `valued` count the metrics that could have divergence and checkpoints / best values and group statistics."""
         full = _Shape(rows=min(len(self.rows), self.req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                       cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
-        cut = []
-        if shape.rows < full.rows:
-            cut.append(f"{full.rows - shape.rows} of {full.rows} metrics")
-        for knob, what in (("best", "best values"), ("check", "checkpoints"), ("div", "divergence"),
-                           ("gstats", "group statistics")):
+        parts = [("metrics", shape.rows, full.rows)]
+        named = (("best", "best"), ("check", "checkpoints"), ("div", "divergence"), ("gstats", "group stats"))
+        for knob, what in named:
             n = valued if knob in ("best", "gstats") else analysed
-            have, want = min(getattr(shape, knob), n), min(getattr(full, knob), n)
-            if knob == "gstats" and self.grouped is None:
-                continue
-            if have < want:
-                cut.append(f"{what} of {want - have} metrics")
-        if self.req.config_diff and shape.cfg < min(full.cfg, len(self.ranked)):
-            cut.append(f"{min(full.cfg, len(self.ranked)) - shape.cfg} config keys")
+            if knob != "gstats" or self.grouped is not None:
+                parts.append((what, min(getattr(shape, knob), n), min(getattr(full, knob), n)))
+        if self.req.config_diff:
+            parts.append(("config keys", min(shape.cfg, len(self.ranked)), min(full.cfg, len(self.ranked))))
+        cut = [f"{what} {have}/{want}" for what, have, want in parts if have < want]
         if not cut:
             return []
-        return [f"left out to fit {budget:,} tokens: {', '.join(cut)}; ask with a larger budget, prefix or fewer runs"]
+        return [f"shown for the {budget:,}-token budget: {', '.join(cut)}; ask with budget=, prefix= or fewer runs"]
 
     def _best(self, keys: list[str]) -> Table | None:
         if not keys:
