@@ -166,7 +166,7 @@ def list_keys(req: ListKeysInput, cfg: RunwiseConfig, progress: Progress | None 
 class LiveStatusInput(In):
     run: RunRef = "latest"
     keys: Keys = None
-    output_lines: Annotated[int, Field(ge=0, le=50, description="Last console lines to include")] = 5
+    output_lines: Annotated[int, Field(ge=0, le=50, description="Console lines")] = 5
 
 
 class LiveStatusOutput(Out):

@@ -38,9 +38,9 @@ def _try_load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) ->
 
 
 class ListRunsInput(In):
-    source: Annotated[Source, Field(description="Only runs of this source")] = "all"
+    source: Source = "all"
     limit: Annotated[int, Field(ge=1, le=runs.LIST_MAX_RUNS, description="Newest runs to show")] = 15
-    metric: Annotated[MetricName | None, Field(description="Metric to show per run (default: the loss)")] = None
+    metric: Annotated[MetricName | None, Field(description="Metric per run (default: the loss)")] = None
     sparklines: bool = True
 
 
@@ -103,9 +103,9 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
 
 
 class FindBestRunInput(In):
-    metric: Annotated[MetricName, Field(description="Metric to rank by, e.g. 'val/loss'")]
+    metric: Annotated[MetricName, Field(description="e.g. 'val/loss'")]
     mode: Annotated[Literal["auto", "min", "max"], Field(description="auto: max for accuracy-like names")] = "auto"
-    use: Annotated[Literal["best", "final"], Field(description="Rank by each run's best or final value")] = "best"
+    use: Annotated[Literal["best", "final"], Field(description="Each run's best or final value")] = "best"
     top_n: Annotated[int, Field(ge=1, le=50)] = 5
     source: Source = "all"
     max_runs: Annotated[int, Field(ge=1, le=1000, description="Newest runs to consider")] = 100
