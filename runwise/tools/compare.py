@@ -426,6 +426,8 @@ class _Parts:
                 if (best[0].share or 0) < 0.1:
                     said = f"no config key explains the spread of {k or 'the outcome'} ({said})"
                 parts.append("config: " + said if not said.startswith("no ") else said)
+        elif self.req.config_diff:
+            parts.append("configs are the same")
         if self.grouped is not None:
             parts.append(self._group_line(self.grouped))
         if not parts:
