@@ -58,8 +58,15 @@ def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, 
     last = a.end_step if a.end_step is not None else a.step
     point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
     if point:
-        i1 = int(np.searchsorted(ks, last + tol, side="right"))
-        inside = kv[i0:i1]
+        if a.kind == "spike" and a.end_step is not None and not a.steps:  # a long burst: all of it
+            i1 = int(np.searchsorted(ks, last + tol, side="right"))
+            inside = kv[i0:i1]
+        else:  # the finding's own steps only (isolated points may lie far apart), within a step each
+            at = np.asarray(a.steps or (a.step,), dtype=np.int64)
+            a_i = np.searchsorted(ks, at, side="left")
+            b_i = np.searchsorted(ks, at + tol, side="right")
+            inside = np.concatenate([kv[x:y] for x, y in zip(a_i.tolist(), b_i.tolist(), strict=True)])
+            i1 = int(b_i[0])  # which came first is judged at the first of them
         inside = inside[np.isfinite(inside)]
         if inside.size == 0:
             return None

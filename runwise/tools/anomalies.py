@@ -9,8 +9,7 @@ the answer is shaped to ANSWER_TOKENS; `budget` sets another size, `max_anomalie
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
@@ -18,7 +17,7 @@ from runwise.analysis.anomalies import Anomaly
 from runwise.config import RunwiseConfig
 from runwise.formatting import fmt_step
 from runwise.parsers import Progress
-from runwise.tokens import estimate_tokens
+from runwise.tools._bound import answer_tokens
 from runwise.tools._common import In, Out, Table, anomaly_report, num, one_run, run_label, run_notes, select_keys
 from runwise.tools._fields import Keys, RunRef
 
@@ -68,14 +67,16 @@ def _row(a: Anomaly, ref: str) -> list[str | int | float | bool | None]:
 
 
 def _tokens(out: DetectAnomaliesOutput) -> int:
-    return estimate_tokens(json.dumps(out.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False))
+    return answer_tokens(out)  # the same count the tool's budget guard (runwise.tools._bound) makes
 
 
 def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> DetectAnomaliesOutput:
-    """Shape `out` to `budget` estimated tokens: the lowest rows lose next, first and related, then rows go.
+    """Shape `out` to `budget` estimated tokens, worst finding kept longest.
 
-    The worst finding keeps its row as long as anything does; `total` is how many findings there
-    were in all, for the note that says what was left out and how to ask for it.
+    In order: the lowest rows lose next, first and related; rows go from the bottom (a first note
+    says how many and how to ask for them; `total` is how many findings there were); the worst row
+    loses its evidence too; columns left empty go; other notes go; the summary drops the worst
+    finding's message (its row says it).
     """
     if _tokens(out) <= budget:
         return out
@@ -86,20 +87,38 @@ def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> Detect
             r[col[name]] = None
             if _tokens(out) <= budget:
                 return out
+    noted = False
     while len(rows) > 1 and _tokens(out) > budget:
         rows.pop()
-    left = total - len(rows)
-    out.omitted = left
-    if left:
-        out.notes.insert(0, f"{left} more finding{'s' if left > 1 else ''} left out to fit {budget} tokens: "
-                            f"ask with budget= (more tokens) or keys= (fewer metrics)")
-    for name in _EVIDENCE:  # the worst row too, if it still does not fit
-        if _tokens(out) <= budget or not rows:
+        out.omitted = total - len(rows)
+        note = (f"{out.omitted} more finding{'s' if out.omitted > 1 else ''} left out to fit {budget} tokens: "
+                f"ask with budget= (more tokens) or keys= (fewer metrics)")
+        if noted:
+            out.notes[0] = note
+        else:
+            out.notes.insert(0, note)
+            noted = True
+    steps = [lambda name=name: _clear(rows, col[name]) for name in _EVIDENCE]
+    steps += [lambda: _drop_empty_columns(out), lambda: out.notes.__delitem__(slice(1 if noted else 0, None)),
+              lambda: setattr(out, "summary", out.summary.split(", worst first:")[0])]
+    for step in steps:
+        if _tokens(out) <= budget:
             break
-        rows[0][col[name]] = None
-    while out.notes[1:] and _tokens(out) > budget:
-        out.notes.pop()
+        step()
     return out
+
+
+def _clear(rows: list[list[str | int | float | bool | None]], i: int) -> None:
+    for r in rows:
+        r[i] = None
+
+
+def _drop_empty_columns(out: DetectAnomaliesOutput) -> None:
+    """Leave out the evidence columns no row fills any more (kind, metric and step always stay)."""
+    keep = [i for i, c in enumerate(out.anomalies.columns)
+            if c not in (*_EVIDENCE, "steps", "baseline", "value") or any(r[i] is not None for r in out.anomalies.rows)]
+    out.anomalies.columns = [out.anomalies.columns[i] for i in keep]
+    out.anomalies.rows = [[r[i] for i in keep] for r in out.anomalies.rows]
 
 
 def detect_anomalies(
@@ -128,10 +147,10 @@ def detect_anomalies(
         observations=list(rep.observations), checks_run=list(rep.checks_run),
         checks_skipped=dict(rep.checks_skipped), notes=notes,
     )
-    budget: Any = getattr(req, "budget", None)
-    if budget is None and "max_anomalies" not in req.model_fields_set:
-        budget = ANSWER_TOKENS  # an explicit max_anomalies asks for that many rows, whatever their size
-    return fit_budget(out, int(budget), total=n) if budget is not None else out
+    budget = req.budget
+    if budget is None and req.max_anomalies == type(req).model_fields["max_anomalies"].default:
+        budget = ANSWER_TOKENS  # another max_anomalies asks for that many rows, whatever their size
+    return fit_budget(out, budget, total=n) if budget is not None else out
 
 
 def _severity_counts(found: tuple[Anomaly, ...]) -> str:
