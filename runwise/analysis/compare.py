@@ -81,7 +81,7 @@ DIVERGE_K = 4.0  # runs diverge when their gap stays beyond this many times thei
 GRID = 256  # cells of the common step grid the runs are compared on
 MIN_POINTS = 8  # points every run needs in the common span for a point of divergence
 CELL_POINTS = 4  # points of the sparsest run per cell, at least (fewer cells for short series)
-BLOCK_SAMPLE = 255  # points per cell the cell median is taken from (a stride through longer cells)
+BLOCK_SAMPLE = 63  # points per cell the cell median is taken from (a stride through longer cells)
 CHECKPOINTS = (0.25, 0.5, 0.75, 1.0)  # fractions of the common span where every run is read
 _SQRT6 = math.sqrt(6.0)
 
