@@ -98,13 +98,16 @@ def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> Detect
         else:
             out.notes.insert(0, note)
             noted = True
-    steps = [lambda name=name: _clear(rows, col[name]) for name in _EVIDENCE]
-    steps += [lambda: _drop_empty_columns(out), lambda: out.notes.__delitem__(slice(1 if noted else 0, None)),
-              lambda: setattr(out, "summary", out.summary.split(", worst first:")[0])]
-    for step in steps:
+    for name in _EVIDENCE:  # the worst row's evidence too
         if _tokens(out) <= budget:
-            break
-        step()
+            return out
+        _clear(rows, col[name])
+    if _tokens(out) > budget:
+        _drop_empty_columns(out)
+    if _tokens(out) > budget:
+        del out.notes[1 if noted else 0:]
+    if _tokens(out) > budget:
+        out.summary = out.summary.split(", worst first:")[0]
     return out
 
 
