@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
 from runwise.analysis._arrays import FloatArray, IntArray, as_series, block_median_mad, fmt_num, true_runs
@@ -46,6 +47,7 @@ FLAT = 0.95  # the LR level after the decay point at or above this fraction of t
 DECAY_AT = 0.3  # a continuous decay must show by this fraction of its span
 FINISHED = 0.02  # at or below this fraction of the peak, the schedule is finished
 PHASE_BLOCKS = 200  # the phase is read from at most this many block medians
+SAMPLE = 50_000  # levels and noise are read from at most this many evenly spaced points
 
 _PEAK_KEYS = ("max_lr", "peak_lr", "learning_rate", "lr", "base_lr", "initial_lr")
 _FLOOR_KEYS = ("min_lr", "eta_min", "lr_end", "end_lr", "final_lr", "min_learning_rate", "lr_min")
@@ -302,8 +304,15 @@ def _no_warmup(key: str, s: IntArray, v: FloatArray, sch: Schedule) -> list[Anom
                     window=(s0, int(s[np.flatnonzero(early)[-1]])))]
 
 
+def _thin(v: NDArray[Any], most: int = SAMPLE) -> NDArray[Any]:
+    """At most `most` evenly spaced points of `v`, its first and last among them (levels, not spikes)."""
+    if v.size <= most:
+        return v
+    return v[np.linspace(0, v.size - 1, most).astype(np.intp)]
+
+
 def _level(v: FloatArray) -> float:
-    return float(np.median(v)) if v.size else math.nan
+    return float(np.median(_thin(v))) if v.size else math.nan
 
 
 def _never_decays(key: str, s: IntArray, v: FloatArray, sch: Schedule) -> list[Anomaly]:
@@ -313,17 +322,17 @@ def _never_decays(key: str, s: IntArray, v: FloatArray, sch: Schedule) -> list[A
     start = float(sch.warmup_steps or 0.0)
     if sch.continuous_decay and sch.total_steps and sch.total_steps > start:
         onset, check = start, start + DECAY_AT * (sch.total_steps - start)
+        early = start + 0.1 * (sch.total_steps - start)  # the level the decay starts from
         what = f"{sch.decay_name} decay"
     elif sch.milestones:
-        onset = sch.milestones[0]
+        onset = early = sch.milestones[0]
         check = onset * 1.1 + 1  # milestones converted from epochs are approximate
         what = "step decay"
     else:
         return []
-    before = v[(s >= start) & (s < onset)] if onset > start else v[(s >= start) & (s <= check)][:1]
-    if before.size == 0:
-        before = v[s < check][-3:]
-    after = v[s >= check]
+    i0, i1, i2 = np.searchsorted(s, (start, early, check))
+    before = v[i0:max(i1, i0 + 1)]
+    after = v[i2:]
     if after.size < 3 or before.size == 0:
         return []
     lvl_before, lvl_after = _level(before), _level(after)
@@ -353,9 +362,12 @@ def _warmup_end(v: FloatArray, sch: Schedule, noise: float) -> int:
 
 def _jumps(key: str, s: IntArray, v: FloatArray, sch: Schedule, peak: float) -> list[Anomaly]:
     """Rises of the LR after its warmup that the declared schedule does not explain."""
-    pos = v > ZERO * peak
-    logs = np.log(v[pos])
-    noise = 1.4826 * float(np.median(np.abs(np.diff(logs)))) / math.sqrt(2) if logs.size > 2 else 0.0
+    pos = np.flatnonzero(v > ZERO * peak)
+    pairs = pos[:-1][np.diff(pos) == 1]  # point-to-point changes between neighbouring positive values
+    if pairs.size > SAMPLE:
+        pairs = _thin(pairs)
+    ratios = np.abs(np.log(v[pairs + 1] / v[pairs]))
+    noise = 1.4826 * float(np.median(ratios)) / math.sqrt(2) if ratios.size > 1 else 0.0
     factor = max(JUMP_RATIO, math.exp(JUMP_NOISE_K * noise))
     start = _warmup_end(v, sch, noise)
     if start >= v.size:
@@ -419,6 +431,7 @@ def lr_phase(
         return Phase("unknown", None, None, f"{key} is 0 throughout")
     sch = read_schedule(config)
     # judged on block medians, so that a noisy logged LR has a level, not its highest noise
+    fv = _thin(fv)
     nb = min(PHASE_BLOCKS, fv.size // 3)
     if nb >= 2:
         size = fv.size // nb
