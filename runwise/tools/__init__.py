@@ -95,9 +95,11 @@ class ToolSpec(Generic[I, O]):
 
     def run(self, req: I, cfg: RunwiseConfig, progress: Progress | None = None) -> O:
         """The handler's answer, cut to the answer size cap and to its token budget (with notes saying what was cut)."""
-        out = fit(self.handler(req, cfg, progress))
+        out = self.handler(req, cfg, progress)
         budget = self.budget_for(req)
-        return out if budget is None else fit_tokens(out, budget, ask=self.ask)
+        if budget is not None:  # first: its note then counts what the handler gave, not a cut copy
+            out = fit_tokens(out, budget, ask=self.ask)
+        return fit(out)
 
 
 # Each entry keeps its own input/output types; the list holds them all, so its element type is open.

@@ -120,7 +120,7 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
         if found is None:
             break
         _, path, parent, key, total = found
-        keep = _most_that_fit(data, parent, key, target, json_tokens)
+        keep = _most_tokens_that_fit(data, parent, key, target)
         kept[path] = (keep, kept.get(path, (0, total))[1])
     cuts = [f"{path}: first {n:,} of {total:,}" for path, (n, total) in kept.items()]
     if json_tokens(data) > target and _cut_strings(data, SHORT_STRING):
@@ -135,6 +135,37 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
                 data["notes"].pop()
                 break
     return type(out).model_validate(data)
+
+
+def _most_tokens_that_fit(data: Json, parent: Any, key: Any, budget: int) -> int:
+    """Cut `parent[key]` to the most leading items with which `data` fits `budget` tokens (half, if none would do).
+
+    Each item's tokens are estimated once, on its own text, and added up (so a 300k-character
+    answer is measured in one pass, not once per bisection step); one exact measure checks the sum.
+    """
+    items = parent[key]
+    pairs = list(items.items()) if isinstance(items, dict) else list(items)
+
+    def cut_to(n: int) -> int:
+        parent[key] = dict(pairs[:n]) if isinstance(items, dict) else pairs[:n]
+        return json_tokens(data)
+
+    room = budget - cut_to(0)
+    if room < 0:  # this collection alone cannot make the answer fit: halve it, then cut the next
+        keep = len(pairs) // 2
+    else:
+        keep = 0
+        for item in pairs:
+            text = f"{to_json(item[0]).decode()}:{to_json(item[1]).decode()}" if isinstance(items, dict) else (
+                to_json(item).decode())
+            room -= estimate_tokens(text + ",")
+            if room < 0:
+                break
+            keep += 1
+        while keep > 0 and cut_to(keep) > budget:  # punctuation that merges across items: rarely needed
+            keep -= 1
+    cut_to(keep)
+    return keep
 
 
 def _most_that_fit(data: Json, parent: Any, key: Any, budget: int, measure: Callable[[Json], int]) -> int:
