@@ -29,11 +29,17 @@ def sparkline(values: NDArray[np.float64], *, width: int = 20) -> str:
     w = min(width, n)
     starts = (np.arange(w, dtype=np.int64) * n) // w
     finite = np.isfinite(v)
-    scale = float(np.max(np.abs(v[finite]))) if finite.any() else 1.0
-    scaled = np.where(finite, v / (scale or 1.0), 0.0)  # in [-1, 1]: bucket sums cannot overflow
-    counts = np.add.reduceat(finite.astype(np.int64), starts)
-    sums = np.add.reduceat(scaled, starts)
-    has_inf = np.logical_or.reduceat(np.isinf(v), starts)
+    if finite.all():  # the common case: no masks to carry
+        scale = max(float(np.max(v)), -float(np.min(v)))
+        counts = np.diff(starts, append=n)
+        sums = np.add.reduceat(v / (scale or 1.0), starts)  # in [-1, 1]: bucket sums cannot overflow
+        has_inf = np.zeros(w, dtype=bool)
+    else:
+        scale = float(np.max(np.abs(v[finite]))) if finite.any() else 1.0
+        scaled = np.where(finite, v / (scale or 1.0), 0.0)
+        counts = np.add.reduceat(finite.astype(np.int64), starts)
+        sums = np.add.reduceat(scaled, starts)
+        has_inf = np.logical_or.reduceat(np.isinf(v), starts)
     ok = counts > 0
     means = sums / np.maximum(counts, 1)
     levels = np.full(w, 3, dtype=np.intp)

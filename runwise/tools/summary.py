@@ -9,7 +9,7 @@ fewer, then none, then metrics and texts are cut, and a note says what was left 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 from pydantic import Field
@@ -185,6 +185,7 @@ class _Parts:
     findings: list[str]
     skipped: dict[str, str]
     notes: list[str]
+    sparks: dict[tuple[str, int], str] = field(default_factory=dict)  # drawn once per metric and width
 
     @staticmethod
     def of(run: Run, cfg: RunwiseConfig, keys: list[str], checks: bool, unused: list[str]) -> _Parts:
@@ -207,6 +208,11 @@ class _Parts:
         context = _context(run, cfg) + ("" if checks else "; anomaly checks off")
         return _Parts(run, verdict_line, context, rows, more, findings, skipped, unused + run_notes(run))
 
+    def _spark(self, key: str, width: int) -> str:
+        if (key, width) not in self.sparks:
+            self.sparks[key, width] = sparkline(self.run.history[key].values, width=width)
+        return self.sparks[key, width]
+
     def answer(self, shape: _Shape, *, note: str = "") -> SummarizeRunOutput:
         shown = self.rows[:shape.metrics]
         spark = shape.spark_width > 0 and shape.spark_rows > 0
@@ -214,8 +220,7 @@ class _Parts:
         for i, cells in enumerate(shown):
             row = list(cells)
             if spark:
-                s = self.run.history[str(cells[0])]
-                row.append(sparkline(s.values, width=shape.spark_width) if i < shape.spark_rows else "")
+                row.append(self._spark(str(cells[0]), shape.spark_width) if i < shape.spark_rows else "")
             table_rows.append(row)
         columns = ["metric", "final", "min", "min_step", "max", "max_step", "points"] + (["spark"] if spark else [])
         if not shown:
