@@ -10,7 +10,7 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.tools import TOOLS_BY_NAME
-from runwise.tools._bound import NOTE_ROOM, answer_size, fit
+from runwise.tools._bound import NOTE_ROOM, TOKEN_NOTE_ROOM, answer_size, answer_tokens, fit, fit_tokens
 from runwise.tools._common import Cell, Table
 from runwise.tools.metrics import GetHistoryOutput, GetStatsOutput, MetricHistory
 from runwise.tools.run import RunContextOutput, RunHeader
@@ -130,3 +130,40 @@ def test_guard_cuts_huge_strings_first() -> None:
 def test_small_answers_pass_unchanged() -> None:
     out = GetStatsOutput(run="r", stats=Table(columns=["metric"], rows=[["a"]]), omitted=0, notes=[])
     assert fit(out) is out
+
+
+# ---------------------------------------------------------------- token budgets
+
+
+def test_budget_keeps_the_rows_that_fit_and_names_what_it_left_out() -> None:
+    rows: list[list[Cell]] = [[f"metric_{i:04d}", i, 0.5, i] for i in range(300)]
+    out = GetStatsOutput(run="r", stats=Table(columns=["metric", "points", "final", "final_step"], rows=rows),
+                         omitted=0, notes=["run note"])
+    cut = fit_tokens(out, 500, ask="keys=")
+    kept = len(cut.stats.rows)
+    assert answer_tokens(cut) <= 500 < answer_tokens(out)
+    assert 0 < kept < 300 and cut.stats.rows == rows[:kept]  # the first rows, whole
+    more = out.model_copy(update={"stats": Table(columns=out.stats.columns, rows=rows[: kept + 5]), "notes": []})
+    assert answer_tokens(more) > 500 - TOKEN_NOTE_ROOM  # about as many rows as fit, not just half
+    assert cut.notes == [f"cut to the 500-token budget: stats.rows: first {kept} of 300; for more: budget=N "
+                         "(up to 50,000) or keys=", "run note"]
+    assert fit_tokens(out, 50_000) is out
+
+
+def test_budget_drops_whole_series_never_their_tails() -> None:
+    series = {f"m{i}": MetricHistory(steps=list(range(100)), values=[0.1234] * 100, source_points=100,
+                                     method="all") for i in range(8)}
+    out = GetHistoryOutput(run="r", note="", metrics=series, notes=[])
+    cut = fit_tokens(out, 1_000)
+    assert answer_tokens(cut) <= 1_000 and 0 < len(cut.metrics) < 8
+    assert all(m.steps == list(range(100)) and len(m.values) == 100 for m in cut.metrics.values())
+    assert cut.notes[0].startswith("cut to the 1,000-token budget: metrics: first ")
+
+
+def test_default_budget_yields_to_an_explicit_size() -> None:
+    spec = TOOLS_BY_NAME["get_history"]
+    assert spec.budget_for(spec.input()) == spec.budget
+    assert spec.budget_for(spec.input(max_points=500)) is None  # asked for a size: gets it
+    assert spec.budget_for(spec.input(max_points=500, budget=300)) == 300
+    stats = TOOLS_BY_NAME["get_stats"]
+    assert stats.budget_for(stats.input(max_metrics=30)) == stats.budget  # the default value is no request
