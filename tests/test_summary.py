@@ -253,3 +253,13 @@ def test_best_checkpoint_by_direction() -> None:
     assert best_checkpoint("val/loss", s, v) == (20, 1.0)  # the earliest of equal bests
     assert best_checkpoint("val/acc", s, v) == (10, 3.0)
     assert best_checkpoint("val/loss", s[:1], np.array([np.nan])) is None
+
+
+def test_sparkline_buckets_are_means_also_when_their_sizes_differ() -> None:
+    from runwise.analysis.sparkline import sparkline
+
+    # 10 points in 4 buckets of 2, 3, 2, 3 points: the means alternate 1.0 / 0.8, the sums the other way
+    v = np.array([1, 1, 0.8, 0.8, 0.8, 1, 1, 0.8, 0.8, 0.8])
+    assert sparkline(v, width=4) == "█▁█▁"
+    v[0] = np.nan  # the masked path agrees
+    assert sparkline(v, width=4) == "█▁█▁"
