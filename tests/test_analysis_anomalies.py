@@ -500,3 +500,41 @@ def test_huge_magnitudes_raise_no_warnings() -> None:
     got = [(a.kind, a.end_step) for a in report.anomalies]
     assert got == [("throughput_drop", 999), ("vanishing_gradient", 999)]
     assert report.anomalies[0].step <= 230 and report.anomalies[1].step <= 500
+
+
+# ---- bursts, dips and gradual onsets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", [(3000, 3001, 3002), (3000, 3004, 3009), (3000, 3001, 3002, 3003, 3004)],
+                         ids=["consecutive", "spread", "five"])
+def test_a_burst_of_dips_is_one_finding_naming_every_step(at: tuple[int, ...]) -> None:
+    s = _steps(6000)
+    loss = _decay(s, scale=1500.0, noise=0.01)
+    loss[list(at)] *= 0.5
+    found = _of_kind(detect_anomalies({"loss": (s, loss)}), "spike")
+    assert [(a.step, a.end_step, a.steps, a.severity) for a in found] == [(at[0], at[-1], at, "info")]
+    assert f"{len(at)} dips" in found[0].message
+
+
+def test_a_climb_to_the_end_of_a_sparse_series_is_not_a_burst() -> None:
+    vs = _steps(20, 500)
+    val = 1.0 - 0.02 * np.arange(20)
+    val[11:] = val[10] * (1.0 + 0.4 * np.arange(1, 10))  # climbs from the 12th evaluation to the end
+    assert _of_kind(detect_anomalies({"val/loss": (vs, val)}), "spike") == []
+
+
+def test_a_gradual_collapse_of_the_grad_norm_is_dated_where_it_began() -> None:
+    s = _steps(5000)
+    grad = 1.0 + np.random.default_rng(2).normal(0, 0.05, 5000)
+    grad[2000:] *= np.maximum(np.exp(-(s[2000:] - 2000) / 30.0), 1e-10)  # under 1e-7 only from ~2,480
+    (a,) = _of_kind(detect_anomalies({"grad_norm": (s, grad)}), "vanishing_gradient")
+    assert 2000 <= a.step <= 2010 and a.end_step == 4999
+
+
+def test_exponential_grad_growth_is_dated_where_it_began() -> None:
+    s = _steps(8000)
+    grad = 1.0 + np.random.default_rng(3).normal(0, 0.05, 8000)
+    grad[4000:] *= np.exp((s[4000:] - 4000) / 50.0).clip(max=3000.0)  # above 10x its median from ~4,115
+    found = [a for a in _of_kind(detect_anomalies({"grad_norm": (s, grad)}), "exploding_gradient")
+             if a.severity == "critical"]
+    assert len(found) == 1 and 4000 <= found[0].step <= 4010
