@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -154,8 +155,9 @@ def test_every_finding_on_a_healthy_run_is_false() -> None:
 
 def test_findings_from_tool_rows_read_columns_by_name() -> None:
     cols = ["severity", "kind", "metric", "steps", "value"]
-    rows = [["warning", "spike", "loss", "1,260, 2,880", 3.0], ["info", "plateau", "loss", "1,500..3,499", 1.0],
-            ["warning", "nan", "loss", [10, 20, 30], None], ["critical", "divergence", "loss", 6080, 9.0]]
+    rows: list[list[Any]] = [
+        ["warning", "spike", "loss", "1,260, 2,880", 3.0], ["info", "plateau", "loss", "1,500..3,499", 1.0],
+        ["warning", "nan", "loss", [10, 20, 30], None], ["critical", "divergence", "loss", 6080, 9.0]]
     fs = findings_from_rows(cols, rows)
     assert [(f.kind, f.step, f.end_step, f.steps) for f in fs] == [
         ("spike", 1260, None, (1260, 2880)), ("plateau", 1500, 3499, ()), ("nan", 10, None, (10, 20, 30)),

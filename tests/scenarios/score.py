@@ -28,11 +28,18 @@ __all__ = [
 
 
 class FindingLike(Protocol):
-    kind: str
-    metric: str
-    step: int
-    end_step: int | None
-    steps: tuple[int, ...]
+    """What the matcher reads from a finding (Anomaly and Finding both have it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def end_step(self) -> int | None: ...
+    @property
+    def steps(self) -> tuple[int, ...]: ...
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _rng(name: str) -> np.random.Generator:
 def _tnoise(rng: np.random.Generator, n: int, df: float = 5.0, clip: float = 4.0) -> FloatArray:
     """Unit-variance Student-t noise with its tails clipped: heavier shoulders than Gaussian, no freak outliers."""
     t = rng.standard_t(df, n) / np.sqrt(df / (df - 2.0))
-    return np.clip(t, -clip, clip)
+    return np.asarray(np.clip(t, -clip, clip), dtype=np.float64)
 
 
 def _wobble(rng: np.random.Generator, x: FloatArray, length: int, knots: int = 24) -> FloatArray:
@@ -129,7 +129,8 @@ def lr_curve(
     elif schedule == "linear":
         base = peak * (1.0 - (1.0 - floor) * p)
     elif schedule == "step":
-        base = peak * gamma ** np.searchsorted(np.asarray(milestones, dtype=float), x, side="right")
+        drops = np.searchsorted(np.asarray(milestones, dtype=np.float64), x, side="right")
+        base = peak * np.power(gamma, drops, dtype=np.float64)
     elif schedule == "sgdr":  # torch CosineAnnealingWarmRestarts(T_0, T_mult)
         t = np.maximum(x - warmup, 0.0)
         if t_mult == 1:
