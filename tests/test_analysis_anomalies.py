@@ -435,7 +435,8 @@ def test_spikes_are_capped_per_metric() -> None:
 
 
 _ROLES = ("loss", "val_loss", "grad_norm", "throughput")
-_WHOLE_RUN = [(m, 0, 999, "warning" if m == "throughput" else "critical") for m in sorted(_ROLES)]
+# non-finite from the first step on every metric: one event, the loss's finding names the others
+_WHOLE_RUN = [("loss", 0, 999, "critical")]
 
 
 @pytest.mark.parametrize(
@@ -457,6 +458,9 @@ def test_degenerate_series_run_only_nan_inf(values: np.ndarray, findings: list[t
     assert report.checks_skipped["spikes"] == f"loss {too_few}; val_loss {too_few}"
     got = sorted((a.kind, a.metric, a.step, a.end_step, a.severity) for a in report.anomalies)
     assert got == findings
+    if findings:
+        what = "NaN" if findings[0][0] == "nan" else "inf"
+        assert set(report.anomalies[0].related) == {f"{m} {what} from step 0 too" for m in _ROLES if m != "loss"}
 
 
 def test_constant_series_is_a_plateau_and_nothing_else() -> None:
@@ -538,3 +542,17 @@ def test_exponential_grad_growth_is_dated_where_it_began() -> None:
     found = [a for a in _of_kind(detect_anomalies({"grad_norm": (s, grad)}), "exploding_gradient")
              if a.severity == "critical"]
     assert len(found) == 1 and 4000 <= found[0].step <= 4010
+
+
+def test_non_finite_tails_that_begin_together_are_one_finding() -> None:
+    s = _steps(3000)
+    vs = _steps(30, 100)
+    loss, grad, val = _decay(s), 1.0 + 0.0 * s, _decay(vs)
+    loss[2050:], grad[2050:], val[21:] = np.nan, np.nan, np.nan  # val's first NaN: step 2,100, its next evaluation
+    speed = np.full(3000, 1000.0)
+    speed[2900:] = np.nan  # much later: its own finding
+    report = detect_anomalies({"loss": (s, loss), "grad_norm": (s, grad), "val/loss": (vs, val),
+                               "tokens_per_s": (s, speed)})
+    nans = _of_kind(report, "nan")
+    assert [(a.metric, a.step, a.end_step) for a in nans] == [("loss", 2050, 2999), ("tokens_per_s", 2900, 2999)]
+    assert set(nans[0].related[:2]) == {"val/loss NaN from step 2,100 too", "grad_norm NaN from step 2,050 too"}

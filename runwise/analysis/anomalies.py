@@ -10,7 +10,7 @@ its evidence (runwise.analysis.evidence): what other metrics did in its window a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -124,7 +124,8 @@ def detect_anomalies(
 
     if data:
         critical = {role_keys[r] for r in _CRITICAL_ROLES if r in role_keys}
-        record("nan_inf", [a for k, (s, v) in data.items() for a in _nan_inf(k, s, v, k in critical)])
+        nonfinite = [a for k, (s, v) in data.items() for a in _nan_inf(k, s, v, k in critical)]
+        record("nan_inf", _fold_tails(nonfinite, data, [role_keys[r] for r in _CRITICAL_ROLES if r in role_keys]))
     else:
         skipped["nan_inf"] = "no metrics"
 
@@ -236,6 +237,36 @@ def _nan_inf(key: str, s: IntArray, v: FloatArray, critical: bool) -> list[Anoma
         out.append(Anomaly(kind, key, first, last if where.size > 1 else None, severity, None, msg,
                            steps=_listed(s, where)))
     return out
+
+
+def _fold_tails(found: list[Anomaly], data: Mapping[str, tuple[IntArray, FloatArray]],
+                primary: list[str]) -> list[Anomaly]:
+    """Non-finite tails that begin together are one event: the first metric's finding names the others.
+
+    A tail (NaN or inf to the end) of another metric that begins within one of its own logging
+    intervals of the leading tail's step (the loss's first, then val loss, grad norm, then any)
+    becomes "grad_norm NaN from step 4,200 too" in the leading finding's `related`.
+    """
+    tails = [a for a in found if a.end_step is not None and not a.steps and a.message.endswith("points)")
+             and "to the end" in a.message]
+    if len(tails) < 2:
+        return found
+    order = {k: i for i, k in enumerate(primary)}
+    lead = min(tails, key=lambda a: (order.get(a.metric, len(order)), a.step))
+    folded: list[Anomaly] = []
+    notes: list[str] = []
+    for a in tails:
+        if a is lead or a.kind != lead.kind:
+            continue
+        s = data[a.metric][0]
+        gap = int(np.median(np.diff(s))) if s.size > 1 else 0
+        if abs(a.step - lead.step) <= max(gap, 1):
+            folded.append(a)
+            notes.append(f"{a.metric} {'NaN' if a.kind == 'nan' else 'inf'} from step {fmt_step(a.step)} too")
+    if not folded:
+        return found
+    merged = replace(lead, related=(*notes, *lead.related))
+    return [merged if a is lead else a for a in found if not any(a is f for f in folded)]
 
 
 def _spikes(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> _checks.Result:

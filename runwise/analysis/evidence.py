@@ -86,7 +86,7 @@ def with_evidence(a: Anomaly, data: Mapping[str, tuple[IntArray, FloatArray]], r
     """`a` with `related`, `first`, `window` and `keys` filled from the run's other role metrics."""
     own_s = data[a.metric][0] if a.metric in data else np.empty(0, dtype=np.int64)
     tol = _cadence(own_s) if own_s.size > 1 else 1
-    related: list[str] = []
+    related: list[str] = []  # added to what the finding already has (non-finite tails of other metrics)
     leads: list[tuple[int, str]] = []
     moved_keys: list[str] = []
     is_point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
@@ -117,7 +117,7 @@ def with_evidence(a: Anomaly, data: Mapping[str, tuple[IntArray, FloatArray]], r
             verb = "rose" if change > 0 else "fell"
             leads.append((lead, f"{key} {verb} {lead:,} steps before the {a.metric} {_word(a)}"))
     first = max(leads)[1] if leads else ""
-    related = related[:MAX_RELATED]
+    related = [*a.related, *related][:MAX_RELATED]  # what the check itself said comes first
     last = a.end_step if a.end_step is not None else a.step
     pad = PAD_POINTS * tol
     if not is_point:
