@@ -204,7 +204,18 @@ class Draft:
                 raise ValueError(f"{self.name}: label on unlogged metric {lab.metric}")
             if not lab.lasting and lab.step not in set(self.steps(lab.metric).tolist()):
                 raise ValueError(f"{self.name}: label step {lab.step} is not a logged step of {lab.metric}")
-        return Scenario(self.name, self.length, self.config, dict(self.metrics), tuple(self.labels), note)
+        loss_steps = self.metrics[self.names.loss][0] if self.names.loss in self.metrics else None
+        if "logging_steps" in self.config and loss_steps is not None and loss_steps.size > 1:
+            self.config["logging_steps"] = int(loss_steps[1] - loss_steps[0])  # HF: the cadence actually logged
+        if "logging_steps" in self.config and self.names.val in self.metrics:
+            self.config.setdefault("eval_steps", int(self.metrics[self.names.val][0][0]))
+        # each metric its own read-only arrays: the suite is shared by every test that imports it
+        metrics = {}
+        for key, (s, v) in self.metrics.items():
+            s, v = s.copy(), v.copy()
+            s.flags.writeable = v.flags.writeable = False
+            metrics[key] = (s, v)
+        return Scenario(self.name, self.length, self.config, metrics, tuple(self.labels), note)
 
 
 def draft(
