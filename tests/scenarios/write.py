@@ -116,7 +116,7 @@ def write_tensorboard(project: Path, scenarios: Sequence[Scenario]) -> None:
     runs = project / "runs"
     for sc in scenarios:
         with SummaryWriter(str(runs / sc.name), flush_secs=3600, max_queue=1000) as w:
-            fw = w._get_file_writer()
+            fw = w.file_writer  # the FileWriter the SummaryWriter opened for this run dir
             for step, row in step_rows(sc):
                 summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in row.items()])
                 fw.add_summary(summary, global_step=step, walltime=T0 + 0.1 * step)
