@@ -75,10 +75,8 @@ def test_healthy_runs_raise_at_most_one_finding(results: dict[str, tuple[Anomaly
 def test_every_kind_of_the_detectors_is_found(results: dict[str, tuple[Anomaly, ...]], kind: str) -> None:
     """Each kind is found in all its scenarios but at most one (the overall recall bounds the rest).
 
-    The one known miss: plateau_mid_cosine, whose 'flat' stretch still falls about 2.5% with the
-    decaying lr term, under 3% noise and a 1.5% wobble on 1,000 points: at 20% of the run its fitted
-    change plus 2 standard errors is 3.7% (the flat limit is 2%), and it moved 16% of the gain of
-    the window before (a stop is 10% or less; healthy cosine runs reach 12%).
+    The hardest: plateau_mid_cosine, whose 'flat' stretch still falls about 2.5% with the decaying
+    lr term, under 3% noise and a 1.5% wobble; it is found as a loss that stopped improving.
     """
     labels = [(sc.name, lab) for sc in SCENARIOS for lab in sc.labels if lab.kind == kind]
     assert labels, f"the suite has no {kind} label"
