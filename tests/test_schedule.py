@@ -252,6 +252,8 @@ def test_phase_constant_finished_at_the_declared_floor_and_unknown() -> None:
     assert lr_phase(s, floor, {"lr": PEAK, "min_lr": 0.1 * PEAK}).name == "finished"
     assert lr_phase(s, floor, {}).name == "decay"  # at 10% of its peak, no floor declared
     assert lr_phase(s[:2], floor[:2]).name == "unknown"
+    stuck = np.where(s >= 1_500, 0.0, 1e-3)
+    assert lr_phase(s, stuck).text == "lr at 0 from step 1,500, dropped from 0.001"
     assert lr_phase(s, floor, key="learning_rate").text.startswith("learning_rate in decay")
 
 

@@ -430,6 +430,12 @@ def lr_phase(
     if float(np.max(fv)) <= 0:
         return Phase("unknown", None, None, f"{key} is 0 throughout")
     sch = read_schedule(config)
+    top = float(np.max(fv))
+    if fv[-1] <= ZERO * top:  # ends at 0: abruptly (stuck, a finding of its own) or by decaying there
+        j = int(np.flatnonzero(fv > ZERO * top)[-1])
+        if fv[j] >= RELEVANT * top and j < fv.size - ZERO_MIN_POINTS:
+            return Phase("finished", 0.0, top, f"{key} at 0 from step {fmt_step(int(fs[j + 1]))}, "
+                                               f"dropped from {fmt_num(float(fv[j]))}")
     # judged on block medians, so that a noisy logged LR has a level, not its highest noise
     fv = _thin(fv)
     nb = min(PHASE_BLOCKS, fv.size // 3)
