@@ -134,8 +134,13 @@ def test_history_default_keeps_the_one_step_spike_and_dip(cfg: RunwiseConfig) ->
 
 def test_history_points_grow_with_the_budget(cfg: RunwiseConfig) -> None:
     spec = TOOLS_BY_NAME["get_history"]
-    points = [len(spec.run(spec.input(run="long", budget=b), cfg).metrics["train/loss"].steps) for b in BUDGETS]
+    answers = [spec.run(spec.input(run="long", budget=b), cfg) for b in BUDGETS]
+    points = [sum(len(m.steps) for m in out.metrics.values()) for out in answers]
     assert points[0] < points[1] < points[2]
+    # a small budget shows fewer metrics rather than curves of a few points, and names the rest
+    assert list(answers[0].metrics) == ["train/loss"] and len(answers[0].metrics["train/loss"].steps) >= 12
+    left = "5 metrics left out to fit the budget: val/loss, train/acc, lr, ..."
+    assert any(n.startswith(left) for n in answers[0].notes)
 
 
 def test_explicit_sizes_lift_the_default_budget(cfg: RunwiseConfig) -> None:

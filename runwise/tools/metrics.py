@@ -34,6 +34,7 @@ HISTORY_TOKENS = 2_000  # get_history's default token budget (ToolSpec.budget)
 ANSWER_METRICS = 50  # metrics in one answer of get_history or get_stability
 POINT_TOKENS = 9  # about what one step/value pair costs: a first guess of the points a budget holds
 MAX_BUDGET_POINTS = 500  # points per metric a budget alone asks for (max_points can ask up to 5,000)
+MIN_POINTS = 12  # a budget drops metrics before it shows any with fewer points than this (5 buckets)
 
 
 def _window(s: Series, start: int | None, end: int | None) -> Series:
@@ -123,14 +124,41 @@ def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | N
             notes.append(f"points per metric lowered to {most} to keep the answer under {ANSWER_CHARS:,} characters")
             out = _history(req, label, windows, most, notes)
         return out
-    per_metric = max(4, min(most, budget // (POINT_TOKENS * max(1, len(keys)))))
-    out = _history(req, label, windows, per_metric, notes, budget)
-    for _ in range(8):  # each round scales the points by how far over the budget the answer is
+    return _fit_history(req, label, windows, min(most, MAX_BUDGET_POINTS), notes, budget)
+
+
+def _fit_history(
+    req: GetHistoryInput, label: str, windows: dict[str, Series], most: int, notes: list[str], budget: int
+) -> GetHistoryOutput:
+    """The history answer within `budget` estimated tokens: fewer points per metric, down to MIN_POINTS, then
+    fewer metrics (the last ones go, and a note names them), then fewer points again, down to 4."""
+    shown = dict(windows)
+    left: list[str] = []
+
+    def guess() -> int:  # below MIN_POINTS only for a single metric
+        return max(4 if len(shown) == 1 else MIN_POINTS, min(most, budget // (POINT_TOKENS * len(shown))))
+
+    per_metric = guess()
+    for _ in range(20):  # each round scales the points, or the metrics, by how far over the budget it is
+        extra = [] if not left else [
+            f"{len(left)} metrics left out to fit the budget: {', '.join(left[:3])}{', ...' if len(left) > 3 else ''}"
+            "; ask for them with keys= or a larger budget="]
+        out = _history(req, label, shown, per_metric, notes + extra, budget)
         used = answer_tokens(out)
-        if used <= budget or per_metric == 4:
+        if used <= budget:
             break
-        per_metric = max(4, min(per_metric - 1, per_metric * budget * 19 // (20 * used)))
-        out = _history(req, label, windows, per_metric, notes, budget)
+        if per_metric > MIN_POINTS:
+            per_metric = max(MIN_POINTS, min(per_metric - 1, per_metric * budget * 19 // (20 * used)))
+        elif len(shown) > 1:
+            keep = max(1, min(len(shown) - 1, len(shown) * budget // used))
+            names = list(shown)
+            left = names[keep:] + left
+            shown = {k: shown[k] for k in names[:keep]}
+            per_metric = guess()
+        elif per_metric > 4:
+            per_metric = max(4, min(per_metric - 1, per_metric * budget * 19 // (20 * used)))
+        else:
+            break  # one metric at 4 points: ToolSpec.run's cut says what is still over
     return out
 
 
@@ -152,7 +180,7 @@ def _history(
             out[k] = MetricHistory(steps=[], values=[], source_points=len(s), method=method, nan=nan, inf=inf)
         else:
             out[k] = MetricHistory(steps=steps, values=vals, source_points=len(s), method=method, nan=nan, inf=inf)
-    note = f"{len(windows)} metrics, up to {per_metric} points each"
+    note = f"{len(windows)} metric{'s' if len(windows) != 1 else ''}, up to {per_metric} points each"
     if sampled:
         more = "budget=" if budget is not None else "max_points="
         note += (f"; {sampled} sampled: first, last, each bucket's min and max (one-step spikes kept);"
