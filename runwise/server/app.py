@@ -43,7 +43,7 @@ runwise reads ML training runs on disk (W&B run dirs incl. binary .wandb logs, T
 event files, JSONL logs) and answers in few tokens. Runs are named by `run`: 'latest' (default), \
 an id, a unique id prefix, a display name, 'source:id', or a log file path; in compare_runs \
 'ref@STEP' compares at a step. `keys`: metric names or prefixes ('val/'). `budget` (every tool): \
-the most tokens the answer may cost; each tool has a default of a few hundred to 2,000 tokens.
+the most tokens the answer may cost; each tool has a default of 400 to 3,000 tokens.
 Start with summarize_run (health, anomalies, how it ended) or list_runs. Then: \
 detect_anomalies (where it went wrong, with steps), compare_runs (which config change made B \
 better than A), get_history (downsampled curves; spikes kept), get_stats / get_stability, \
