@@ -173,6 +173,12 @@ def test_asking_for_a_size_turns_the_default_budget_off(tmp_path: Path) -> None:
     assert len(out.metrics.rows) == 11 and all(len(str(r[-1])) == 16 for r in out.metrics.rows)
 
 
+def test_named_keys_are_capped_by_max_metrics_and_the_rest_counted(tmp_path: Path) -> None:
+    out = summarize(project(tmp_path, rows(extra=6)), keys=["aux/"], max_metrics=4)
+    assert [r[0] for r in out.metrics.rows] == [f"aux/metric_{i}" for i in range(4)]
+    assert out.more_metrics == 2  # of the 6 metrics the keys named
+
+
 def test_real_tokenizers_agree_with_the_budget(tmp_path: Path) -> None:
     from tests.tokenizers import answer_text, claude_tokenizer_file, count_claude, count_o200k
 

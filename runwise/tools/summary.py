@@ -83,11 +83,11 @@ class _Shape:
 
 def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> SummarizeRunOutput:
     run, unused = one_run(req.run, cfg, progress)
-    keys = select_keys(run, req.keys, cfg, default_limit=req.max_metrics)
-    if not req.keys:
-        keys = keys[:req.max_metrics]
+    selected = select_keys(run, req.keys, cfg, default_limit=req.max_metrics)
+    keys = selected[:req.max_metrics]
+    more = (len(selected) if req.keys else len(run.history)) - len(keys)
     budget = _budget(req)
-    parts = _Parts.of(run, cfg, keys, req.anomalies, unused)
+    parts = _Parts.of(run, cfg, keys, more, req.anomalies, unused)
     shape = _Shape(len(keys), req.spark_width, len(keys))
     out = parts.answer(shape)
     if budget is None:
@@ -102,9 +102,8 @@ def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress
 
 def _budget(req: SummarizeRunInput) -> int | None:
     """The request's budget; else the default, unless the request sets the table's size itself."""
-    budget: int | None = getattr(req, "budget", None)
-    if budget is not None:
-        return budget
+    if req.budget is not None:
+        return req.budget
     fields = type(req).model_fields
     if any(getattr(req, k) != fields[k].default for k in ("max_metrics", "spark_width")):
         return None
@@ -142,7 +141,7 @@ def _smaller(shape: _Shape) -> list[_Shape]:
         add(metrics=s.metrics - 1)
     if s.findings > 1:
         add(findings=1, message_chars=SHORT_MESSAGE)
-    # a very small budget: the two summary lines and the run header are what is left
+    # a very small budget: the verdict, the summary line and the run header are what is left
     add(findings=0)
     while s.metrics > 0:
         add(metrics=s.metrics - 1)
@@ -188,13 +187,12 @@ class _Parts:
     sparks: dict[tuple[str, int], str] = field(default_factory=dict)  # drawn once per metric and width
 
     @staticmethod
-    def of(run: Run, cfg: RunwiseConfig, keys: list[str], checks: bool, unused: list[str]) -> _Parts:
+    def of(run: Run, cfg: RunwiseConfig, keys: list[str], more: int, checks: bool, unused: list[str]) -> _Parts:
         rows: list[list[str | int | float | None]] = []
         for k in keys:
             s = run.history[k]
             st = series_stats(s.steps, s.values)
             rows.append([k, num(st.final, 4), num(st.min, 4), st.min_step, num(st.max, 4), st.max_step, st.count])
-        more = max(0, len(run.history) - len(keys))
         findings: list[str] = []
         skipped: dict[str, str] = {}
         if checks:
