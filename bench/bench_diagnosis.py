@@ -159,6 +159,7 @@ class Tally:
     def __init__(self, side: str, source: str, short: str) -> None:
         self.side, self.source, self.short = side, source, short
         self.labels = self.found = self.extra = 0
+        self.late = 0  # missed labels whose kind and metric some finding named, at another step
         self.missed: list[str] = []
         self.false: list[str] = []
         self.extras: list[str] = []
@@ -174,6 +175,8 @@ class Tally:
         self.labels += len(scenario.labels)
         self.found += len(scenario.labels) - len(missed)
         self.missed += [label_text(scenario.name, lab) for lab in missed]
+        self.late += sum(1 for lab in missed
+                         if any(f.kind in (lab.kind, *lab.also) and f.metric == lab.metric for f in card.extra))
         self.false += [finding_text(scenario.name, f) for f in card.false]
         self.extras += [finding_text(scenario.name, f) for f in card.extra]
         self.extra += _size(card.extra)
@@ -184,12 +187,12 @@ class Tally:
 
     def row(self) -> str:
         rec = f"{self.recall:.3f} ({self.found}/{self.labels})"
-        return (f"  {self.side:28s} {self.source:12s} {rec:>16s} {len(self.false):>7d} {self.extra:>7d}"
-                + (f"  {self.note}" if self.note else ""))
+        return (f"  {self.side:28s} {self.source:12s} {rec:>16s} {self.late:>10d} {len(self.false):>7d} "
+                f"{self.extra:>7d}" + (f"  {self.note}" if self.note else ""))
 
     def figures(self) -> dict[str, Any]:
         return {"recall": self.recall, "found": self.found, "labels": self.labels, "false": len(self.false),
-                "extra": self.extra, "missed_list": self.missed, "false_list": self.false,
+                "wrong_step": self.late, "extra": self.extra, "missed_list": self.missed, "false_list": self.false,
                 "by_kind": self.by_kind, "note": self.note}
 
 
@@ -322,7 +325,10 @@ def print_scores(tallies: list[Tally], chosen: list[Any], verbose: bool) -> None
     labels = sum(len(s.labels) for s in chosen)
     healthy = sum(1 for s in chosen if not s.labels)
     log(f"{len(chosen)} scenarios: {labels} labels on {len(chosen) - healthy} anomalous runs, {healthy} healthy runs")
-    log(f"  {'side':28s} {'source':12s} {'recall':>16s} {'false':>7s} {'extra':>7s}")
+    log("recall: labels found with kind, metric and step right; wrong step: labels missed although a finding named "
+        "their kind and metric at another step; false: findings on healthy runs; extra: findings on anomalous runs "
+        "that match no label")
+    log(f"  {'side':28s} {'source':12s} {'recall':>16s} {'wrong step':>10s} {'false':>7s} {'extra':>7s}")
     for t in tallies:
         log(t.row())
     kinds = sorted({k for t in tallies for k in t.by_kind})
