@@ -44,18 +44,21 @@ class Thresholds:
     )
     spike_window: int = field(default=100, metadata=_spec("trailing points the spike baseline uses", ge=3))
     overfit_ratio_threshold: float = field(
-        default=1.5, metadata=_spec("factor the val/train loss ratio must grow by to flag overfitting", gt=1)
+        default=1.5, metadata=_spec(
+            "factor the val/train loss ratio must grow by to be named in an overfitting finding's evidence", gt=1)
     )
     overfit_baseline_steps: tuple[int, int] = field(
         default=(100, 500),
         metadata=_spec(
-            "steps [from, to] whose val/train ratio is the overfitting baseline",
+            "steps [from, to] whose val/train ratio is the early level that evidence compares with",
             check=_ascending_pair, rule="two steps, 0 <= from <= to",
         ),
     )
-    plateau_min_steps: int = field(default=500, metadata=_spec("fewest steps the plateau check looks back over", ge=1))
+    plateau_min_steps: int = field(
+        default=500, metadata=_spec("fewest steps a plateau lasts (and a loss spans for the check to run)", ge=1)
+    )
     plateau_improvement_threshold: float = field(
-        default=0.01, metadata=_spec("relative change below which the loss counts as flat", ge=0)
+        default=0.01, metadata=_spec("relative change per tenth of the run below which the loss counts as flat", ge=0)
     )
     gradient_vanish_threshold: float = field(
         default=1e-7, metadata=_spec("gradient norm below which gradients have vanished", ge=0)

@@ -53,8 +53,17 @@ def test_an_lr_jump_before_a_spike_is_named_first() -> None:
     history = _run()
     history["lr"][1][SPIKE - 12:] = 1e-3
     spike = _spike(history)
-    assert "lr 0.0001->0.001 at the same step" in spike.related
-    assert spike.first == "lr rose 12 steps before the train/loss spike"
+    assert "lr 0.0001->0.001 at step 1,988" in spike.related
+    assert spike.first == "lr jumped 12 steps before the train/loss spike"
+    assert spike.keys == ("train/loss", "lr")
+
+
+def test_a_scheduled_lr_decay_is_said_but_not_taken_for_a_cause() -> None:
+    history = _run()
+    history["lr"] = (history["lr"][0], 1e-3 * np.exp(-history["lr"][0] / 1000.0))  # 10% lower every 105 steps
+    spike = _spike(history)
+    assert [r for r in spike.related if r.startswith("lr ")] == ["lr as scheduled (no jump)"]
+    assert spike.first == "" and spike.keys == ("train/loss",)
 
 
 def test_nothing_moved_says_so_only_for_the_lr() -> None:

@@ -27,8 +27,6 @@ VAL_MIN_POINTS = 6  # validation points the overfitting check needs
 VAL_NOISE_K = 4.0  # validation must rise this many of its noise sds above its minimum
 VAL_RISE_REL = 0.02  # ... and by this fraction of its minimum
 VAL_RISE_POINTS = 3  # ... over at least this many evaluations after the onset
-PLATEAU_MIN_FRACTION = 0.25  # a plateau lasts at least this fraction of the run
-PLATEAU_NOISE_K = 4.0  # the plateau's level moves less than this many block-median noise sds
 LR_HIGH = 0.3  # the lr over a plateau is still "high" above this fraction of its peak
 LR_DECAYED = 0.1  # ... and "decayed" at or below this fraction (convergence, not a plateau)
 
@@ -176,7 +174,27 @@ def check_overfitting(loss_key: str, ts: IntArray, tv: FloatArray, val_key: str,
     pct = rise / abs(v_min) * 100 if v_min else float("inf")
     msg = (f"{val_key} rising from step {fmt_step(int(vs[onset]))}: {fmt_num(v_min)} -> {fmt_num(end)} "
            f"(+{pct:.0f}%) while {loss_key} fell {fmt_num(t_at)} -> {fmt_num(t_end)}")
-    return [Anomaly("overfitting", val_key, int(vs[onset]), int(vs[-1]), "warning", end, msg, baseline=v_min)]
+    return [Anomaly("overfitting", val_key, int(vs[onset]), int(vs[-1]), "warning", end, msg, baseline=v_min,
+                    related=_ratio_growth(vs, vv, train, th))]
+
+
+def _ratio_growth(vs: IntArray, vv: FloatArray, train: FloatArray, th: Thresholds) -> tuple[str, ...]:
+    """'val/train ratio 2.1x its level over steps 100-500' when it grew by overfit_ratio_threshold or more.
+
+    Evidence for an overfitting finding, not a finding by itself: a gap that widens while
+    validation still improves is generalisation falling behind, not validation getting worse.
+    """
+    if not (np.all(vv > 0) and np.all(train > 0)):
+        return ()
+    ratio = vv / train
+    lo, hi = th.overfit_baseline_steps
+    early = (vs >= lo) & (vs <= hi)
+    base = float(np.median(ratio[early] if early.any() else ratio[:EDGE_POINTS]))
+    now = float(np.median(ratio[-EDGE_POINTS:]))
+    if not now >= th.overfit_ratio_threshold * base:
+        return ()
+    where = f"steps {lo:,}-{hi:,}" if early.any() else "its first evaluations"
+    return (f"val/train ratio {now / base:.1f}x its level over {where}",)
 
 
 PLATEAU_BLOCKS = 100  # the loss level is judged on at most this many block medians

@@ -4,8 +4,8 @@ For each other metric with a role (loss, val loss, grad norm, lr, throughput) th
 before the finding (median of the first half of the LOOKBACK points before its step) is compared
 with the level inside it (the farthest point within a step of a one-point finding, the median of
 the first stretch of a lasting one). A metric moved when the difference exceeds both MOVE_K robust sds of
-its level before and MOVE_REL of that level; the lr also when it changed by more than 1%, and
-"lr unchanged" is said otherwise. Which came first: the onset of each metric that moved (Page's
+its level before and MOVE_REL of that level. The lr is said in any case: a jump (with its step),
+a scheduled change, or "lr unchanged". Which came first: the onset of each metric that moved (Page's
 CUSUM from its level before), compared with the finding's step. Each finding costs a few
 searchsorted calls and medians over bounded windows.
 """
@@ -25,7 +25,8 @@ INSIDE_POINTS = 2000  # a lasting finding's level inside: the median of at most 
 LOOKBACK = 100  # points of a metric before the finding: the first half gives its level before
 MOVE_K = 6.0  # a metric moved when its level changed by this many robust sds of its level before ...
 MOVE_REL = 0.2  # ... and by this fraction of it
-LR_REL = 0.01  # the lr moved when it changed by more than this fraction
+LR_REL = 0.01  # the lr is unchanged within this fraction
+LR_JUMP = 0.1  # the lr jumped when two consecutive logged values differ by more than this fraction
 MAX_RELATED = 3
 PAD_POINTS = 25  # a one-point finding's window reaches this many of its metric's points each side
 _ORDER = ("grad_norm", "lr", "loss", "val_loss", "throughput")
@@ -101,10 +102,14 @@ def with_evidence(a: Anomaly, data: Mapping[str, tuple[IntArray, FloatArray]], r
         base, level, sd, lo, i1 = got
         change = level - base
         if role == "lr":
-            if abs(change) <= LR_REL * abs(base):
-                related.append(f"{key} unchanged")
-                continue
-        elif abs(change) <= max(MOVE_K * sd, MOVE_REL * abs(base)):
+            said, lead = _lr_change(key, ks, kv, lo, i1, base, level, a)
+            related.append(said)
+            if lead is not None and lead > tol:
+                leads.append((lead, f"{key} jumped {lead:,} steps before the {a.metric} {_word(a)}"))
+            if lead is not None:
+                moved_keys.append(key)
+            continue
+        if abs(change) <= max(MOVE_K * sd, MOVE_REL * abs(base)):
             continue
         where = "at the same step" if is_point else f"from step {a.step:,}"
         related.append(f"{key} {fmt_num(base)}->{fmt_num(level)} {where}")
@@ -128,6 +133,29 @@ def with_evidence(a: Anomaly, data: Mapping[str, tuple[IntArray, FloatArray]], r
         lo_step, hi_step = max(lo_step, int(own_s[0])), min(hi_step, int(own_s[-1]))
     keys = (a.metric, *[k for k in moved_keys if k != a.metric])[:3]
     return replace(a, related=tuple(related), first=first, window=(lo_step, hi_step), keys=keys)
+
+
+def _lr_change(key: str, ks: IntArray, kv: FloatArray, lo: int, i1: int, base: float, level: float,
+               a: Anomaly) -> tuple[str, int | None]:
+    """What the lr did around a finding, and how many steps before it the lr jumped (None: no jump).
+
+    A jump: consecutive logged values more than LR_JUMP apart (relative) between the lookback and
+    the finding; the largest is named. A schedule's smooth change is said without a lead, so a
+    decaying lr is not taken for the cause of whatever happens while it decays.
+    """
+    seg = kv[lo:i1]
+    ok = np.isfinite(seg[1:]) & np.isfinite(seg[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(ok, np.abs(np.diff(seg)) / np.maximum(np.abs(seg[:-1]), 1e-30), 0.0)
+    if rel.size and float(rel.max()) > LR_JUMP:
+        j = int(np.argmax(rel))
+        at = int(ks[lo + j + 1])
+        return f"{key} {fmt_num(float(seg[j]))}->{fmt_num(float(seg[j + 1]))} at step {at:,}", a.step - at
+    if abs(level - base) <= LR_REL * abs(base):
+        return f"{key} unchanged", None
+    if a.end_step is None or a.steps or a.kind in ("spike", "nan", "inf"):
+        return f"{key} as scheduled (no jump)", None
+    return f"{key} {fmt_num(base)}->{fmt_num(level)} as scheduled", None
 
 
 def _word(a: Anomaly) -> str:
