@@ -556,3 +556,13 @@ def test_non_finite_tails_that_begin_together_are_one_finding() -> None:
     nans = _of_kind(report, "nan")
     assert [(a.metric, a.step, a.end_step) for a in nans] == [("loss", 2050, 2999), ("tokens_per_s", 2900, 2999)]
     assert set(nans[0].related[:2]) == {"val/loss NaN from step 2,100 too", "grad_norm NaN from step 2,050 too"}
+
+
+def test_a_slow_exponential_explosion_is_found_against_the_lowest_level_so_far() -> None:
+    s = _steps(20_000)
+    grad = 1.0 + np.random.default_rng(4).normal(0, 0.05, 20_000)
+    grad[10_000:] *= np.exp((s[10_000:] - 10_000) / 1000.0).clip(max=1e3)  # 10x every 2,300 steps
+    found = [a for a in _of_kind(detect_anomalies({"grad_norm": (s, grad)}), "exploding_gradient")
+             if a.severity == "critical"]
+    # its running median (the previous 100 points) keeps up with it: 10 % higher every 100 steps
+    assert len(found) == 1 and 10_000 <= found[0].step <= 10_300

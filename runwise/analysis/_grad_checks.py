@@ -9,6 +9,7 @@ on a log scale for gradient norms.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from runwise.analysis._anomaly_types import Anomaly, Thresholds
 from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, block_median_mad, fmt_num, true_runs
@@ -31,7 +32,7 @@ def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Res
     if np.count_nonzero(finite) < th.gradient_sustained_steps:
         return f"{key} has fewer than {th.gradient_sustained_steps} finite points"
     low = finite & (v < th.gradient_vanish_threshold)
-    starts, ends = true_runs(low)
+    starts, ends = sustained_runs(low, th.gradient_sustained_steps)
     long = (ends - starts + 1) >= th.gradient_sustained_steps
     if not long.any():
         return []
@@ -52,18 +53,53 @@ def _trailing_median(v: FloatArray, block: int) -> FloatArray:
     return med[prev][np.arange(v.size) // block]
 
 
+def sustained_runs(mask: NDArray[np.bool_], need: int) -> tuple[IndexArray, IndexArray]:
+    """(starts, ends) of the stretches of `mask` that hold a run of at least `need` True points.
+
+    A stretch starts at its first such run and goes on through the runs that follow less than
+    `need` points apart: noise around a threshold breaks a lasting stretch into pieces, and its
+    end is the last piece's, not the first's. Pieces without a long run are no stretch at all.
+    """
+    starts, ends = true_runs(mask)
+    if starts.size == 0:
+        return starts, ends
+    group = np.cumsum(np.concatenate(([True], (starts[1:] - ends[:-1] - 1) >= need))) - 1
+    long = (ends - starts + 1) >= need
+    has = np.zeros(int(group[-1]) + 1, dtype=bool)
+    has[group[long]] = True
+    first_long = np.full(has.size, starts.size, dtype=np.int64)  # index of each group's first long run
+    np.minimum.at(first_long, group[long], np.flatnonzero(long))
+    last = np.zeros(has.size, dtype=np.int64)
+    np.maximum.at(last, group, np.arange(starts.size))
+    keep = np.flatnonzero(has)
+    return starts[first_long[keep]], ends[last[keep]]
+
+
+def _running_floor(v: FloatArray, block: int) -> FloatArray:
+    """Per point, the lowest median of the blocks of `block` points before its own (the first block: its own)."""
+    med, _ = block_median_mad(v, block)
+    low = np.fmin.accumulate(med)  # NaN blocks do not reset it
+    prev = np.maximum(np.arange(med.size) - 1, 0)
+    return low[prev][np.arange(v.size) // block]
+
+
 def grad_jumps(v: FloatArray, th: Thresholds) -> tuple[IndexArray, FloatArray, IndexArray, IndexArray]:
     """(jump indices, their ratio to the running median, sustained starts, sustained ends) of a grad norm.
 
     Running median: the median of the previous block of spike_window points. Sustained:
-    gradient_sustained_steps consecutive points above multiplier x the running median. A jump: a
+    gradient_sustained_steps consecutive points above multiplier x the running median, or above
+    multiplier x the lowest block median so far (a slow exponential growth). A jump: a
     point above that outside a sustained stretch that is also above multiplier x the median of the
     3 finite points before it (so a run whose grad norm starts high and falls fast has no jumps).
     """
     base = _trailing_median(v, th.spike_window)
+    floor = _running_floor(v, th.spike_window)
+    mult = th.gradient_explode_multiplier
     with np.errstate(invalid="ignore"):
-        high = np.isfinite(v) & (base > 0) & (v > th.gradient_explode_multiplier * base)
-    starts, ends = true_runs(high)
+        high = np.isfinite(v) & (base > 0) & (v > mult * base)
+        # a slow explosion drags its own running median along: judged against the lowest level so far
+        grown = np.isfinite(v) & (floor > 0) & (v > mult * floor)
+    starts, ends = sustained_runs(high | grown, th.gradient_sustained_steps)
     long = (ends - starts + 1) >= th.gradient_sustained_steps
     marks = np.zeros(v.size + 1, dtype=np.int64)
     np.add.at(marks, starts[long], 1)
@@ -97,7 +133,7 @@ def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds,
         peak = a + int(np.argmax(v[a:b + 1]))
         before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
         msg = (f"{key} exploded from step {fmt_step(int(s[onset]))}: peak {fmt_num(float(v[peak]))} "
-               f"({b - a + 1:,} points above {th.gradient_explode_multiplier:g}x its running median)")
+               f"({b - a + 1:,} points above {th.gradient_explode_multiplier:g}x its earlier level)")
         out.append(Anomaly("exploding_gradient", key, int(s[onset]), int(s[b]), "critical", float(v[peak]), msg,
                            baseline=before))
     keep = np.array([int(s[j]) not in explained for j in jumps.tolist()], dtype=bool)
@@ -144,7 +180,7 @@ def check_throughput(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     base = best[prev][np.arange(v.size) // block]
     with np.errstate(invalid="ignore"):
         low = finite & (base > 0) & (v < (1.0 - th.throughput_drop_threshold) * base)
-    starts, ends = true_runs(low)
+    starts, ends = sustained_runs(low, need)
     long = (ends - starts + 1) >= need
     if not long.any():
         return []

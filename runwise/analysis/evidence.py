@@ -1,13 +1,13 @@
 """The evidence of a finding: what the run's other metrics did in its window, and which moved first.
 
 For each other metric with a role (loss, val loss, grad norm, lr, throughput) the level just
-before the finding (median of the first half of the LOOKBACK points before its step) is compared
-with the level inside it (the farthest point within a step of a one-point finding, the median of
-the first stretch of a lasting one). A metric moved when the difference exceeds both MOVE_K robust sds of
-its level before and MOVE_REL of that level. The lr is said in any case: a jump (with its step),
-a scheduled change, or "lr unchanged". Which came first: the onset of each metric that moved (Page's
-CUSUM from its level before), compared with the finding's step. Each finding costs a few
-searchsorted calls and medians over bounded windows.
+before the finding (median of the first half of the lookback: LOOKBACK points of the finding's
+own cadence, at least 6 of the metric's) is compared with the level inside it (the farthest point
+within a step of a one-point finding, the median of the first stretch of a lasting one). A metric
+moved when the difference exceeds both MOVE_K robust sds of its level before and MOVE_REL of that
+level. The lr is said in any case: a jump (with its step), a scheduled change, or "lr unchanged".
+Which came first: the onset of each metric that moved (Page's CUSUM from its level before),
+compared with the finding's step. Each finding costs a few searchsorted calls and medians over bounded windows.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def _cadence(s: IntArray) -> int:
 def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, float, float, int, int] | None:
     """(level before, level inside, robust sd before, first index of the lookback, last index inside)."""
     i0 = int(np.searchsorted(ks, a.step, side="left"))
-    lo = max(0, i0 - LOOKBACK)
+    # LOOKBACK points of the finding's own cadence (a sparse metric's 100 points may span the run),
+    # but at least 6 of this metric's own points
+    by_steps = int(np.searchsorted(ks, a.step - LOOKBACK * tol, side="left"))
+    lo = max(0, i0 - LOOKBACK, min(by_steps, i0 - 6))
     # the level before: the first half of the lookback, so a metric that moved shortly before the
     # finding (the one that came first) does not set its own baseline
     before = kv[lo:max(lo + 3, (lo + i0) // 2)]
