@@ -85,3 +85,15 @@ def test_a_lasting_finding_names_what_moved_from_its_onset() -> None:
     assert any(re.fullmatch(rf"grad_norm (0\.99\d*|1(\.00\d*)?)->1\.5\d* from step {div.step:,}", r)
                for r in div.related), div.related
     assert "grad_norm" in div.keys and div.window is not None and div.window[1] == N - 1
+
+
+def test_an_lr_jump_well_before_a_lasting_finding_is_what_came_first() -> None:
+    s = np.arange(100_000, dtype=np.int64)
+    loss = 2.0 * np.exp(-s / 10_000.0) + 0.5 + np.random.default_rng(5).normal(0, 0.01, s.size)
+    loss[60_000:] += np.linspace(0.0, 3.0, 40_000)  # diverges from step 60,000 ...
+    lr = np.full(s.size, 3e-4)
+    lr[59_000:] = 3e-3  # ... a thousand steps after the lr jumped 10x
+    (div,) = [a for a in detect_anomalies({"loss": (s, loss), "lr": (s, lr)}).anomalies if a.kind == "divergence"]
+    assert abs(div.step - 60_000) <= 500
+    assert "lr 0.0003->0.003 at step 59,000" in div.related
+    assert div.first == f"lr jumped {div.step - 59_000:,} steps before the loss divergence"

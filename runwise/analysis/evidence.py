@@ -2,12 +2,13 @@
 
 For each other metric with a role (loss, val loss, grad norm, lr, throughput) the level just
 before the finding (median of the first half of the lookback: LOOKBACK points of the finding's
-own cadence, at least 6 of the metric's) is compared with the level inside it (the farthest point
-within a step of a one-point finding, the median of the first stretch of a lasting one). A metric
-moved when the difference exceeds both MOVE_K robust sds of its level before and MOVE_REL of that
-level. The lr is said in any case: a jump (with its step), a scheduled change, or "lr unchanged".
-Which came first: the onset of each metric that moved (Page's CUSUM from its level before),
-compared with the finding's step. Each finding costs a few searchsorted calls and medians over bounded windows.
+own cadence, or a tenth of a lasting finding's length; at least 6 of the metric's points) is
+compared with the level inside it (the farthest point within a step of a one-point finding, the
+median of the first stretch of a lasting one). A metric moved when the difference exceeds both
+MOVE_K robust sds of its level before and MOVE_REL of that level. The lr is said in any case: a
+jump (with its step), a scheduled change, or "lr unchanged". Which came first: the onset of each
+metric that moved (Page's CUSUM from its level before), or the lr's jump, compared with the
+finding's step. Each finding costs a few searchsorted calls and medians over bounded windows.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def _cadence(s: IntArray) -> int:
 def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, float, float, int, int] | None:
     """(level before, level inside, robust sd before, first index of the lookback, last index inside)."""
     i0 = int(np.searchsorted(ks, a.step, side="left"))
+    last = a.end_step if a.end_step is not None else a.step
+    point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
     # LOOKBACK points of the finding's own cadence (a sparse metric's 100 points may span the run),
+    # or a tenth of a lasting finding's length (what set it off may lie well before its onset),
     # but at least 6 of this metric's own points
-    by_steps = int(np.searchsorted(ks, a.step - LOOKBACK * tol, side="left"))
-    lo = max(0, i0 - LOOKBACK, min(by_steps, i0 - 6))
+    back = LOOKBACK * tol if point else max(LOOKBACK * tol, (last - a.step) // 10)
+    by_steps = int(np.searchsorted(ks, a.step - back, side="left"))
+    lo = max(0, min(by_steps, i0 - 6)) if not point else max(0, i0 - LOOKBACK, min(by_steps, i0 - 6))
     # the level before: the first half of the lookback, so a metric that moved shortly before the
     # finding (the one that came first) does not set its own baseline
     before = kv[lo:max(lo + 3, (lo + i0) // 2)]
@@ -59,8 +64,6 @@ def _levels(ks: IntArray, kv: FloatArray, a: Anomaly, tol: int) -> tuple[float, 
         return None
     base = float(np.median(before))
     sd = float(MAD_TO_SIGMA * np.median(np.abs(before - base)))
-    last = a.end_step if a.end_step is not None else a.step
-    point = a.end_step is None or bool(a.steps) or a.kind in ("spike", "nan", "inf")
     if point:
         if a.kind == "spike" and a.end_step is not None and not a.steps:  # a long burst: all of it
             i1 = int(np.searchsorted(ks, last + tol, side="right"))
