@@ -10,7 +10,15 @@ import pytest
 from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.tools import TOOLS_BY_NAME
-from runwise.tools._bound import NOTE_ROOM, TOKEN_NOTE_ROOM, answer_size, answer_tokens, fit, fit_tokens
+from runwise.tools._bound import (
+    NOTE_ROOM,
+    TOKEN_NOTE_ROOM,
+    answer_size,
+    answer_tokens,
+    fit,
+    fit_tokens,
+    model_paths,
+)
 from runwise.tools._common import Cell, Table
 from runwise.tools.metrics import GetHistoryOutput, GetStatsOutput, MetricHistory
 from runwise.tools.run import RunContextOutput, RunHeader
@@ -167,3 +175,14 @@ def test_default_budget_yields_to_an_explicit_size() -> None:
     assert spec.budget_for(spec.input(max_points=500, budget=300)) == 300
     stats = TOOLS_BY_NAME["get_stats"]
     assert stats.budget_for(stats.input(max_metrics=30)) == stats.budget  # the default value is no request
+
+
+def test_budget_never_cuts_the_fields_of_a_sub_model() -> None:
+    header = RunHeader(id="r", name="run name " * 40, source="jsonl", state="finished", last_step=1, runtime_s=None,
+                       started=None)
+    out = RunContextOutput(run=header, path="p", project="", entity="", group="", job_type="",
+                           tags=["a", "b"], notes="", segments=[], exit_code=None)
+    cut = fit_tokens(out, 100)  # the header is the largest mapping: its long name is cut, never its fields
+    assert cut.run.id == "r" and cut.run.state == "finished" and cut.run.name == header.name[:39] + "…"
+    assert answer_tokens(cut) <= 100
+    assert "run" in model_paths(out) and "tags" not in model_paths(out)

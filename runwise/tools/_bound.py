@@ -26,7 +26,7 @@ shorter text) make this a safety net that rarely cuts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -38,6 +38,7 @@ ANSWER_CHARS = 40_000
 NOTE_ROOM = 400  # characters kept free for the note saying what was cut
 LONG_STRING = 1_000
 SHORT_STRING = 120
+TINY_STRING = 40  # texts under a budget too small for the answer's fixed fields
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,8 +74,9 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
         cuts.append(f"texts over {LONG_STRING:,} characters cut")
     kept: dict[str, tuple[int, int]] = {}  # field path -> (items kept, items there were)
     budget = limit - NOTE_ROOM
+    fixed = model_paths(out)
     while json_size(data) > budget:
-        found = _largest_collection(data, "")
+        found = _largest_collection(data, "", fixed)
         if found is None:
             break
         _, path, parent, key, total = found
@@ -115,20 +117,25 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
         data["notes"] = []  # the answer's own notes are kept, after the cuts' note, as far as they fit
     target = budget - (TOKEN_NOTE_ROOM if has_notes else 0)
     kept: dict[str, tuple[int, int]] = {}
+    fixed = model_paths(out)
     while json_tokens(data) > target:
-        found = _largest_collection(data, "")
+        found = _largest_collection(data, "", fixed)
         if found is None:
             break
         _, path, parent, key, total = found
         keep = _most_tokens_that_fit(data, parent, key, target)
         kept[path] = (keep, kept.get(path, (0, total))[1])
     cuts = [f"{path}: first {n:,} of {total:,}" for path, (n, total) in kept.items()]
-    if json_tokens(data) > target and _cut_strings(data, SHORT_STRING):
-        cuts.append(f"texts cut to {SHORT_STRING} characters")
+    for chars in (SHORT_STRING, TINY_STRING):  # a very small budget: what is left is text
+        if json_tokens(data) > target and _cut_strings(data, chars):
+            cuts = [c for c in cuts if not c.startswith("texts cut")] + [f"texts cut to {chars} characters"]
     if has_notes:
         more = f"budget=N (up to 50,000){' or ' + ask if ask else ''}"
         note = f"cut to the {budget:,}-token budget: {'; '.join(cuts) or 'nothing cuttable'}; for more: {more}"
         data["notes"] = [note]
+        over = json_tokens(data)
+        if over > budget:  # the fields no cut can remove: say so rather than pretend it fits
+            data["notes"] = [f"{note}; the answer's fixed fields alone take about {over:,} tokens"]
         for n in own:  # the answer's own notes that still fit
             data["notes"].append(n)
             if json_tokens(data) > budget:
@@ -224,8 +231,31 @@ def _is_table(node: dict[str, Json]) -> bool:
     return "columns" in node and "rows" in node
 
 
-def _largest_collection(node: Json, path: str) -> tuple[int, str, Any, Any, int] | None:
-    """The biggest cuttable collection under `node` with items: (its JSON size, path, parent, key, length)."""
+def model_paths(value: Any, path: str = "", found: set[str] | None = None) -> set[str]:
+    """Paths (as `_largest_collection` names them) of the sub-models in `value`: their fields are never cut.
+
+    A mapping in an answer is either a model (a run header: every field required) or data with
+    keys of its own (config keys, metric histories); only data may lose keys.
+    """
+    found = set() if found is None else found
+    if isinstance(value, BaseModel):
+        found.add(path)
+        for name in type(value).model_fields:
+            model_paths(getattr(value, name), f"{path}.{name}".lstrip("."), found)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            model_paths(v, f"{path}.{k}".lstrip("."), found)
+    elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (BaseModel, dict, list, tuple)):
+        for v in value:
+            model_paths(v, path, found)
+    return found
+
+
+def _largest_collection(node: Json, path: str, fixed: Collection[str] = ()) -> tuple[int, str, Any, Any, int] | None:
+    """The biggest cuttable collection under `node` with items: (its JSON size, path, parent, key, length).
+
+    Mappings at a path in `fixed` (a sub-model's fields, see `model_paths`) are searched, never cut.
+    """
     best: tuple[int, str, Any, Any, int] | None = None
 
     def take(found: tuple[int, str, Any, Any, int] | None) -> None:
@@ -244,13 +274,14 @@ def _largest_collection(node: Json, path: str) -> tuple[int, str, Any, Any, int]
                 continue
             child_path = f"{path}.{k}".lstrip(".")
             structure = isinstance(child, dict) and (_is_series(child) or _is_table(child))
-            if not structure and len(child) >= 1 and not _holds_rows(child):  # a table is cut inside, in its rows
+            model = isinstance(child, dict) and child_path in fixed
+            if not structure and not model and len(child) >= 1 and not _holds_rows(child):  # tables: cut in rows
                 take((json_size(child), child_path, node, k, len(child)))
-            take(_largest_collection(child, child_path))
+            take(_largest_collection(child, child_path, fixed))
     elif isinstance(node, list) and not _holds_rows(node):
         for v in node:
             if isinstance(v, (dict, list)):
-                take(_largest_collection(v, path))
+                take(_largest_collection(v, path, fixed))
     return best
 
 
