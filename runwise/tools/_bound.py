@@ -109,13 +109,23 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
     """
     if answer_tokens(out) <= budget:
         return out
+    cut, note = _cut_to_tokens(out, budget, TOKEN_NOTE_ROOM, ask)
+    if note and note + 4 < TOKEN_NOTE_ROOM:  # the note took less room than was kept for it: fill that room
+        again, _ = _cut_to_tokens(out, budget, note + 4, ask)
+        if answer_tokens(again) <= budget:
+            return again
+    return cut
+
+
+def _cut_to_tokens(out: M, budget: int, note_room: int, ask: str) -> tuple[M, int]:
+    """`out` cut to `budget` tokens less `note_room` for the note; also the tokens the note took (0: none)."""
     data = out.model_dump(mode="json")
     notes = data.get("notes")
     has_notes = isinstance(notes, list)
     own: list[Json] = notes if isinstance(notes, list) else []
     if has_notes:
         data["notes"] = []  # the answer's own notes are kept, after the cuts' note, as far as they fit
-    target = budget - (TOKEN_NOTE_ROOM if has_notes else 0)
+    target = budget - (note_room if has_notes else 0)
     kept: dict[str, tuple[int, int]] = {}
     fixed = model_paths(out)
     while json_tokens(data) > target:
@@ -129,6 +139,7 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
     for chars in (SHORT_STRING, TINY_STRING):  # a very small budget: what is left is text
         if json_tokens(data) > target and _cut_strings(data, chars):
             cuts = [c for c in cuts if not c.startswith("texts cut")] + [f"texts cut to {chars} characters"]
+    note_tokens = 0
     if has_notes:
         more = f"budget=N (up to 50,000){' or ' + ask if ask else ''}"
         note = f"cut to the {budget:,}-token budget: {'; '.join(cuts) or 'nothing cuttable'}; for more: {more}"
@@ -136,12 +147,13 @@ def fit_tokens(out: M, budget: int, *, ask: str = "") -> M:
         over = json_tokens(data)
         if over > budget:  # the fields no cut can remove: say so rather than pretend it fits
             data["notes"] = [f"{note}; the answer's fixed fields alone take about {over:,} tokens"]
+        note_tokens = json_tokens(data["notes"])
         for n in own:  # the answer's own notes that still fit
             data["notes"].append(n)
             if json_tokens(data) > budget:
                 data["notes"].pop()
                 break
-    return type(out).model_validate(data)
+    return type(out).model_validate(data), note_tokens
 
 
 def _most_tokens_that_fit(data: Json, parent: Any, key: Any, budget: int) -> int:
