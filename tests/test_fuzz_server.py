@@ -124,7 +124,7 @@ def strategy_for(name: str, prop: dict[str, Any], refs: list[str], metrics: list
     kinds = prop.get("type")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
     options: list[st.SearchStrategy[Any]] = []
-    if "null" in kinds:
+    if "null" in kinds or "default" not in prop:  # optional arguments with a null default are published without null
         options.append(st.none())
     if "enum" in prop:
         options.append(st.sampled_from(prop["enum"]))
