@@ -3,7 +3,7 @@
 Rendering is generic: the model's fields are walked in order and turned into blocks, which the
 text and markdown emitters in `runwise._emit` lay out.
 
-  `summary` / `note` (str)               paragraph, first
+  `verdict` / `summary` / `note` (str)   paragraph, first
   other short str / numbers / bools      "key: value" lines (None and empty are left out)
   `Table` (columns + rows)               aligned table (text) or a `| a | b |` table (markdown)
   nested model (a run header)            "key: value" lines
@@ -119,7 +119,7 @@ def to_blocks(out: BaseModel) -> list[Block]:
     has_summary = isinstance(fields.get("summary"), str) and bool(fields["summary"])
     blocks: list[Block] = []
     head: list[str] = []
-    for key in ("summary", "note"):
+    for key in ("verdict", "summary", "note"):  # a verdict (summarize_run) leads, as in the JSON
         if isinstance(fields.get(key), str) and fields[key]:
             head.append(fields.pop(key))
     if not has_summary:

@@ -16,9 +16,11 @@ from runwise.config import RunwiseConfig
 from runwise.parsers import Progress
 from runwise.tools._bound import fit, fit_tokens
 from runwise.tools._common import In, Out
-from runwise.tools.anomalies import DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies
+from runwise.tools.anomalies import ANSWER_TOKENS, DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies
+from runwise.tools.compare import DEFAULT_BUDGET as COMPARE_BUDGET
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput, compare_runs
 from runwise.tools.metrics import (
+    HISTORY_TOKENS,
     GetHistoryInput,
     GetHistoryOutput,
     GetStabilityInput,
@@ -51,7 +53,7 @@ from runwise.tools.runs import (
     find_best_run,
     list_runs,
 )
-from runwise.tools.summary import SummarizeRunInput, SummarizeRunOutput, summarize_run
+from runwise.tools.summary import SUMMARY_BUDGET, SummarizeRunInput, SummarizeRunOutput, summarize_run
 
 I = TypeVar("I", bound=In)  # noqa: E741 - the input model, as in the SDK's own generics
 O = TypeVar("O", bound=Out)  # noqa: E741
@@ -112,23 +114,23 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "summarize_run", "Summarize a run",
-        "Is this run healthy? State, main metrics (final/min/max with steps, sparkline), anomalies, how it "
-        "ended. Start here.",
+        "Is this run healthy? Verdict first (healthy/watch/broken, worst finding), LR phase, validation "
+        "trend, best checkpoint, then main metrics. Start here.",
         SummarizeRunInput, SummarizeRunOutput, summarize_run,
-        budget=400, ask="keys=, get_history, detect_anomalies", sizes=("max_metrics", "spark_width"),
+        budget=SUMMARY_BUDGET, ask="keys=, get_history, detect_anomalies", sizes=("max_metrics", "spark_width"),
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
         "Compare 2-16 runs: final/best values, checkpoints, the step where they diverge beyond noise, config "
         "keys ranked by how much they explain; 'ref@STEP' or step=N; group_by='seed' aggregates seeds.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
-        budget=2_000, ask="prefix=, max_metrics=", sizes=("max_metrics",),
+        budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=("max_metrics",),
     ),
     ToolSpec(
         "get_history", "Metric history",
         "Downsampled metric curves (step/value columns); each bucket's min/max kept, so spikes survive.",
         GetHistoryInput, GetHistoryOutput, get_history,
-        budget=2_000, ask="keys=, start_step=/end_step=", sizes=("max_points",),
+        budget=HISTORY_TOKENS, ask="keys=, start_step=/end_step=", sizes=("max_points",),
     ),
     ToolSpec(
         "get_stats", "Metric statistics",
@@ -178,7 +180,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         "Full-resolution checks: spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
         "gradients, throughput drops, LR schedule faults; each with its steps and evidence.",
         DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies,
-        budget=400, ask="keys=, max_anomalies=", sizes=("max_anomalies",),
+        budget=ANSWER_TOKENS, ask="keys=, max_anomalies=", sizes=("max_anomalies",),
     ),
 ]
 
