@@ -280,15 +280,21 @@ def score_040(base: Path, projects: dict[str, Path], sources: Sequence[str], cho
                 continue
             jobs.append({"id": f"{source}/{s.name}", "source": source, "path": str(p), "run": run, "keys": _roles(s)})
     cache = base / f"runwise040-{hashlib.sha256(r040.CHILD.read_bytes()).hexdigest()[:12]}.json"
-    results: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
-    todo = [j for j in jobs if j["id"] not in results]
+    kept: dict[str, Any] = json.loads(cache.read_text()) if cache.exists() else {}
+
+    def job_key(job: dict[str, Any]) -> str:  # the metric keys it was given are part of the question
+        return f"{job['id']}|{json.dumps(job['keys'], sort_keys=True)}"
+
+    todo = [j for j in jobs if job_key(j) not in kept]
     if todo:
         t0 = time.perf_counter()
-        results.update(r040.run_jobs(todo))
-        cache.write_text(json.dumps(results))
+        got = r040.run_jobs(todo)
+        kept.update({job_key(j): got[j["id"]] for j in todo})
+        cache.write_text(json.dumps(kept))
         log(f"  runwise 0.4.0 ran {len(todo)} runs in {time.perf_counter() - t0:.1f} s")
     if len(todo) < len(jobs):
         log(f"  runwise 0.4.0's answers on {len(jobs) - len(todo)} runs reused from {cache.relative_to(ROOT)}")
+    results = {j["id"]: kept[job_key(j)] for j in jobs}
     if "raw-wandb" in results:
         got = results["raw-wandb"]
         raw_wandb = got["error"] or f"{got['rows']} history rows"
