@@ -77,7 +77,8 @@ def test_the_original_readme_python_api(in_examples: None) -> None:
     run = analyzer.get_latest_run()
     assert run is not None and run.id == "lr_warmup"
     summary = analyzer.summarize_run(run)
-    assert summary.startswith("jsonl:lr_warmup: finished, 4,000 steps")
+    verdict, headline = summary.splitlines()[:2]  # the verdict leads, then the run's line
+    assert verdict.startswith("healthy: no findings") and headline.startswith("jsonl:lr_warmup: finished, 4,000 steps")
 
     # Compare runs
     run_a = analyzer.find_run("baseline")
@@ -151,7 +152,7 @@ def test_compare_takes_run_objects_and_references(analyzer: RunAnalyzer) -> None
 def test_find_run_by_path_and_missing(analyzer: RunAnalyzer) -> None:
     by_path = analyzer.find_run("logs/baseline.jsonl")
     assert by_path is not None and by_path.ref == "logs/baseline.jsonl" and by_path.name == "baseline"
-    assert analyzer.summarize_run(by_path).startswith("jsonl:logs/baseline.jsonl 'baseline'")
+    assert analyzer.summarize_run(by_path).splitlines()[1].startswith("jsonl:logs/baseline.jsonl 'baseline'")
     assert analyzer.find_run("no_such_run") is None
     with pytest.raises(RunNotFound):
         analyzer.summarize_run("no_such_run")

@@ -21,6 +21,17 @@ from tests.conftest import SPIKE_STEP, training_rows, write_jsonl
 COMMANDS = sorted(cli.build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
 
+
+VERDICTS = ("healthy", "watch", "broken", "no verdict")
+
+
+def _run_line(out: str) -> str:
+    """A summary's line about the run: the one after the verdict line that leads it."""
+    verdict, run_line = out.splitlines()[:2]
+    assert verdict.startswith(VERDICTS), out
+    return run_line
+
+
 def run(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
     code = cli.main(["--root", str(root), *argv])
     out, err = capsys.readouterr()
@@ -62,7 +73,7 @@ def test_global_options_work_before_and_after_the_command(
 def test_run_summarizes(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     code, out, _ = run(capsys, project, "run", "run_a")
     assert code == 0
-    assert out.startswith("jsonl:run_a")
+    assert _run_line(out).startswith("jsonl:run_a")
     assert _first_column(out)[:2] == ["train/loss", "val/loss"] and "min_step" in out
 
 
@@ -71,7 +82,7 @@ def test_latest_is_the_newest_run_and_reports_the_spike(
 ) -> None:
     code, out, _ = run(capsys, project, "latest")
     assert code == 0
-    assert out.startswith("jsonl:run_b")
+    assert _run_line(out).startswith("jsonl:run_b")
     assert f"step {SPIKE_STEP}" in out
     code, out, _ = run(capsys, project, "latest", "--no-anomalies", "-k", "val/loss")
     assert code == 0 and "anomaly checks off" in out and "grad_norm" not in out
@@ -498,13 +509,13 @@ def _no_spark(text: str) -> bool:
 ORIGINAL_FORMS: list[tuple[str, Callable[[str], bool]]] = [
     ("list", lambda out: out.startswith("2 runs") and "spark" in out),
     ("list --no-spark", lambda out: out.startswith("2 runs") and _no_spark(out)),
-    ("latest", lambda out: out.startswith("jsonl:lr_warmup") and "spark" in out),
+    ("latest", lambda out: _run_line(out).startswith("jsonl:lr_warmup") and "spark" in out),
     ("latest -k loss,val_loss", lambda out: _first_column(out) == ["train/loss", "val/loss"]),
     ("latest --no-anomalies", lambda out: "anomaly checks off" in out.splitlines()[0]),
-    ("latest --no-spark", lambda out: out.startswith("jsonl:lr_warmup") and _no_spark(out)),
-    ("run baseline", lambda out: out.startswith("jsonl:baseline") and "spark" in out),
+    ("latest --no-spark", lambda out: _run_line(out).startswith("jsonl:lr_warmup") and _no_spark(out)),
+    ("run baseline", lambda out: _run_line(out).startswith("jsonl:baseline") and "spark" in out),
     ("run baseline --no-spark --no-anomalies",
-     lambda out: out.startswith("jsonl:baseline") and "anomaly checks off" in out and _no_spark(out)),
+     lambda out: _run_line(out).startswith("jsonl:baseline") and "anomaly checks off" in out and _no_spark(out)),
     ("compare baseline lr_warmup", lambda out: "delta_pct" in out and "schedule.warmup_steps" in out),
     ("compare baseline lr_warmup -f val", lambda out: _first_column(out) == ["val/loss", "val/acc"]),
     ("compare baseline lr_warmup -g", lambda out: "\ntrain:\n" in out and "\nval:\n" in out),
@@ -571,7 +582,7 @@ def test_original_tb_forms(capsys: pytest.CaptureFixture[str]) -> None:
     assert "txb" in capsys.readouterr().out
     assert cli.main(["--root", str(root), "tb", "-r", "txb", "--no-spark"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("tensorboard:txb") and "train/loss" in out and _no_spark(out)
+    assert _run_line(out).startswith("tensorboard:txb") and "train/loss" in out and _no_spark(out)
 
 
 def test_best_n_ranks_the_newest_runs(capsys: pytest.CaptureFixture[str], in_examples: None) -> None:
