@@ -72,16 +72,9 @@ def fit(out: M, limit: int = ANSWER_CHARS) -> M:
     cuts: list[str] = []
     if _cut_strings(data, LONG_STRING):
         cuts.append(f"texts over {LONG_STRING:,} characters cut")
-    kept: dict[str, tuple[int, int]] = {}  # field path -> (items kept, items there were)
     budget = limit - NOTE_ROOM
-    fixed = model_paths(out)
-    while json_size(data) > budget:
-        found = _largest_collection(data, "", fixed)
-        if found is None:
-            break
-        _, path, parent, key, total = found
-        keep = _most_that_fit(data, parent, key, budget, json_size)
-        kept[path] = (keep, kept.get(path, (0, total))[1])
+    kept = _cut_collections(data, model_paths(out), budget, json_size,
+                            lambda parent, key: _most_that_fit(data, parent, key, budget, json_size))
     for path, (n, total) in kept.items():
         cuts.append(f"{path}: first {n:,} of {total:,}")
     if json_size(data) > budget and _cut_strings(data, SHORT_STRING):
@@ -126,15 +119,8 @@ def _cut_to_tokens(out: M, budget: int, note_room: int, ask: str) -> tuple[M, in
     if has_notes:
         data["notes"] = []  # the answer's own notes are kept, after the cuts' note, as far as they fit
     target = budget - (note_room if has_notes else 0)
-    kept: dict[str, tuple[int, int]] = {}
-    fixed = model_paths(out)
-    while json_tokens(data) > target:
-        found = _largest_collection(data, "", fixed)
-        if found is None:
-            break
-        _, path, parent, key, total = found
-        keep = _most_tokens_that_fit(data, parent, key, target)
-        kept[path] = (keep, kept.get(path, (0, total))[1])
+    kept = _cut_collections(data, model_paths(out), target, json_tokens,
+                            lambda parent, key: _most_tokens_that_fit(data, parent, key, target))
     cuts = [f"{path}: first {n:,} of {total:,}" for path, (n, total) in kept.items()]
     for chars in (SHORT_STRING, TINY_STRING):  # a very small budget: what is left is text
         if json_tokens(data) > target and _cut_strings(data, chars):
@@ -154,6 +140,29 @@ def _cut_to_tokens(out: M, budget: int, note_room: int, ask: str) -> tuple[M, in
                 data["notes"].pop()
                 break
     return type(out).model_validate(data), note_tokens
+
+
+def _cut_collections(
+    data: Json,
+    fixed: Collection[str],
+    target: int,
+    measure: Callable[[Json], int],
+    most_that_fit: Callable[[Any, Any], int],
+) -> dict[str, tuple[int, int]]:
+    """Cut the largest collection of `data` in place until `measure(data)` <= `target` or nothing is left to cut.
+
+    `most_that_fit(parent, key)` cuts `parent[key]` and returns the items it kept. Returns field path ->
+    (items kept, items there were); `fixed` holds the paths of nested models no cut may touch.
+    """
+    kept: dict[str, tuple[int, int]] = {}
+    while measure(data) > target:
+        found = _largest_collection(data, "", fixed)
+        if found is None:
+            break
+        _, path, parent, key, total = found
+        keep = most_that_fit(parent, key)
+        kept[path] = (keep, kept.get(path, (0, total))[1])
+    return kept
 
 
 def _most_tokens_that_fit(data: Json, parent: Any, key: Any, budget: int) -> int:
