@@ -25,12 +25,15 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.scenarios.score import Finding  # noqa: E402 - the shape the suite's matcher reads
+
 VENV = HERE / "_data" / "venv-runwise040"
 REQUIREMENTS = ("runwise==0.4.0", "tensorboard")
 CHILD = HERE / "_runwise040_child.py"
@@ -46,18 +49,6 @@ MODES = {
     "tool": "as its tools call it: W&B MCP detect_anomalies (200 rows, loss_key given), "
             "`runwise tb` (100 rows, loss tag 'loss'), JSONL analyze_local_log (no anomaly check)",
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One 0.4.0 finding in the shape the suite's matcher reads."""
-
-    kind: str
-    metric: str
-    step: int
-    end_step: int | None = None
-    steps: tuple[int, ...] = ()
-    message: str = ""
 
 
 def python(log: Any = print) -> Path:
@@ -81,7 +72,6 @@ def python(log: Any = print) -> Path:
 
 
 def _records(data: bytes) -> Iterable[Any]:
-    sys.path.insert(0, str(ROOT))
     from wandb.proto import wandb_internal_pb2 as pb
 
     from tests.wandb_reference import records
@@ -90,16 +80,10 @@ def _records(data: bytes) -> Iterable[Any]:
         yield pb.Record.FromString(payload)
 
 
-def _flat(path: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and "_type" not in value:
-        for k, v in value.items():
-            _flat(f"{path}.{k}", v, out)
-    else:
-        out[path] = value
-
-
 def wandb_layout(project: Path, out: Path) -> dict[str, str]:
     """Write every offline run under `project` in 0.4.0's layout under `out`; run name -> run id."""
+    from tests.wandb_reference import _flat  # W&B's history rows flattened as the reference reader does
+
     ids: dict[str, str] = {}
     for log in sorted(project.rglob("*.wandb")):
         run_dir = log.parent
