@@ -79,6 +79,10 @@ def test_every_finding_with_its_steps_evidence_and_next_call(tmp_path: Path) -> 
     assert abs(drop["step"] - 2200) <= 2 and drop["steps"].endswith("..2,999") and drop["baseline"] > 900
     assert ("exploding_gradient", "grad_norm") not in rows  # the grad jump is the spike's evidence
     assert out.summary.startswith("jsonl:run: ") and "worst first: train/loss NaN" in out.summary
+    # each row says what it found in words; the worst one's words are the summary's, not repeated
+    table = _table(out)
+    assert table[0]["message"] is None and table[0]["kind"] == "nan"
+    assert spikes[1]["message"].startswith("train/loss 3 dips from step 2,000") and drop["message"].startswith("samples_per_sec ")
 
 
 def test_default_answer_fits_400_tokens_and_says_what_it_left_out(tmp_path: Path) -> None:

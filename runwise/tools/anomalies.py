@@ -2,8 +2,9 @@
 
 The answer: a summary line, one table row per finding (worst first) with its steps, the evidence
 in numbers (value, baseline), what other metrics did in the same window (related), which moved
-first, and the get_history call that shows the window (next); observations that are not findings
-(a loss converging under a decayed lr); which checks ran and which could not, and why. By default
+first, the get_history call that shows the window (next) and its one-line message (the worst
+finding's is in the summary line instead); observations that are not findings (a loss converging
+under a decayed lr); which checks ran and which could not, and why. By default
 the answer is shaped to ANSWER_TOKENS; `budget` sets another size, `max_anomalies` the row cap.
 """
 
@@ -22,8 +23,8 @@ from runwise.tools._common import In, Out, Table, anomaly_report, num, one_run, 
 from runwise.tools._fields import Keys, RunRef
 
 ANSWER_TOKENS = 400  # the default answer's size, in estimated tokens
-COLUMNS = ["kind", "severity", "metric", "step", "steps", "value", "baseline", "related", "first", "next"]
-_EVIDENCE = ("next", "first", "related")  # dropped from the lowest rows first, in this order
+COLUMNS = ["kind", "severity", "metric", "step", "steps", "value", "baseline", "related", "first", "next", "message"]
+_EVIDENCE = ("next", "first", "related", "message")  # dropped from the lowest rows first, in this order
 
 # ---------------------------------------------------------------- detect_anomalies
 
@@ -36,7 +37,7 @@ class DetectAnomaliesInput(In):
 
 class DetectAnomaliesOutput(Out):
     summary: str
-    anomalies: Table  # kind, severity, metric, step, steps, value, baseline, related, first, next
+    anomalies: Table  # kind, severity, metric, step, steps, value, baseline, related, first, next, message
     omitted: int  # findings left out (max_anomalies or the token budget)
     observations: list[str]  # not findings: what helps judge them ("train/loss converging under a decayed lr")
     checks_run: list[str]
@@ -61,9 +62,10 @@ def next_call(a: Anomaly, ref: str) -> str | None:
     return f"get_history(run='{ref}', keys=[{keys}], start_step={a.window[0]}, end_step={a.window[1]})"
 
 
-def _row(a: Anomaly, ref: str) -> list[str | int | float | bool | None]:
+def _row(a: Anomaly, ref: str, *, message: bool = True) -> list[str | int | float | bool | None]:
+    """One finding's row; `message` False for the worst finding, whose message the summary line gives."""
     return [a.kind, a.severity, a.metric, a.step, _steps_cell(a), num(a.value, 4), num(a.baseline, 4),
-            "; ".join(a.related) or None, a.first or None, next_call(a, ref)]
+            "; ".join(a.related) or None, a.first or None, next_call(a, ref), a.message if message else None]
 
 
 def _tokens(out: DetectAnomaliesOutput) -> int:
@@ -106,7 +108,7 @@ def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> Detect
         _drop_empty_columns(out)
     if _tokens(out) > budget:
         del out.notes[1 if noted else 0:]
-    if _tokens(out) > budget:
+    if _tokens(out) > budget:  # the worst finding's message goes last: its row keeps kind, steps and values
         out.summary = out.summary.split(", worst first:")[0]
     return out
 
@@ -131,7 +133,7 @@ def detect_anomalies(
     keys = select_keys(run, req.keys, cfg, default_limit=len(run.history)) if req.keys else None
     rep = anomaly_report(run, cfg, keys=keys, max_anomalies=req.max_anomalies)
     ref = run.id if req.run.strip() in ("", "latest") else req.run.split("@")[0]
-    rows = [_row(a, ref) for a in rep.anomalies]
+    rows = [_row(a, ref, message=i > 0) for i, a in enumerate(rep.anomalies)]
     n = len(rows) + rep.truncated
     if n:
         worst: Anomaly = rep.anomalies[0]
