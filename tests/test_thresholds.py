@@ -70,3 +70,24 @@ def test_configured_values_reach_the_checks(tmp_path: Path) -> None:
     file = FileConfig.model_validate({"anomaly_detection": {"spike_window": 7, "overfit_baseline_steps": [10, 50]}})
     th = RunwiseConfig(tmp_path, file, env={}).anomaly.thresholds()
     assert th == dataclasses.replace(Thresholds(), spike_window=7, overfit_baseline_steps=(10, 50))
+
+
+def _findings(root: Path, anomaly_detection: dict[str, Any]) -> set[tuple[str, str]]:
+    """(kind, metric) of every finding on run_b (a train/loss spike at step 150) with these thresholds."""
+    from runwise.tools import TOOLS_BY_NAME
+    from runwise.tools.anomalies import DetectAnomaliesInput
+
+    (root / "runwise.json").write_text(json.dumps({"logs_dir": "logs", "anomaly_detection": anomaly_detection}))
+    ask = DetectAnomaliesInput(run="run_b", max_anomalies=200)
+    out = TOOLS_BY_NAME["detect_anomalies"].run(ask, RunwiseConfig.load(root))
+    col = {c: i for i, c in enumerate(out.anomalies.columns)}
+    return {(r[col["kind"]], r[col["metric"]]) for r in out.anomalies.rows}
+
+
+def test_thresholds_in_runwise_json_change_what_the_checks_find(project: Path) -> None:
+    # the planted spike is found with the defaults, and not once its threshold is far above its robust z
+    assert ("spike", "train/loss") in _findings(project, {})
+    assert ("spike", "train/loss") not in _findings(project, {"spike_threshold": 5000.0})
+    # grad_norm sits between 1 and 2: below a vanishing threshold of 3 for the whole run
+    assert ("vanishing_gradient", "grad_norm") not in _findings(project, {})
+    assert ("vanishing_gradient", "grad_norm") in _findings(project, {"gradient_vanish_threshold": 3.0})
