@@ -186,7 +186,7 @@ def test_sudden_divergence_is_dated_at_the_jump() -> None:
     loss = _decay(s, scale=800.0, noise=0.0)  # still falling at step 3,000, so no point ties the bottom
     loss[3000:] = 4.0
     found = _of_kind(detect_anomalies({"loss": (s, loss)}), "divergence")
-    assert [(a.step, a.end_step, a.severity) for a in found] == [(3000, 4999, "warning")]
+    assert [(a.step, a.end_step, a.severity) for a in found] == [(3000, 4999, "critical")]  # settled high: still broken
 
 
 def test_loss_nan_to_the_end_is_one_lasting_finding_at_its_onset() -> None:
@@ -566,3 +566,12 @@ def test_a_slow_exponential_explosion_is_found_against_the_lowest_level_so_far()
              if a.severity == "critical"]
     # its running median (the previous 100 points) keeps up with it: 10 % higher every 100 steps
     assert len(found) == 1 and 10_000 <= found[0].step <= 10_300
+
+
+def test_a_divergence_that_settled_high_is_still_critical() -> None:
+    # the loss climbs from 1 to 5 between steps 3,000 and 3,500, then stays there: the run is broken
+    steps = np.arange(6_000)
+    noise = 0.01 * np.random.default_rng(5).standard_normal(steps.size)
+    loss = np.clip(1.0 + (steps - 3_000) / 125, 1.0, 5.0) * (1 + noise)
+    found = [a for a in detect_anomalies({"loss": (steps, loss)}).anomalies if a.kind == "divergence"]
+    assert len(found) == 1 and found[0].severity == "critical" and abs(found[0].step - 3_000) <= 60

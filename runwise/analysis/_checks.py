@@ -71,7 +71,8 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     The level is the median of each of up to 50 blocks. The finding is dated at the onset of the
     climb: from the lowest block on, the best continuous fit of a flat level that turns into a
     straight climb (on up to 200 block medians), so a gradual climb is dated where it began, not
-    where it crossed the limit. Critical when the last block is still above the one before, else a warning.
+    where it crossed the limit. Always critical: a loss that ends above twice its best level has stopped
+    learning, whether it is still rising (the message says so) or has settled high.
     """
     finite = np.isfinite(v)
     if not finite.any():
@@ -92,21 +93,21 @@ def check_divergence(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
     top = float(np.max(np.abs(fine)))
     unit = fine / top if 0.0 < top < np.inf else fine
     j, hinge_err = _hinge_onset(unit, 0, fine.size - 2, fine.size, rising=True)
-    k = mean_split(unit)  # a jump to a new level fits a step better than a climbing line
-    if k > 0:
-        step_err = float(np.sum((unit[:k] - unit[:k].mean()) ** 2) + np.sum((unit[k:] - unit[k:].mean()) ** 2))
-        j = k if step_err < hinge_err else j
     # refined at full resolution: Page's CUSUM from a few blocks before, against the level there
     base = float(np.median(fine[max(0, j - HINGE_BACK):j + 1]))
     start = bottom + max(0, j - HINGE_BACK) * fsize
+    k = mean_split(unit)  # a jump to a new level fits a step better than a climbing line
+    if k > 0:
+        step_err = float(np.sum((unit[:k] - unit[:k].mean()) ** 2) + np.sum((unit[k:] - unit[k:].mean()) ** 2))
+        if step_err < hinge_err:  # a step (or a ramp to a new level) splits mid-change: judge against all before it
+            base, start = float(np.median(fine[:k])), bottom
     d = max(robust_sd(fv[bottom:bottom + 20_000]), 1e-3 * abs(low), 1e-12)
     onset = min(start + page_onset(fv[start:] - (base + d)), fv.size - 1)
     step = int(fs[onset])
     rising = med.size > 1 and final > float(med[-2])
     msg = f"{key} diverged from step {fmt_step(step)}: {fmt_num(low)} -> {fmt_num(final)}" + (
         ", still rising" if rising else "")
-    return [Anomaly("divergence", key, step, int(fs[-1]), "critical" if rising else "warning", final, msg,
-                    baseline=low)]
+    return [Anomaly("divergence", key, step, int(fs[-1]), "critical", final, msg, baseline=low)]
 
 
 def _running_median3(v: FloatArray) -> FloatArray:
