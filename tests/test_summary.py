@@ -226,6 +226,11 @@ def test_finding_labels_are_short() -> None:
     div = Anomaly("divergence", "loss", 5000, 6000, "critical", 9.0, "long message")
     assert [finding_label(a) for a in (dip, lr, div)] == [
         "loss dip at step 5", "lr jumps 0.0003 -> 0.003 at step 2,000", "loss diverged from step 5,000"]
+    # isolated points name their steps: "from step" would read as NaN to the end
+    nans = Anomaly("nan", "loss", 1260, 4980, "critical", None, "m", steps=(1260, 2880, 4980))
+    burst = Anomaly("spike", "loss", 10, 40, "warning", 9.0, "m", steps=(10, 20, 30, 40), baseline=1.0)
+    assert [finding_label(a) for a in (nans, burst)] == [
+        "loss NaN at steps 1,260, 2,880, 4,980", "loss spike at steps 10, 20, 30 (+1 more)"]
 
 
 STEPS_V = np.arange(100, 4_100, 100, dtype=np.int64)  # 40 evaluations

@@ -119,6 +119,9 @@ _WORDS = {
 def finding_label(a: Anomaly) -> str:
     """A finding in a few words for a verdict line: "train/loss diverged from step 5,000"."""
     where = f"from step {fmt_step(a.step)}" if a.end_step is not None else f"at step {fmt_step(a.step)}"
+    if len(a.steps) > 1:  # isolated points (NaN at three steps, a burst): a "from" would read as lasting
+        where = "at steps " + ", ".join(fmt_step(s) for s in a.steps[:3]) + (
+            f" (+{len(a.steps) - 3} more)" if len(a.steps) > 3 else "")
     if a.kind == "spike":
         down = (a.baseline is not None and a.value is not None and a.value < a.baseline) or " dip" in a.message
         return f"{a.metric} {'dip' if down else 'spike'} {where}"
