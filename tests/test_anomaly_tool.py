@@ -82,7 +82,8 @@ def test_every_finding_with_its_steps_evidence_and_next_call(tmp_path: Path) -> 
     # each row says what it found in words; the worst one's words are the summary's, not repeated
     table = _table(out)
     assert table[0]["message"] is None and table[0]["kind"] == "nan"
-    assert spikes[1]["message"].startswith("train/loss 3 dips from step 2,000") and drop["message"].startswith("samples_per_sec ")
+    assert spikes[1]["message"].startswith("train/loss 3 dips from step 2,000")
+    assert drop["message"].startswith("samples_per_sec ")
 
 
 def test_default_answer_fits_400_tokens_and_says_what_it_left_out(tmp_path: Path) -> None:
