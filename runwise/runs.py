@@ -9,14 +9,25 @@ Run references people and agents type:
   <path>            a log file or run directory inside the project roots
   <ref>@<step>      any of the above, at a step (for step-matched comparison)
 
-Loaded runs are cached in memory, keyed by the identity (path, size, mtime) of their files, so
-the second question about a run is instant and a growing file is re-read; runs that were slow
-to parse are also kept in the on-disk cache (runwise.cache) for the next process.
+Every reference to one run names one canonical run: a path to a log or run directory that a
+discovered run reads resolves to an entry that keeps the path as its id but loads through that
+run's entry (`extra["canonical"]`). Loaded runs are cached in memory, keyed by the canonical
+run's key and the identity (path, size, mtime) of its files, so the second question about a run
+is instant however it is named, and a growing file is re-read (only its appended bytes, where the
+source can). Runs that were slow to parse are also kept in the on-disk cache (runwise.cache) for
+the next process.
+
+Single flight: requests for a run that is being read (from server worker threads, or threads of
+the Python API) wait for that read instead of starting their own, and all get its run, or its
+error; a failed read is not remembered, so the next request reads again. Reads of different runs
+go on in parallel: no lock is held while a run is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import logging
 import re
 import threading
 import time
@@ -38,6 +49,7 @@ _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
 # (run key, project root) -> the newest Run read for it, for reading only what was appended since
 _latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
+log = logging.getLogger("runwise.runs")
 # Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
 # metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
@@ -94,7 +106,7 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
     if looks_like_path(ref) or "/" in ref:
         path = cfg.check_inside(Path(ref))
         if path.exists():
-            return _file_entry(path, cfg)
+            return _file_entry(path, cfg, entries)
         missing_path = looks_like_path(ref)
     if not looks_like_path(ref) and _learn_names(entries, cfg):
         found = _match(ref, entries)
@@ -159,12 +171,54 @@ def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
     return learned
 
 
-def _file_entry(path: Path, cfg: RunwiseConfig) -> RunEntry:
+def _file_entry(path: Path, cfg: RunwiseConfig, entries: list[RunEntry]) -> RunEntry:
+    """The run a log file or run directory given by path stands for; its id is the path.
+
+    When a discovered run reads exactly what loading the path reads, the entry points to it
+    (`extra["canonical"]`), so the path and the run's id, name or prefix share one read.
+    """
     source = parsers.sniff_source(path)
     st = path.stat()
     run_id = cfg.relative(path)
-    return RunEntry(run_id, source, (path,), name=path.name, mtime=st.st_mtime, size=st.st_size,
-                    extra={"file": True})
+    extra: dict[str, object] = {"file": True}
+    canonical = _discovered_as(path, source, entries)
+    if canonical is not None:
+        extra["canonical"] = canonical
+    return RunEntry(run_id, source, (path,), name=path.name, mtime=st.st_mtime, size=st.st_size, extra=extra)
+
+
+def _discovered_as(path: Path, source: str, entries: list[RunEntry]) -> RunEntry | None:
+    """The discovered run whose load reads exactly what loading `path` reads, if there is one.
+
+    That is: the run's only file or directory is `path` (a JSONL log, a single tfevents file, a W&B
+    run directory of one segment); a TensorBoard run whose directory is `path`; or a W&B run of
+    one segment whose `.wandb` log is `path`. A directory of a W&B run resumed in several segments
+    is one segment of it, read alone, so it maps to nothing.
+    """
+    target = path.resolve()
+    for e in entries:
+        if e.source != source:
+            continue
+        run_dir = e.extra.get("dir") if source == "tensorboard" else None
+        if run_dir and Path(str(run_dir)).resolve() == target:
+            return e
+        if len(e.paths) != 1:
+            continue
+        only = e.paths[0].resolve()
+        if only == target:
+            return e
+        if source == "wandb" and only == target.parent:
+            from runwise.parsers.wandb.segment import log_file  # W&B's reader, only for a W&B path
+
+            wandb_log = log_file(e.paths[0])
+            if wandb_log is not None and wandb_log.resolve() == target:
+                return e
+    return None
+
+
+def _canonical(entry: RunEntry) -> RunEntry:
+    canonical = entry.extra.get("canonical")
+    return canonical if isinstance(canonical, RunEntry) else entry
 
 
 def _latest_key(entry: RunEntry, cfg: RunwiseConfig) -> tuple[object, ...]:
@@ -185,23 +239,99 @@ def _identity(entry: RunEntry) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
-    """Load (or take from the in-memory cache) the run `entry` names.
+class _Flight:
+    """One read of a run in progress: the requests that arrive meanwhile wait for its outcome."""
 
-    Refuses (OutsideRoot) an entry with a file that resolves outside the project roots, however the
-    entry was made: discovery never lists one, and this check keeps it so.
+    def __init__(self, ident: tuple[object, ...], progress: Progress | None) -> None:
+        self.ident = ident
+        self.done = threading.Event()
+        self.run: Run | None = None
+        self.error: Exception | None = None
+        self.listeners: list[Progress] = []  # the waiters' progress callbacks
+        self.progress = progress
+
+    def report(self, done: float, total: float) -> None:
+        """The read's progress, to the request that reads and to every one that waits."""
+        if self.progress is not None:
+            self.progress(done, total)
+        for listener in list(self.listeners):
+            try:
+                listener(done, total)
+            except Exception:  # a waiter's display must not fail the read the others wait for
+                log.debug("progress callback failed", exc_info=True)
+
+
+# (run key, project root) -> the read of that run in progress
+_flights: dict[tuple[object, ...], _Flight] = {}
+
+
+def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+    """Load (or take from the in-memory cache, or wait for the read in progress of) the run `entry` names.
+
+    An entry made from a path that a discovered run reads (see `_file_entry`) is loaded as that
+    run and returned with the path as its id. Refuses (OutsideRoot) an entry with a file that
+    resolves outside the project roots, however the entry was made: discovery never lists one, and
+    this check keeps it so.
     """
-    bad = outside_roots(entry.paths, cfg.roots)
-    if bad is not None:
-        raise OutsideRoot(cfg.relative(bad), [str(r) for r in cfg.roots])
-    ident = _identity(entry)
+    canonical = _canonical(entry)
+    for e in {id(entry): entry, id(canonical): canonical}.values():
+        bad = outside_roots(e.paths, cfg.roots)
+        if bad is not None:
+            raise OutsideRoot(cfg.relative(bad), [str(r) for r in cfg.roots])
+    run = _load_once(canonical, cfg, progress)
+    if canonical is entry:
+        return run
     with _lock:
-        cached = _cache.get(ident)
-        if cached is not None:
-            _cache.move_to_end(ident)
-            _loaded_names[_name_key(entry)] = cached.name
-            return cached
-        previous = _latest.get(_latest_key(entry, cfg))
+        _loaded_names[_name_key(entry)] = run.name
+    return dataclasses.replace(run, id=entry.id)  # a shallow copy: the history is shared, not copied
+
+
+def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -> Run:
+    """The run of `entry` from the cache, from the read of it in progress, or read now (once)."""
+    ident = _identity(entry)
+    key = _latest_key(entry, cfg)
+    while True:
+        with _lock:
+            cached = _cache.get(ident)
+            if cached is not None:
+                _cache.move_to_end(ident)
+                _loaded_names[_name_key(entry)] = cached.name
+                return cached
+            flight = _flights.get(key)
+            if flight is None:
+                flight = _flights[key] = _Flight(ident, progress)
+                previous = _latest.get(key)
+                break
+            if progress is not None:
+                flight.listeners.append(progress)
+        flight.done.wait()
+        if flight.error is not None:
+            raise flight.error  # the same error for every request that waited for the read
+        if flight.run is not None and flight.ident == ident:
+            return flight.run
+        # the files changed since that read began (or it was interrupted): look again, and read
+        # what was appended since, from the run that read left
+
+    run: Run | None = None
+    try:
+        run = _read(entry, cfg, ident, previous, flight.report)
+    except Exception as exc:
+        flight.error = exc
+        raise
+    finally:
+        with _lock:
+            if run is not None:
+                _remember(entry, cfg, ident, run)
+                flight.run = run
+            del _flights[key]  # a failed read is not remembered: the next request reads again
+        flight.done.set()
+    return run
+
+
+def _read(
+    entry: RunEntry, cfg: RunwiseConfig, ident: tuple[object, ...], previous: Run | None, progress: Progress
+) -> Run:
+    """Read the run: the appended bytes on top of `previous`, else the disk cache, else the whole log."""
     run: Run | None = None
     if previous is not None:  # the same run, read before it grew: read only what was appended
         run = parsers.refresh(entry, cfg, previous, progress)
@@ -219,17 +349,20 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
         slow = time.perf_counter() - started >= cache.MIN_SECONDS
         if cfg.cache_enabled and slow and run.state != RUNNING:
             cache.write(cfg.cache_dir, ident, run)
-    with _lock:
-        _cache[ident] = run
-        _latest[_latest_key(entry, cfg)] = run
-        _loaded_names[_name_key(entry)] = run.name
-        while len(_loaded_names) > _NAMES_SIZE:
-            del _loaded_names[next(iter(_loaded_names))]
-        while len(_cache) > _CACHE_SIZE:
-            _, dropped = _cache.popitem(last=False)
-            for k in [k for k, v in _latest.items() if v is dropped]:
-                del _latest[k]
     return run
+
+
+def _remember(entry: RunEntry, cfg: RunwiseConfig, ident: tuple[object, ...], run: Run) -> None:
+    """Keep `run` in the in-memory cache (call with `_lock` held)."""
+    _cache[ident] = run
+    _latest[_latest_key(entry, cfg)] = run
+    _loaded_names[_name_key(entry)] = run.name
+    while len(_loaded_names) > _NAMES_SIZE:
+        del _loaded_names[next(iter(_loaded_names))]
+    while len(_cache) > _CACHE_SIZE:
+        _, dropped = _cache.popitem(last=False)
+        for k in [k for k, v in _latest.items() if v is dropped]:
+            del _latest[k]
 
 
 def get_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> tuple[Run, int | None]:
@@ -247,6 +380,6 @@ def clear_cache() -> None:
 
 def is_cached(entry: RunEntry) -> bool:
     """Whether `entry` is loaded in memory with its files unchanged (so reading it costs nothing)."""
-    ident = _identity(entry)
+    ident = _identity(_canonical(entry))
     with _lock:
         return ident in _cache
