@@ -214,6 +214,17 @@ def _init_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing runwise.json")
 
 
+def _cache_opts(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", title="actions")
+    common = _common(with_defaults=False)
+    sub.add_parser("info", parents=[common], formatter_class=_Formatter,
+                   help="the cache directory, its size and entries, hit and miss counts (the default)")
+    clear = sub.add_parser("clear", parents=[common], formatter_class=_Formatter,
+                           help="remove every entry, or with RUN only that run's")
+    clear.add_argument("ref", nargs="?", metavar="RUN", help="run reference (default: every entry)")
+    p.set_defaults(action="info", ref=None)
+
+
 # name (runs commands.cmd_<name>), options, help, description (default: the help)
 COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str], ...] = (
     ("list", _list_opts, "list runs, newest first, with final loss and a sparkline", ""),
@@ -242,6 +253,11 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
     ("tb", _tb_opts, "list TensorBoard runs, or summarize one with -r RUN", ""),
     # the file name is spelled out (config.CONFIG_FILE): importing config would load pydantic for --help
     ("init", _init_opts, "write a starter runwise.json into the project root", ""),
+    ("cache", _cache_opts, "show or clear the disk cache of parsed runs (cache info, cache clear [RUN])",
+     "The disk cache keeps runs that took a while to parse, for the next process: `cache info` shows its "
+     "directory, size, entries and hit/miss counts; `cache clear` removes every entry, `cache clear RUN` "
+     "that run's. runwise.json's cache_max_bytes caps its size (default 2 GiB; least recently used "
+     "entries go first); 0 or \"cache\": false turns it off."),
 )
 
 

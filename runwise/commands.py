@@ -239,3 +239,54 @@ def cmd_init(args: argparse.Namespace) -> str:
     return (f"wrote {target} (project {name!r}; logs_dir {data['logs_dir']!r}, "
             f"wandb_dir {data['wandb_dir']!r})\n"
             "edit schema_inline to name your loss and primary metric, then run: runwise list")
+
+
+def _size(n: int) -> str:
+    """Bytes as people read them: 512 B, 3.4 MiB, 2.0 GiB."""
+    if n < 1024:
+        return f"{n} B"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:,.1f} {unit}"
+
+
+def cmd_cache(args: argparse.Namespace) -> str:
+    """`cache info`: where the disk cache is, what it holds, how often it answered; `cache clear [RUN]`."""
+    import json
+
+    from runwise import cache
+
+    cfg = _config(args)
+    if args.action == "clear":
+        removed, freed = _clear_cache(args.ref, cfg)
+        if args.format == "json":
+            return json.dumps({"directory": str(cfg.cache_dir), "run": args.ref, "removed": removed, "bytes": freed})
+        whose = f" of {args.ref}" if args.ref else ""
+        entries = "entry" if removed == 1 else "entries"
+        return f"removed {removed} cache {entries}{whose} ({_size(freed)}) from {cfg.cache_dir}"
+    info = cache.info(cfg.cache_dir)
+    data = {"directory": info.directory, "enabled": cfg.cache_enabled, "entries": info.entries, "bytes": info.bytes,
+            "max_bytes": cfg.cache_max_bytes, **info.counts}
+    if args.format == "json":
+        return json.dumps(data, indent=2)
+    state = "" if cfg.cache_enabled else " (off)"
+    counts = ", ".join(f"{v:,} {k}" for k, v in info.counts.items())
+    return (f"cache: {info.directory}{state}\n"
+            f"entries: {info.entries:,}, {_size(info.bytes)} of at most {_size(cfg.cache_max_bytes)}\n"
+            f"counts: {counts}")
+
+
+def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
+    """Remove every entry, or those of the run `ref` names (by its key, or by its files)."""
+    from runwise import cache
+
+    if not ref:
+        return cache.clear(cfg.cache_dir)
+    from runwise import runs
+
+    entry = runs.resolve(runs.split_step(ref)[0], cfg)
+    paths = list(dict.fromkeys([*entry.paths, *(p.resolve() for p in entry.paths)]))  # as listed, and as stored
+    return cache.clear(cfg.cache_dir, key=entry.key, paths=paths)

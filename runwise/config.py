@@ -108,6 +108,7 @@ class FileConfig(BaseModel):
     schema_inline: Schema = Field(default_factory=lambda: Schema())
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
     cache: bool = True
+    cache_max_bytes: int = Field(default=2 * 1024**3, ge=0, description="most bytes the disk cache may hold; 0: none")
 
 
 def project_root_dir(root: str | Path | None, env: Mapping[str, str]) -> Path:
@@ -142,7 +143,9 @@ class RunwiseConfig:
         self.logs_dir: Path = self._dir(env.get("RUNWISE_LOGS_DIR") or self.file.logs_dir, None) or self.root / "logs"
         tb = [self._dir(d, None) for d in self.file.tensorboard_dirs]
         self.tensorboard_dirs = [self.root / d for d in DEFAULT_TB_DIRS] + [d for d in tb if d is not None]
-        self.cache_enabled = self.file.cache and env.get("RUNWISE_NO_CACHE", "") in ("", "0")
+        self.cache_max_bytes = self.file.cache_max_bytes
+        no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
+        self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
         self.cache_dir = Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
 
     def _dir(self, value: str | None, default: str | None) -> Path | None:
