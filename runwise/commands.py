@@ -286,7 +286,15 @@ def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
     if not ref:
         return cache.clear(cfg.cache_dir)
     from runwise import runs
+    from runwise.errors import RunNotFound
 
-    entry = runs.resolve(runs.split_step(ref)[0], cfg)
+    try:
+        entry = runs.resolve(runs.split_step(ref)[0], cfg)
+    except RunNotFound:  # a run whose files are gone: its entries are found by the key they were stored under
+        keys = {k for e in cache.entries(cfg.cache_dir) if (k := cache.entry_key(e.path))}
+        named = [k for k in keys if ref in (k, k.partition(":")[2])]
+        if len(named) != 1:
+            raise
+        return cache.clear(cfg.cache_dir, key=named[0])
     paths = list(dict.fromkeys([*entry.paths, *(p.resolve() for p in entry.paths)]))  # as listed, and as stored
     return cache.clear(cfg.cache_dir, key=entry.key, paths=paths)

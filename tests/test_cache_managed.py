@@ -75,7 +75,9 @@ def test_old_entries_are_removed_even_under_the_limit(tmp_path: Path) -> None:
 def test_an_entry_larger_than_the_limit_is_not_kept(tmp_path: Path) -> None:
     cache.write(tmp_path, ident("small"), sample_run("small", n=10))
     cache.write(tmp_path, ident("big"), sample_run("big", n=10_000), max_bytes=50_000)  # 160 kB of arrays
-    cache.write(tmp_path, ident("framed"), sample_run("framed", n=10), max_bytes=200)  # 160 B, but a 1 kB file
+    cache.write(tmp_path / "alone", ident("framed"), sample_run("framed", n=10))
+    framed = entry_file(tmp_path / "alone", ident("framed")).stat().st_size  # its arrays are ~600 bytes less
+    cache.write(tmp_path, ident("framed"), sample_run("framed", n=10), max_bytes=framed - 1)
     assert [e.path.name for e in cache.entries(tmp_path)] == [entry_file(tmp_path, ident("small")).name]
 
 
@@ -198,6 +200,18 @@ def test_cache_clear_one_run(
     code, out, err = cli_run(capsys, project, "cache", "clear", "no_such_run")
     assert code == 1 and err.startswith("runwise: error: ") and err.count("\n") == 1
     assert len(cache.entries(cfg.cache_dir)) == 1
+
+
+@pytest.mark.parametrize("ref", ["run_a", "jsonl:run_a"])
+def test_cache_clear_of_a_run_whose_log_is_gone(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch, ref: str
+) -> None:
+    cfg = cached_project(project, monkeypatch)
+    (project / "logs" / "run_a.jsonl").unlink()
+    code, out, err = cli_run(capsys, project, "cache", "clear", ref)
+    assert code == 0, err
+    assert out.startswith(f"removed 1 cache entry of {ref} (")
+    assert [cache.entry_key(e.path) for e in cache.entries(cfg.cache_dir)] == ["jsonl:run_b"]
 
 
 # ---------------------------------------------------------------- untrusted entries
