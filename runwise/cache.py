@@ -103,13 +103,14 @@ def read(cache_dir: Path, identity: tuple[object, ...]) -> Run | None:
         return None
     try:
         run = _load(path, identity)
-        os.utime(path)  # recently used: eviction removes the least recently used first
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
         log.debug("discarding unusable cache file %s: %s", path, exc)
         with contextlib.suppress(OSError):
             path.unlink()
         _count(cache_dir, misses=1, discarded=1)
         return None
+    with contextlib.suppress(OSError):  # a read-only cache still answers
+        os.utime(path)  # recently used: eviction removes the least recently used first
     _count(cache_dir, hits=1)
     return run
 

@@ -111,6 +111,19 @@ def test_counts_after_a_miss_and_a_hit(tmp_path: Path) -> None:
     assert info.counts == {"hits": 1, "misses": 1, "writes": 1, "evicted": 0, "discarded": 0}
 
 
+def test_a_read_only_cache_still_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.write(tmp_path, ident("x"), sample_run())
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(cache.os, "utime", refused)
+    monkeypatch.setattr(cache, "_replacing", refused)
+    run = cache.read(tmp_path, ident("x"))
+    assert run is not None and run.name == "the x run"
+    assert entry_file(tmp_path, ident("x")).exists()
+
+
 def test_counts_survive_concurrent_updates(tmp_path: Path) -> None:
     def bump() -> None:
         for _ in range(50):
