@@ -216,7 +216,9 @@ def _discovered_as(path: Path, source: str, entries: list[RunEntry]) -> RunEntry
     return None
 
 
-def _canonical(entry: RunEntry) -> RunEntry:
+def canonical_entry(entry: RunEntry) -> RunEntry:
+    """The entry whose key and files a run is loaded and cached under: the discovered run a path
+    reference reads (see `_file_entry`), else `entry` itself."""
     canonical = entry.extra.get("canonical")
     return canonical if isinstance(canonical, RunEntry) else entry
 
@@ -273,7 +275,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
     resolves outside the project roots, however the entry was made: discovery never lists one, and
     this check keeps it so.
     """
-    canonical = _canonical(entry)
+    canonical = canonical_entry(entry)
     for e in {id(entry): entry, id(canonical): canonical}.values():
         bad = outside_roots(e.paths, cfg.roots)
         if bad is not None:
@@ -348,7 +350,7 @@ def _read(
             run = parsers.load(entry, cfg, progress)
         slow = time.perf_counter() - started >= cache.MIN_SECONDS
         if cfg.cache_enabled and slow and run.state != RUNNING:
-            cache.write(cfg.cache_dir, ident, run)
+            cache.write(cfg.cache_dir, ident, run, max_bytes=cfg.cache_max_bytes)
     return run
 
 
@@ -380,6 +382,6 @@ def clear_cache() -> None:
 
 def is_cached(entry: RunEntry) -> bool:
     """Whether `entry` is loaded in memory with its files unchanged (so reading it costs nothing)."""
-    ident = _identity(_canonical(entry))
+    ident = _identity(canonical_entry(entry))
     with _lock:
         return ident in _cache

@@ -137,3 +137,16 @@ def test_a_path_that_cannot_be_resolved_is_a_one_line_error(cfg: RunwiseConfig, 
     (cfg.root / "loop").symlink_to(cfg.root / "loop")
     with pytest.raises(SourceError, match=r"^cannot use the path '[^\n]+$"):
         runs.resolve(ref, cfg)
+
+
+def test_disk_cache_keeps_to_the_configured_size(cfg: RunwiseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runwise.json's cache_max_bytes reaches the disk cache: a run larger than the limit is not stored."""
+    monkeypatch.setattr(cache, "MIN_SECONDS", 0.0)
+    (cfg.root / "runwise.json").write_text(json.dumps({"cache_max_bytes": 100}))
+    small = RunwiseConfig.load(cfg.root, env={"RUNWISE_CACHE_DIR": str(cfg.cache_dir)})
+    assert small.cache_enabled and small.cache_max_bytes == 100
+    runs.get_run("beta", small)
+    assert list(cfg.cache_dir.glob("*.npz")) == []
+    runs.clear_cache()
+    runs.get_run("beta", cfg)  # the default limit stores it
+    assert len(list(cfg.cache_dir.glob("*.npz"))) == 1
