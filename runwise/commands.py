@@ -296,5 +296,6 @@ def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
         if len(named) != 1:
             raise
         return cache.clear(cfg.cache_dir, key=named[0])
+    entry = runs.canonical_entry(entry)  # the key a run read by its path is cached under
     paths = list(dict.fromkeys([*entry.paths, *(p.resolve() for p in entry.paths)]))  # as listed, and as stored
     return cache.clear(cfg.cache_dir, key=entry.key, paths=paths)

@@ -99,6 +99,20 @@ def test_cache_max_bytes_in_runwise_json(tmp_path: Path) -> None:
         parse_config_file(path)
 
 
+def test_cache_max_bytes_holds_the_cache_of_a_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through runs.get_run: with room for one entry, reading run_a then run_b keeps run_b's only."""
+    cfg = cached_project(project, monkeypatch)
+    sizes = [e.size for e in cache.entries(cfg.cache_dir)]
+    cache.clear(cfg.cache_dir)
+    settings = json.loads((project / "runwise.json").read_text())
+    (project / "runwise.json").write_text(json.dumps({**settings, "cache_max_bytes": max(sizes) + min(sizes) // 2}))
+    cfg = RunwiseConfig.load(project)
+    runs.clear_cache()
+    for ref in ("run_a", "run_b"):
+        runs.get_run(ref, cfg)
+    assert [cache.entry_key(e.path) for e in cache.entries(cfg.cache_dir)] == ["jsonl:run_b"]
+
+
 # ---------------------------------------------------------------- counts and the CLI
 
 
