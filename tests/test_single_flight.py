@@ -169,7 +169,7 @@ def test_two_runs_are_read_in_parallel(cfg: RunwiseConfig, reads: Reads) -> None
 
 
 def test_a_failed_read_fails_every_waiter_and_is_read_again(cfg: RunwiseConfig, reads: Reads) -> None:
-    reads.pause = 0.3
+    reads.pause = 0.6  # a request arriving after the failure would read again: let all arrive before it
     reads.fail = SourceError("cannot read big.jsonl: disk on fire", path="logs/big.jsonl")
     got = at_once(["big"] * 5 + ["logs/big.jsonl"] * 5, cfg)
     assert reads.count == 1
@@ -180,7 +180,7 @@ def test_a_failed_read_fails_every_waiter_and_is_read_again(cfg: RunwiseConfig, 
 
 
 def test_waiters_see_the_progress_of_the_read(cfg: RunwiseConfig, reads: Reads) -> None:
-    reads.pause = 0.3
+    reads.pause = 0.6  # a request arriving after the read would be answered from the cache, without progress
     seen: dict[int, list[tuple[float, float]]] = {i: [] for i in range(3)}
     start = threading.Barrier(3)
 
