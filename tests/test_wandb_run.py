@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.model import CRASHED, FAILED, FINISHED, RUNNING
 from runwise.parsers import load_file as registry_load_file
@@ -174,7 +175,7 @@ def test_discovery_reads_only_the_first_block(monkeypatch: pytest.MonkeyPatch) -
         return real(*a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(wandb_run, "iter_windows", spy)
-    monkeypatch.setattr(wandb_run, "_NAMES", {})  # names read by earlier tests are remembered
+    monkeypatch.setattr(wandb_run, "_NAMES", Bounded(wandb_run.NAMES_SIZE))  # earlier tests' names are remembered
     wandb_run.discover(cfg_for(DATA))
     assert seen and set(seen) == {BLOCK}
 
@@ -192,7 +193,7 @@ def test_load_file_progress_and_cache(tmp_path: Path, monkeypatch: pytest.Monkey
         parsed.append(log)
         return real_read_log(d, log, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(wandb_run, "_CACHE", type(wandb_run._CACHE)())  # empty, so the first call parses
+    monkeypatch.setattr(wandb_run, "_CACHE", Bounded(wandb_run.CACHE_SIZE, lru=True))  # empty: the first call parses
     monkeypatch.setattr(wandb_run, "read_log", counting_read_log)
     d = one("*fin00001")
     first = wandb_run.load_file(d, cfg)

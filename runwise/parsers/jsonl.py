@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runwise._bounded import Bounded
 from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
@@ -47,7 +48,8 @@ STEP_KEYS = ("step", "_step")
 NAME_SCAN_BYTES = 16 * 1024  # read from each end of a log at discovery, for its `_meta` name
 NAMES_SIZE = 4096
 SCAN_CHUNK = 8 * 1024 * 1024  # bytes per read of display_name's search
-_NAMES: dict[tuple[str, int, int], tuple[str, bool]] = {}  # (path, size, mtime_ns) -> (name, whole file)
+# (path, size, mtime_ns) -> (name, whole file)
+_NAMES: Bounded[tuple[str, int, int], tuple[str, bool]] = Bounded(NAMES_SIZE)
 TIME_KEYS = ("_runtime", "_timestamp")
 
 
@@ -144,9 +146,7 @@ def _meta_name(path: Path, st: os.stat_result) -> tuple[str, bool]:
     name = ""
     for chunk in chunks:
         name = _last_name(chunk, name)
-    _NAMES[key] = (name, whole)
-    while len(_NAMES) > NAMES_SIZE:
-        del _NAMES[next(iter(_NAMES))]
+    _NAMES.put(key, (name, whole))
     return name, whole
 
 

@@ -15,12 +15,12 @@ Reading never writes anywhere; parsed segments are cached in memory per process,
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
@@ -34,9 +34,9 @@ from runwise.parsers.wandb.log import BLOCK, Damage, iter_windows
 from runwise.parsers.wandb.segment import Segment, log_file, newest_mtime, read_log, read_on
 
 CACHE_SIZE = 16
-_CACHE: OrderedDict[tuple[str, int, float], Segment] = OrderedDict()
+_CACHE: Bounded[tuple[str, int, float], Segment] = Bounded(CACHE_SIZE, lru=True)
 NAMES_SIZE = 4096
-_NAMES: dict[tuple[str, int, int], str] = {}  # (log, size, mtime_ns) -> display name, for discovery
+_NAMES: Bounded[tuple[str, int, int], str] = Bounded(NAMES_SIZE)  # (log, size, mtime_ns) -> display name
 
 
 def _run_dirs(base: Path, cfg: RunwiseConfig, skipped: Skipped) -> list[Path]:
@@ -77,9 +77,8 @@ def _head_name(log: Path) -> str:
     key = (str(log), st.st_size, st.st_mtime_ns)
     name = _NAMES.get(key)
     if name is None:
-        name = _NAMES[key] = _read_head_name(log)
-        while len(_NAMES) > NAMES_SIZE:
-            _NAMES.pop(next(iter(_NAMES)))
+        name = _read_head_name(log)
+        _NAMES.put(key, name)
     return name
 
 
@@ -160,12 +159,9 @@ def _segment(d: Path, run_id: str, progress: Progress | None, done: float, total
     cached = _CACHE.get(key)
     if cached is None:
         seg = read_log(d, log, progress=progress, done=done, total=total)
-        _CACHE[key] = seg
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        _CACHE.put(key, seg)
     else:
         seg = cached
-        _CACHE.move_to_end(key)
         seg.mtime = newest_mtime(d, log)  # output.log may have changed
         if progress is not None:
             progress(done + st.st_size, total)
