@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runwise import runs
+from runwise import results, runs
 from runwise.analysis.aliases import ROLES, find_metric, is_validation
+from runwise.analysis.stats import SeriesStats, series_stats
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
 from runwise.formatting import Cell as Cell
@@ -19,7 +20,7 @@ from runwise.formatting import fmt as fmt
 from runwise.formatting import fmt_duration as fmt_duration
 from runwise.formatting import fmt_step as fmt_step
 from runwise.formatting import iso as iso
-from runwise.model import Run
+from runwise.model import Run, Series
 from runwise.parsers import Progress
 
 # A number in an output: rounded float, "nan" / "inf" / "-inf" for non-finite values, None if absent.
@@ -169,14 +170,28 @@ def run_notes(run: Run) -> list[str]:
 
 
 def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None = None, max_anomalies: int = 20) -> Any:
-    """Run every anomaly check on full-resolution history."""
+    """Run every anomaly check on full-resolution history (once per run version, keys and thresholds)."""
     from runwise.analysis.anomalies import detect_anomalies
 
-    history = {k: (s.steps, s.values) for k, s in run.history.items() if keys is None or k in keys}
+    series = {k: s for k, s in run.history.items() if keys is None or k in keys}
+    history = {k: (s.steps, s.values) for k, s in series.items()}
     r = {role: k for role, k in roles(run.history, cfg).items() if k in history}
-    return detect_anomalies(
-        history, thresholds=cfg.anomaly.thresholds(), roles=r, max_anomalies=max_anomalies, config=run.config
-    )
+    thresholds = cfg.anomaly.thresholds()
+    arrays = [a for s in series.values() for a in (s.steps, s.values)]
+    params = (tuple(history), thresholds, tuple(sorted(r.items())), max_anomalies, config_key(run.config))
+    return results.memo("anomalies", arrays, params, lambda: detect_anomalies(
+        history, thresholds=thresholds, roles=r, max_anomalies=max_anomalies, config=run.config
+    ))
+
+
+def stats_of(s: Series) -> SeriesStats:
+    """`series_stats` of a series, once per version of its columns."""
+    return results.memo("stats", (s.steps, s.values), (), lambda: series_stats(s.steps, s.values))
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """The config as a memo key part: results that read it (schedule hints) change when it does."""
+    return repr(sorted(config.items(), key=lambda kv: str(kv[0])))
 
 
 def one_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> tuple[Run, list[str]]:

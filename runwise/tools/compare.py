@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from runwise import runs
+from runwise import results, runs
 from runwise.analysis.aliases import group_prefix, higher_is_better
 from runwise.analysis.compare import (
     KeyRank,
@@ -226,7 +226,14 @@ def _compact(out: CompareRunsOutput) -> str:
 def _compare(loaded: list[tuple[Run, int | None]], key: str) -> MetricComparison:
     empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
     series = [_truncated(run.history[key], step) if key in run.history else empty for run, step in loaded]
-    return compare_series(series, higher_is_better=higher_is_better(key))
+    up = higher_is_better(key)
+    if any(step is not None for _, step in loaded):  # cut at a step: new views on every call, nothing to reuse
+        return compare_series(series, higher_is_better=up)
+    # whole series: once per version of the runs' columns (a run without the metric counts by its place)
+    present = [i for i, (run, _) in enumerate(loaded) if key in run.history]
+    arrays = [a for i in present for a in series[i]]
+    return results.memo("compare", arrays, (tuple(present), len(loaded), up),
+                        lambda: compare_series(series, higher_is_better=up))
 
 
 def _outcome_metric(loaded: list[tuple[Run, int | None]], keys: list[str], cfg: RunwiseConfig) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from runwise.analysis.stability import stability
-from runwise.analysis.stats import series_stats
+from runwise import results
+from runwise.analysis.stability import Stability, stability
 from runwise.config import RunwiseConfig
 from runwise.model import Series
 from runwise.parsers import Progress
@@ -25,6 +26,7 @@ from runwise.tools._common import (
     run_label,
     run_notes,
     select_keys,
+    stats_of,
 )
 from runwise.tools._fields import MAX_STEP, Keys, RunRef, Step
 
@@ -169,9 +171,10 @@ def _history(
     out: dict[str, MetricHistory] = {}
     csv: dict[str, str] = {}
     sampled = 0
+    whole = req.start_step is None and req.end_step is None  # a window's views are new arrays on every call
     for k, s in windows.items():
-        steps, vals, method = _extremes(s, per_metric)
-        nan, inf = int(np.count_nonzero(np.isnan(s.values))), int(np.count_nonzero(np.isinf(s.values)))
+        steps, vals, method = _sampled(s, per_metric) if whole else _extremes(s, per_metric)
+        nan, inf = results.memo("nonfinite", (s.values,), (), partial(_nonfinite, s)) if whole else _nonfinite(s)
         if method != "all":
             sampled += 1
         if req.format == "csv":
@@ -190,6 +193,22 @@ def _history(
     if req.start_step is not None or req.end_step is not None:
         note += f"; steps {fmt_step(req.start_step)}..{fmt_step(req.end_step)}"
     return GetHistoryOutput(run=label, note=note, metrics=out, csv=csv or None, notes=notes[:10])
+
+
+def _sampled(s: Series, max_points: int) -> tuple[list[int], list[int | float | str | None], str]:
+    """`_extremes`, once per version of the series' columns and `max_points` (copies: answers are edited)."""
+    steps, vals, method = results.memo("extremes", (s.steps, s.values), max_points, lambda: _frozen(s, max_points))
+    return list(steps), list(vals), method
+
+
+def _frozen(s: Series, max_points: int) -> tuple[tuple[int, ...], tuple[int | float | str | None, ...], str]:
+    steps, vals, method = _extremes(s, max_points)
+    return tuple(steps), tuple(vals), method
+
+
+def _nonfinite(s: Series) -> tuple[int, int]:
+    """How many NaN and how many ±inf values the series has."""
+    return int(np.count_nonzero(np.isnan(s.values))), int(np.count_nonzero(np.isinf(s.values)))
 
 
 def _extremes(s: Series, max_points: int) -> tuple[list[int], list[int | float | str | None], str]:
@@ -257,8 +276,7 @@ def get_stats(req: GetStatsInput, cfg: RunwiseConfig, progress: Progress | None 
     shown, omitted = clip(keys, req.max_metrics)
     rows: list[list[str | int | float | bool | None]] = []
     for k in shown:
-        s = run.history[k]
-        st = series_stats(s.steps, s.values)
+        st = stats_of(run.history[k])
         rows.append([
             k, st.count, num(st.final), st.final_step, num(st.min), st.min_step, num(st.max), st.max_step,
             num(st.mean), num(st.std, 4), st.nan_count, st.inf_count,
@@ -297,7 +315,7 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
     wide: list[str] = []
     for k in keys:
         s = run.history[k]
-        st = stability(s.steps, s.values, window_steps=req.window_steps)
+        st = _stability(s, req.window_steps)
         rows.append([
             k, st.verdict, st.trend, num(st.slope_per_1k_steps, 4), num(st.cv_last, 3), num(st.rolling_std_last, 4),
             num(st.rolling_std_mean, 4), num(st.rolling_std_max, 4), st.rolling_std_max_step, st.window_steps,
@@ -309,3 +327,9 @@ def get_stability(req: GetStabilityInput, cfg: RunwiseConfig, progress: Progress
         notes.append(f"window_steps {req.window_steps:,} is wider than the steps of {', '.join(wide[:5])}"
                      f"{', ...' if len(wide) > 5 else ''}: one window holds every point")
     return GetStabilityOutput(run=run_label(run), stability=Table(columns=STABILITY_COLUMNS, rows=rows), notes=notes)
+
+
+def _stability(s: Series, window_steps: int | None) -> Stability:
+    """`stability` of a series, once per version of its columns and window."""
+    return results.memo("stability", (s.steps, s.values), window_steps,
+                        lambda: stability(s.steps, s.values, window_steps=window_steps))

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from pydantic import Field
 
+from runwise import results
 from runwise.analysis.schedule import lr_phase
 from runwise.analysis.sparkline import sparkline
-from runwise.analysis.stats import series_stats
 from runwise.analysis.verdict import val_trend, verdict
 from runwise.config import RunwiseConfig
 from runwise.model import Run
@@ -28,6 +28,7 @@ from runwise.tools._common import (
     Table,
     anomaly_report,
     clip,
+    config_key,
     fmt_duration,
     fmt_step,
     num,
@@ -36,6 +37,7 @@ from runwise.tools._common import (
     run_label,
     run_notes,
     select_keys,
+    stats_of,
 )
 from runwise.tools._fields import Keys, RunRef
 from runwise.tools.run import RunHeader, ending, header
@@ -190,8 +192,7 @@ class _Parts:
     def of(run: Run, cfg: RunwiseConfig, keys: list[str], more: int, checks: bool, unused: list[str]) -> _Parts:
         rows: list[list[str | int | float | None]] = []
         for k in keys:
-            s = run.history[k]
-            st = series_stats(s.steps, s.values)
+            st = stats_of(run.history[k])
             rows.append([k, num(st.final, 4), num(st.min, 4), st.min_step, num(st.max, 4), st.max_step, st.count])
         findings: list[str] = []
         skipped: dict[str, str] = {}
@@ -208,7 +209,9 @@ class _Parts:
 
     def _spark(self, key: str, width: int) -> str:
         if (key, width) not in self.sparks:
-            self.sparks[key, width] = sparkline(self.run.history[key].values, width=width)
+            values = self.run.history[key].values
+            self.sparks[key, width] = results.memo(
+                "sparkline", (values,), width, lambda: sparkline(values, width=width))
         return self.sparks[key, width]
 
     def answer(self, shape: _Shape, *, note: str = "") -> SummarizeRunOutput:
@@ -252,13 +255,16 @@ def _context(run: Run, cfg: RunwiseConfig) -> str:
     lr = r.get("lr")
     if lr:
         s = run.history[lr]
-        parts.append(lr_phase(s.steps, s.values, run.config, key=lr).text)
+        params = (lr, config_key(run.config))
+        parts.append(results.memo("lr_phase", (s.steps, s.values), params,
+                                  lambda: lr_phase(s.steps, s.values, run.config, key=lr).text))
     else:
         parts.append("no lr logged")
     val = r.get("val_loss") or r.get("val_accuracy")
     if val:
-        s = run.history[val]
-        parts.append(val_trend(val, s.steps, s.values).text)
+        v = run.history[val]
+        parts.append(results.memo("val_trend", (v.steps, v.values), val,
+                                  lambda: val_trend(val, v.steps, v.values).text))
     else:
         parts.append("no validation metric")
     return "; ".join(parts)

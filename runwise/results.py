@@ -1,0 +1,113 @@
+"""Analysis results kept per run version, so a repeated question about an unchanged run costs nothing.
+
+A result is keyed by what it was computed from: the numpy arrays it read, by object identity, and
+the parameters it was computed with (thresholds, keys, window, points, ...). Each entry holds weak
+references to its arrays, and a lookup hits only while those are alive and are the very arrays
+asked about, so a recycled `id()` never matches and the memo never keeps a run's data alive.
+
+That identity is the run's version: a run that grew is read into new arrays (a source's refresh
+builds new Series from the appended bytes on top of the old columns), so its results are computed
+again, and those of the old version age out. A path reference (a shallow copy of the run, see
+runwise.runs.load) shares the arrays, so it shares the results.
+
+Bounded: at most MAX_ENTRIES results, the least recently used go first; no result holds a Series.
+Thread-safe, with single flight: a request for a result being computed waits for it instead of
+computing it again (the MCP server answers tools in worker threads); a failed computation is not
+remembered, and a waiting request then computes it itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+MAX_ENTRIES = 4096  # results of every kind together; each is small (stats, a report, a few hundred points)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    arrays: tuple[weakref.ref[np.ndarray[Any, Any]], ...]
+    value: object
+
+
+@dataclass
+class Counts:
+    """How often a result was found (hits) and computed (misses), per kind, since the last clear()."""
+
+    hits: dict[str, int]
+    misses: dict[str, int]
+
+
+_items: OrderedDict[Hashable, _Entry] = OrderedDict()
+_pending: dict[Hashable, threading.Event] = {}
+_lock = threading.Lock()
+_counts = Counts({}, {})
+
+
+def memo(kind: str, arrays: Sequence[np.ndarray[Any, Any]], params: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`'s result for these arrays and parameters, computed once per version of the arrays.
+
+    `kind` names the analysis (a key's first part, and the counters'); `params` must be hashable
+    and hold everything besides `arrays` that the result depends on. The result is shared by every
+    caller: treat it as read-only.
+    """
+    key = (kind, tuple(id(a) for a in arrays), params)
+    while True:
+        with _lock:
+            entry = _items.get(key)
+            if entry is not None and _same(entry, arrays):
+                _items.move_to_end(key)
+                _counts.hits[kind] = _counts.hits.get(kind, 0) + 1
+                return entry.value  # type: ignore[return-value]  # stored by this function for this key
+            waiting = _pending.get(key)
+            if waiting is None:
+                done = _pending[key] = threading.Event()
+                _counts.misses[kind] = _counts.misses.get(kind, 0) + 1
+                break
+        waiting.wait()
+    try:
+        value = compute()
+        refs = tuple(weakref.ref(a) for a in arrays)
+        with _lock:
+            _items[key] = _Entry(refs, value)
+            _items.move_to_end(key)
+            while len(_items) > MAX_ENTRIES:
+                _items.popitem(last=False)
+        return value
+    finally:
+        with _lock:
+            del _pending[key]
+        done.set()
+
+
+def _same(entry: _Entry, arrays: Sequence[np.ndarray[Any, Any]]) -> bool:
+    """Whether the entry was computed from exactly these (still living) arrays."""
+    return all(ref() is a for ref, a in zip(entry.arrays, arrays, strict=True))
+
+
+def counts() -> Counts:
+    """A copy of the hit and miss counters."""
+    with _lock:
+        return Counts(dict(_counts.hits), dict(_counts.misses))
+
+
+def clear() -> None:
+    """Forget every result and reset the counters."""
+    with _lock:
+        _items.clear()
+        _counts.hits.clear()
+        _counts.misses.clear()
+
+
+def size() -> int:
+    """How many results are kept."""
+    with _lock:
+        return len(_items)
