@@ -17,6 +17,11 @@ is instant however it is named, and a growing file is re-read (only its appended
 source can). Runs that were slow to parse are also kept in the on-disk cache (runwise.cache) for
 the next process.
 
+Every run read is also entered in the run index (runwise.index): its metadata, final values and
+sparklines, kept in the cache directory while its files are unchanged. Listings and rankings
+(`index_rows`) and names only a load can tell (`resolve`) come from there, so a project of
+thousands of runs is listed without reading a log once each run has been read.
+
 Single flight: requests for a run that is being read (from server worker threads, or threads of
 the Python API) wait for that read instead of starting their own, and all get its run, or its
 error; a failed read is not remembered, so the next request reads again. Reads of different runs
@@ -29,13 +34,15 @@ import dataclasses
 import difflib
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from runwise import cache, parsers
+from runwise import cache, index, parsers
+from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError
 from runwise.model import RUNNING, Run, RunEntry
@@ -57,6 +64,8 @@ LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_ru
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
+# (project root, run key, files identity) -> the index row its last read entered, for the listing that read it
+_rows: Bounded[tuple[str, str, str], index.Row] = Bounded(64)
 
 
 def split_step(ref: str) -> tuple[str, int | None]:
@@ -108,10 +117,11 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
         if path.exists():
             return _file_entry(path, cfg, entries)
         missing_path = looks_like_path(ref)
-    if not looks_like_path(ref) and _learn_names(entries, cfg):
-        found = _match(ref, entries)
-        if found is not None:
-            return found
+    for learn in () if looks_like_path(ref) else (_index_names, _learn_names):  # the index first: no read
+        if learn(entries, cfg):
+            found = _match(ref, entries)
+            if found is not None:
+                return found
     names = list(dict.fromkeys([e.id for e in entries] + [n for e in entries for n in _names(e) if n]))
     close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
     raise RunNotFound(ref, close, total=len(entries), missing_path=missing_path)
@@ -144,6 +154,24 @@ def _names(entry: RunEntry) -> tuple[str, ...]:
     """The names `entry` is shown by: the one discovery found, and the one its load gave (if loaded)."""
     loaded = _loaded_names.get(_name_key(entry))
     return (entry.name, loaded) if loaded and loaded != entry.name else (entry.name,)
+
+
+def _index_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
+    """Learn the display names the run index holds for runs whose files are unchanged; True if any was new."""
+    unknown = [e for e in entries if _name_key(e) not in _loaded_names and not e.extra.get("name_final")]
+    try:
+        rows = run_index(cfg).lookup(unknown)
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("run index not read: %s", exc)
+        return False
+    learned = False
+    with _lock:
+        for e in unknown:
+            row = rows.get(e.key)
+            if row is not None:
+                _loaded_names[_name_key(e)] = row.name
+                learned = learned or row.name != e.name
+    return learned
 
 
 def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
@@ -315,6 +343,7 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
         # what was appended since, from the run that read left
 
     run: Run | None = None
+    files = None if entry.extra.get("file") else index.files_identity(entry)  # before the read: never newer
     try:
         run = _read(entry, cfg, ident, previous, flight.report)
     except Exception as exc:
@@ -327,7 +356,70 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
                 flight.run = run
             del _flights[key]  # a failed read is not remembered: the next request reads again
         flight.done.set()
+    if files is not None:
+        _index_put(entry, cfg, files, run)
     return run
+
+
+def run_index(cfg: RunwiseConfig) -> index.RunIndex:
+    """The run index of the project `cfg` names: in the cache directory, or in memory with the cache off."""
+    return index.RunIndex(cfg.cache_dir / index.INDEX_FILE if cfg.cache_enabled else None, str(cfg.root))
+
+
+def _index_put(entry: RunEntry, cfg: RunwiseConfig, files: str, run: Run) -> index.Row:
+    """Enter `run` in the run index (a failure to write it is logged: the run itself was read)."""
+    try:
+        row = run_index(cfg).put(entry, files, run)
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("run index not written: %s", exc)
+        row = index.row_of(run, entry.key)
+    _rows.put((str(cfg.root), entry.key, files), row)
+    return row
+
+
+def index_rows(
+    entries: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None = None
+) -> dict[str, index.Row | str]:
+    """Each entry's index row by its key, reading (and indexing) the runs the index has not seen as they are.
+
+    An unreadable run maps to the one-line reason instead.
+    """
+    canonical = {e.key: canonical_entry(e) for e in entries}
+    try:
+        found = run_index(cfg).lookup(canonical.values())
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("run index not read: %s", exc)
+        found = {}
+    out: dict[str, index.Row | str] = {}
+    for e in entries:
+        c = canonical[e.key]
+        row = found.get(c.key)
+        if row is None:
+            try:
+                run = load(e, cfg, progress)
+            except RunwiseError as exc:
+                out[e.key] = f"unreadable: {exc}"
+                continue
+            row = _indexed(c, cfg, run)
+        if c is not e:
+            row = dataclasses.replace(row, key=e.key, id=e.id)
+        out[e.key] = row
+    return out
+
+
+def forget_missing(entries: list[RunEntry], cfg: RunwiseConfig) -> int:
+    """Remove from the index the project's runs not among `entries` (all that discovery found): they are gone."""
+    try:
+        return run_index(cfg).prune(e.key for e in entries)
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("run index not pruned: %s", exc)
+        return 0
+
+
+def _indexed(entry: RunEntry, cfg: RunwiseConfig, run: Run) -> index.Row:
+    """The row `load` just entered for `entry` (built again if the files changed meanwhile)."""
+    row = _rows.get((str(cfg.root), entry.key, index.files_identity(entry)))
+    return row if row is not None else index.row_of(run, entry.key)
 
 
 def _read(
@@ -374,10 +466,13 @@ def get_run(ref: str, cfg: RunwiseConfig, progress: Progress | None = None) -> t
 
 
 def clear_cache() -> None:
+    """Forget every run read in this process (the disk cache and the index file stay)."""
     with _lock:
         _cache.clear()
         _latest.clear()
         _loaded_names.clear()
+    _rows.clear()
+    index.clear_memory()
 
 
 def is_cached(entry: RunEntry) -> bool:

@@ -1,37 +1,48 @@
-"""Tools over many runs: list_runs, find_best_run."""
+"""Tools over many runs: list_runs, find_best_run.
+
+Both answer from the run index (runwise.index): each run's state, steps, final, lowest and highest
+values and sparklines, kept while its files are unchanged. A run the index has not seen (new, or
+changed since) is read once, and is indexed as it is read.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Literal
 
-import numpy as np
 from pydantic import Field
 
 from runwise import runs
 from runwise.analysis.aliases import ROLES, find_metric, higher_is_better
-from runwise.analysis.sparkline import sparkline
 from runwise.config import RunwiseConfig
-from runwise.errors import RunwiseError
-from runwise.model import Run, RunEntry
+from runwise.index import MetricRow, Row
+from runwise.model import RunEntry
 from runwise.parsers import Progress
-from runwise.tools._common import In, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
+from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
 from runwise.tools._fields import MetricName
 
 Source = Literal["all", "wandb", "tensorboard", "jsonl"]
 
 
-def _entries(cfg: RunwiseConfig, source: str) -> tuple[list[RunEntry], list[str]]:
+def _entries(cfg: RunwiseConfig, source: str) -> tuple[list[RunEntry], list[RunEntry], list[str]]:
+    """All the project's runs, those of `source` ("all": every one), and the discovery warnings."""
     entries, warnings = runs.discover(cfg)
-    if source != "all":
-        entries = [e for e in entries if e.source == source]
-    return entries, warnings
+    chosen = entries if source == "all" else [e for e in entries if e.source == source]
+    return entries, chosen, warnings
 
 
-def _try_load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -> Run | str:
-    try:
-        return runs.load(entry, cfg, progress)
-    except RunwiseError as exc:
-        return f"unreadable: {exc}"
+def _rows(
+    every: list[RunEntry], shown: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None
+) -> dict[str, Row | str]:
+    """The index rows of `shown` (read now where the index has not seen them); forgets runs no longer on disk."""
+    rows = runs.index_rows(shown, cfg, progress)
+    runs.forget_missing(every, cfg)
+    return rows
+
+
+def _final(m: MetricRow) -> Num:
+    """A metric's final value as list_runs shows it: the last finite one, else the last (NaN or inf)."""
+    return num(m.final, 4) if m.final is not None else num(m.last)
 
 
 # ---------------------------------------------------------------- list_runs
@@ -53,41 +64,30 @@ class ListRunsOutput(Out):
 
 
 def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None = None) -> ListRunsOutput:
-    entries, warnings = _entries(cfg, req.source)
+    every, entries, warnings = _entries(cfg, req.source)
     shown = entries[: req.limit]
     columns = ["id", "name", "source", "state", "last_step", "runtime", "metric", "final"]
     if req.sparklines:
         columns.append("spark")
     rows: list[list[str | int | float | bool | None]] = []
     notes = list(warnings)
-    skipped_big = 0
+    indexed = _rows(every, shown, cfg, progress)  # from the run index; runs it has not seen are read now
     for e in shown:
-        # a run larger than runs.LIST_LOAD_BYTES is listed from its metadata unless cached: a listing stays
-        # fast with many 600 MB logs around (and run names are looked up within the same reads)
-        if e.size > runs.LIST_LOAD_BYTES and not runs.is_cached(e):
-            skipped_big += 1
-            row: list[str | int | float | bool | None] = [e.id, e.name, e.source, "?", None, None, None, None]
-            rows.append(row + ([""] if req.sparklines else []))
-            continue
-        run = _try_load(e, cfg, progress)
-        if isinstance(run, str):
+        row = indexed[e.key]
+        if isinstance(row, str):
             bad: list[str | int | float | bool | None] = [e.id, e.name, e.source, "unreadable", None, None, None, None]
             rows.append(bad + ([""] if req.sparklines else []))
-            notes.append(f"{e.key}: {run}")
+            notes.append(f"{e.key}: {row}")
             continue
-        key = req.metric if req.metric in run.history else roles(run.history, cfg).get("loss")
-        s = run.history.get(key) if key else None
-        final = None
-        if s is not None and len(s):
-            fin = s.values[np.isfinite(s.values)]
-            final = num(float(fin[-1]), 4) if fin.size else num(float(s.values[-1]))
-        row = [run.id, run.name, run.source, run.state, run.last_step, fmt_duration(run.runtime), key, final]
+        key = req.metric if req.metric in row.metrics else roles(row.metrics, cfg).get("loss")
+        m = row.metrics.get(key) if key else None
+        cells: list[str | int | float | bool | None] = [
+            row.id, row.name, row.source, row.state, row.last_step, fmt_duration(row.runtime), key,
+            _final(m) if m is not None else None,
+        ]
         if req.sparklines:
-            row.append(sparkline(s.values, width=12) if s is not None else "")
-        rows.append(row)
-    if skipped_big:
-        plural = "" if skipped_big == 1 else "s"
-        notes.append(f"{skipped_big} large run{plural} listed unread (state '?'): ask about one to read it")
+            cells.append(m.spark or "" if m is not None else "")
+        rows.append(cells)
     by_source: dict[str, int] = {}
     for e in entries:
         by_source[e.source] = by_source.get(e.source, 0) + 1
@@ -120,7 +120,7 @@ class FindBestRunOutput(Out):
 
 
 def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> FindBestRunOutput:
-    entries, warnings = _entries(cfg, req.source)
+    every, entries, warnings = _entries(cfg, req.source)
     entries = entries[: req.max_runs]
     maximize = higher_is_better(req.metric) if req.mode == "auto" else req.mode == "max"
     hib = cfg.schema.higher_is_better(req.metric)
@@ -131,30 +131,26 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
     notes = list(warnings)
     all_keys: set[str] = set()
     aliased: dict[str, None] = {}  # keys a role name ('val_loss') was read as, in order
+    indexed = _rows(every, entries, cfg, progress)  # final, lowest and highest values: from the run index
     for e in entries:
-        run = _try_load(e, cfg, progress)
-        if isinstance(run, str):
-            notes.append(f"{e.key}: {run}")
+        info = indexed[e.key]
+        if isinstance(info, str):
+            notes.append(f"{e.key}: {info}")
             continue
-        all_keys.update(run.history)
-        key = _metric_key(run, req.metric)
+        all_keys.update(info.metrics)
+        key = _metric_key(info.metrics, req.metric)
         if key is not None and key != req.metric:
             aliased.setdefault(key, None)
-        s = run.history.get(key) if key is not None else None
-        finite = np.isfinite(s.values) if s is not None else None
-        if s is None or finite is None or not finite.any():
+        m = info.metrics.get(key) if key is not None else None
+        picked = _pick(m, req.use, maximize) if m is not None else None
+        if m is None or picked is None:  # no finite value at all
             missing += 1
             continue
-        steps, vals = s.steps[finite], s.values[finite]
-        if req.use == "final":
-            i = len(vals) - 1
-        else:
-            i = int(np.argmax(vals) if maximize else np.argmin(vals))
-        value = float(vals[i])
-        row: list[str | int | float | bool | None] = [
-            0, run.id, run.name, run.source, num(value), int(steps[i]), num(float(vals[-1])), run.state,
+        value, step = picked
+        cells: list[str | int | float | bool | None] = [
+            0, info.id, info.name, info.source, num(value), int(step), num(m.final), info.state,
         ]
-        scored.append((value, row))
+        scored.append((value, cells))
     if not scored and entries:
         raise unknown_metric(req.metric, all_keys)
     if aliased:
@@ -180,8 +176,17 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
     )
 
 
-def _metric_key(run: Run, metric: str) -> str | None:
+def _pick(m: MetricRow, use: str, maximize: bool) -> tuple[float, int] | None:
+    """The (value, step) a ranking by `use` takes from a metric: its final, highest or lowest finite value."""
+    if use == "final":
+        value, step = m.final, m.final_step
+    else:
+        value, step = (m.max, m.max_step) if maximize else (m.min, m.min_step)
+    return None if value is None or step is None else (value, step)
+
+
+def _metric_key(keys: Collection[str], metric: str) -> str | None:
     """The run's key for `metric`: the key itself, else the key playing that role ('val_loss' -> 'val/loss')."""
-    if metric in run.history:
+    if metric in keys:
         return metric
-    return find_metric(run.history, metric) if metric in ROLES else None
+    return find_metric(keys, metric) if metric in ROLES else None
