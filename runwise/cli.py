@@ -21,7 +21,8 @@ from runwise import commands as c
 from runwise.errors import RunwiseError
 from runwise.formatting import FORMATS, error_reason
 
-Command = Callable[[argparse.Namespace], str]
+# a command returns the text to print, or the exit code when it printed as it went (`watch`)
+Command = Callable[[argparse.Namespace], "str | int"]
 
 EPILOG = """\
 run references: latest (default), an id, a unique id prefix, a name, source:id (jsonl:exp1,
@@ -176,10 +177,33 @@ def _keys_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--prefix", default="", help="only keys starting with PREFIX")
 
 
-def _live_opts(p: argparse.ArgumentParser) -> None:
+def _seconds(text: str) -> float:
+    """An --interval value: seconds, 0.1 to 3600."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0.1 to 3600 seconds, got {text}")
+    return value
+
+
+def _live_common(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
     p.add_argument("--lines", type=int, default=5, metavar="N", help="console lines to show (default 5)")
+    p.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="seconds between reads while following (default 1)")
+
+
+def _live_opts(p: argparse.ArgumentParser) -> None:
+    _live_common(p)
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="redraw until the run ends (as `runwise watch`), then print its verdict")
+
+
+def _watch_opts(p: argparse.ArgumentParser) -> None:
+    _live_common(p)
 
 
 def _anomalies_opts(p: argparse.ArgumentParser) -> None:
@@ -243,6 +267,12 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
     ("stability", _stability_opts, "noise and trend per metric: rolling std, slope, verdict", ""),
     ("keys", _keys_opts, "list a run's metric keys with point counts and step ranges", ""),
     ("live", _live_opts, "status of a running job: step, speed, latest values, console tail", ""),
+    ("watch", _watch_opts, "follow a run live until it ends, then print its verdict (live --follow)",
+     "Follow a run in the terminal: the step with a progress bar and ETA when its config names the total "
+     "(max_steps, ...), steps/s, the time since the last write, the key metrics with sparklines, findings as "
+     "they appear and the last console lines, redrawn every --interval seconds until the run ends or Ctrl-C. "
+     "Then the run's verdict; the exit code is 0, or 1 for a crashed or failed run. When stdout is not a "
+     "terminal (or with --format md/json), a line (a JSON object) is written each time the step changes."),
     ("anomalies", _anomalies_opts,
      "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble", ""),
     ("local", _local_opts,
@@ -361,8 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        text = args.func(args)
-        print(text)
+        result = args.func(args)
+        if isinstance(result, int):  # the command printed as it went (`watch`): its exit code
+            sys.stdout.flush()
+            return result
+        print(result)
         sys.stdout.flush()
     except KeyboardInterrupt:
         print("\nrunwise: interrupted", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The commands of the `runwise` CLI: each builds a tool's input model, calls its handler, renders.
 
-A command takes the parsed arguments and returns the text to print; it raises RunwiseError,
+A command takes the parsed arguments and returns the text to print (or, when it printed as it went,
+its exit code: `watch`); it raises RunwiseError,
 pydantic's ValidationError or OSError, which `runwise.cli.main` turns into one-line errors.
 
 Only the standard library and `runwise.errors` / `runwise.formatting` are imported here at
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
 
 from runwise.errors import ConfigError
 from runwise.formatting import split_keys
@@ -35,7 +34,7 @@ TOOL_COMMANDS = {
     "find_best_run": ("best",),
     "get_history": ("history", "local --history"), "get_stats": ("stats", "local --stats"),
     "get_stability": ("stability", "local --stability"), "list_keys": ("keys", "local --keys"),
-    "live_status": ("live",), "detect_anomalies": ("anomalies",),
+    "live_status": ("live", "watch"), "detect_anomalies": ("anomalies",),
 }
 
 
@@ -57,40 +56,19 @@ def _keys(args: argparse.Namespace) -> list[str] | None:
     return split_keys(keys)
 
 
-class _Progress:
-    """A one-line "reading 42%" on stderr, only on a terminal and only for slow reads."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.shown = -1
-
-    def __call__(self, done: float, total: float) -> None:
-        if total <= 0 or time.monotonic() - self.start < 1.0:
-            return
-        pct = int(100 * min(done, total) / total)
-        if pct != self.shown:
-            self.shown = pct
-            sys.stderr.write(f"\rrunwise: reading... {pct:3d}%")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown >= 0:
-            sys.stderr.write("\r" + " " * 30 + "\r")
-            sys.stderr.flush()
-
-
 def call(tool: str, args: argparse.Namespace, **fields: Any) -> BaseModel:
     """Validate `fields` (and the global --budget) with the tool's input model; the tool's answer, as the MCP server's.
 
     The answer is held to the same size cap and token budget (`--budget`, else the tool's default).
     """
+    from runwise.cli_progress import for_stderr
     from runwise.tools import TOOLS_BY_NAME  # imported here: `--help` needs no numpy
 
     spec = TOOLS_BY_NAME[tool]
     budget = getattr(args, "budget", None)
     req = spec.input.model_validate(fields if budget is None else {**fields, "budget": budget})
     cfg = _config(args)
-    progress = _Progress() if sys.stderr.isatty() else None
+    progress = for_stderr()  # a bar on stderr for a read that takes a while, only on a terminal
     try:
         out: BaseModel = spec.run(req, cfg, progress=progress)
     finally:
@@ -186,8 +164,19 @@ def cmd_keys(args: argparse.Namespace) -> str:
     return show("list_keys", args, run=args.ref, prefix=args.prefix)
 
 
-def cmd_live(args: argparse.Namespace) -> str:
+def cmd_live(args: argparse.Namespace) -> str | int:
+    if args.follow:
+        return cmd_watch(args)
     return show("live_status", args, run=args.ref, keys=_keys(args), output_lines=args.lines)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow the run until it ends (runwise.follow); the exit code: 0, or 1 for a crashed or failed run."""
+    from runwise.follow import Follower, follow
+
+    budget = getattr(args, "budget", None)
+    follower = Follower(args.ref, _config(args), keys=_keys(args), lines=args.lines, budget=budget)
+    return follow(follower, interval=args.interval, fmt_name=args.format)
 
 
 def cmd_anomalies(args: argparse.Namespace) -> str:
