@@ -1,0 +1,193 @@
+"""The run index: list_runs, find_best_run and run references answer from it without reading logs.
+
+Each test plays "a new process" by clearing every in-memory cache (runs.clear_cache) and building a
+fresh RunwiseConfig; reads are counted by wrapping the sources' load functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runwise import index, parsers, runs
+from runwise.config import RunwiseConfig
+from runwise.errors import RunNotFound
+from runwise.model import RUNNING, RunEntry
+from runwise.parsers.jsonl import NAME_SCAN_BYTES
+from runwise.tools.runs import FindBestRunInput, ListRunsInput, find_best_run, list_runs
+from tests.conftest import training_rows, write_jsonl
+
+
+def _cfg(root: Path) -> RunwiseConfig:
+    runs.clear_cache()  # a new process: nothing in memory
+    return RunwiseConfig.load(root, env={"RUNWISE_CACHE_DIR": str(root / "cache")})
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    logs = root / "logs"
+    for i, end in enumerate([0.9, 0.5, 0.7]):
+        write_jsonl(logs / f"r{i}.jsonl", training_rows(steps=100 + i, loss_end=end, seed=i), age_s=600 - 100 * i)
+    big = training_rows(steps=4000)
+    big.insert(2000, {"_meta": {"name": "named in the middle"}})
+    write_jsonl(logs / "big_middle.jsonl", big, age_s=900)
+    assert (logs / "big_middle.jsonl").stat().st_size > 3 * NAME_SCAN_BYTES  # discovery never sees the name
+    return root
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run keys read from their files (every whole read goes through parsers.load)."""
+    seen: list[str] = []
+    real = parsers.load
+
+    def counting(entry: RunEntry, cfg: RunwiseConfig, progress: Any = None) -> Any:
+        seen.append(entry.key)
+        return real(entry, cfg, progress)
+
+    monkeypatch.setattr(parsers, "load", counting)
+    return seen
+
+
+def _table(root: Path, **kw: Any) -> dict[str, dict[str, Any]]:
+    out = list_runs(ListRunsInput(limit=50, **kw), _cfg(root))
+    return {r[0]: dict(zip(out.runs.columns, r, strict=True)) for r in out.runs.rows}
+
+
+def test_a_new_process_lists_from_the_index_without_reading(project: Path, reads: list[str]) -> None:
+    first = _table(project)
+    assert sorted(reads) == ["jsonl:big_middle", "jsonl:r0", "jsonl:r1", "jsonl:r2"]
+    assert (project / "cache" / index.INDEX_FILE).is_file()
+    reads.clear()
+    second = _table(project)
+    assert reads == []
+    assert second == first
+    assert second["r1"]["last_step"] == 100 and second["r1"]["state"] != "?"
+    assert second["big_middle"]["name"] == "named in the middle"  # a name only the whole log tells
+    assert all(r["final"] is not None and r["spark"] for r in second.values())
+
+
+def test_a_changed_run_is_read_again_and_its_row_updated(project: Path, reads: list[str]) -> None:
+    _table(project)
+    reads.clear()
+    with (project / "logs" / "r1.jsonl").open("a") as fp:
+        fp.write(json.dumps({"step": 500, "train/loss": 0.25}) + "\n")
+    rows = _table(project)
+    assert reads == ["jsonl:r1"]  # the others are unchanged: not read
+    assert (rows["r1"]["last_step"], rows["r1"]["final"]) == (500, 0.25)
+    reads.clear()
+    assert _table(project)["r1"]["last_step"] == 500 and reads == []
+
+
+def test_a_deleted_run_leaves_the_index(project: Path) -> None:
+    _table(project)
+    cfg = _cfg(project)
+    assert "jsonl:r0" in runs.run_index(cfg)._all()
+    (project / "logs" / "r0.jsonl").unlink()
+    assert "r0" not in _table(project)
+    assert sorted(runs.run_index(cfg)._all()) == ["jsonl:big_middle", "jsonl:r1", "jsonl:r2"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
+def test_a_damaged_index_file_is_rebuilt(project: Path, reads: list[str], damage: str) -> None:
+    first = _table(project)
+    path = project / "cache" / index.INDEX_FILE
+    runs.clear_cache()
+    if damage == "garbage":
+        index.remove(path)
+        path.write_bytes(os.urandom(8192))
+    elif damage == "truncated":
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        data = path.read_bytes()
+        index.remove(path)
+        path.write_bytes(data[:100])
+    else:  # an sqlite file of another layout under the index's name
+        index.remove(path)
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE runs (x)")
+            db.execute("INSERT INTO runs VALUES (1)")
+        db.close()
+    reads.clear()
+    assert _table(project) == first  # read again, and answered as before
+    assert len(reads) == 4
+    reads.clear()
+    assert _table(project) == first and reads == []  # the rebuilt index answers
+
+
+def test_a_name_only_a_load_tells_resolves_through_the_index(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(RunNotFound):  # what the index makes resolvable: the name is in the middle of a big log
+        monkeypatch.setattr(runs, "LIST_LOAD_BYTES", 1024)  # too big to be read for a name
+        runs.resolve("named in the middle", _cfg(project))
+    _table(project)
+    cfg = _cfg(project)
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise AssertionError("a run was read to resolve a reference")
+
+    for source in ("jsonl", "tensorboard", "wandb"):
+        monkeypatch.setattr(parsers.source_module(source), "display_name", refuse)
+    monkeypatch.setattr(parsers, "load", refuse)
+    assert runs.resolve("named in the middle", cfg).id == "big_middle"
+    assert runs.resolve("named in the mid", cfg).id == "big_middle"  # a prefix too
+
+
+def test_find_best_run_ranks_from_the_index(project: Path, reads: list[str]) -> None:
+    cold = find_best_run(FindBestRunInput(metric="train/loss", use="final"), _cfg(project))
+    reads.clear()
+    warm = find_best_run(FindBestRunInput(metric="train/loss", use="final"), _cfg(project))
+    assert reads == [] and warm == cold
+    ranked = [r[1] for r in warm.ranking.rows]
+    assert ranked[0] == "r1" and ranked.index("r2") < ranked.index("r0")  # loss_end 0.5 < 0.7 < 0.9
+    for mode, pick in (("min", "argmin"), ("max", "argmax")):
+        top = find_best_run(FindBestRunInput(metric="train/loss", mode=mode), _cfg(project)).ranking.rows[0]
+        cfg = _cfg(project)
+        s = runs.load(runs.resolve(str(top[1]), cfg), cfg).history["train/loss"]
+        i = int(getattr(s.values, pick)())
+        assert (top[4], top[5]) == (pytest.approx(s.values[i], rel=1e-4), int(s.steps[i])), mode
+
+
+def test_a_running_row_whose_files_went_quiet_is_read_again(project: Path, reads: list[str]) -> None:
+    path = project / "logs" / "r2.jsonl"
+    os.utime(path)  # written just now, no end: running
+    assert _table(project)["r2"]["state"] == RUNNING
+    reads.clear()
+    _table(project)
+    assert reads == []  # still running as far as anyone can tell
+    old = time.time() - 3600
+    cfg = _cfg(project)
+    stale = runs.index.RunIndex(cfg.cache_dir / index.INDEX_FILE, str(cfg.root))
+    (entry,) = [e for e in runs.discover(cfg)[0] if e.id == "r2"]
+    entry.mtime = old  # as discovery sees it an hour later (the identity is the stored one)
+    assert stale.lookup([entry]) == {}
+
+
+def test_media_files_are_not_part_of_a_runs_identity(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run-20240101_000000-abc"
+    (run_dir / "files" / "media" / "images").mkdir(parents=True)
+    (run_dir / "run-abc.wandb").write_bytes(b"x")
+    (run_dir / "files" / "wandb-summary.json").write_text("{}")
+    entry = RunEntry("abc", "wandb", (run_dir,))
+    before = index.files_identity(entry)
+    (run_dir / "files" / "media" / "images" / "a.png").write_bytes(b"png")
+    assert index.files_identity(entry) == before
+    (run_dir / "files" / "wandb-summary.json").write_text('{"loss": 1}')
+    assert index.files_identity(entry) != before  # a side file is
+
+
+def test_without_the_disk_cache_the_index_is_kept_in_memory(project: Path, reads: list[str]) -> None:
+    runs.clear_cache()
+    cfg = RunwiseConfig.load(project, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(project / "cache")})
+    list_runs(ListRunsInput(), cfg)
+    reads.clear()
+    list_runs(ListRunsInput(), cfg)
+    assert reads == [] and not (project / "cache" / index.INDEX_FILE).exists()
