@@ -25,13 +25,14 @@ DELAY = 1.0  # seconds a read runs before its bar appears
 
 
 class ReadProgress:
-    """`progress(done, total)` that shows a rich bar on `file` once a read has run `delay` seconds."""
+    """`progress(done, total)` that shows a rich bar on `file` (default stderr) once a read has run `delay`
+    seconds (default DELAY)."""
 
     def __init__(
-        self, file: IO[str] | None = None, *, delay: float = DELAY, force_terminal: bool | None = None
+        self, file: IO[str] | None = None, *, delay: float | None = None, force_terminal: bool | None = None
     ) -> None:
         self.file = file
-        self.delay = delay
+        self.delay = DELAY if delay is None else delay
         self.force_terminal = force_terminal
         self.start = time.monotonic()
         self.bar: tuple[Progress, TaskID] | None = None  # the bar and its one task, once drawn

@@ -405,7 +405,7 @@ def test_text_output_has_no_trailing_spaces(
 
 # ---------------------------------------------------------------- start-up
 
-HEAVY = ("numpy", "pydantic", "runwise.tools", "runwise.config", "runwise.render", "importlib.metadata")
+HEAVY = ("numpy", "pydantic", "runwise.tools", "runwise.config", "runwise.render", "importlib.metadata", "rich")
 
 
 def _heavy(modules: list[str]) -> list[str]:
