@@ -10,7 +10,8 @@ builds new Series from the appended bytes on top of the old columns), so its res
 again, and those of the old version age out. A path reference (a shallow copy of the run, see
 runwise.runs.load) shares the arrays, so it shares the results.
 
-Bounded: at most MAX_ENTRIES results, the least recently used go first; no result holds a Series.
+Bounded: at most MAX_ENTRIES results and MAX_WEIGHT of weight (a downsampled history weighs its
+points), the least recently used go first; no result holds a Series or a run's arrays.
 Thread-safe, with single flight: a request for a result being computed waits for it instead of
 computing it again (the MCP server answers tools in worker threads); a failed computation is not
 remembered, and a waiting request then computes it itself.
@@ -29,13 +30,15 @@ import numpy as np
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 4096  # results of every kind together; each is small (stats, a report, a few hundred points)
+MAX_ENTRIES = 4096  # results of every kind together; most are small (stats, a report, a verdict line)
+MAX_WEIGHT = 2_000_000  # the sum of the entries' weights (a downsampled history weighs its points)
 
 
 @dataclass(frozen=True)
 class _Entry:
     arrays: tuple[weakref.ref[np.ndarray[Any, Any]], ...]
     value: object
+    weight: int
 
 
 @dataclass
@@ -50,15 +53,21 @@ _items: OrderedDict[Hashable, _Entry] = OrderedDict()
 _pending: dict[Hashable, threading.Event] = {}
 _lock = threading.Lock()
 _counts = Counts({}, {})
+_weight = 0  # the sum of the kept entries' weights
 
 
-def memo(kind: str, arrays: Sequence[np.ndarray[Any, Any]], params: Hashable, compute: Callable[[], T]) -> T:
+def memo(
+    kind: str, arrays: Sequence[np.ndarray[Any, Any]], params: Hashable, compute: Callable[[], T],
+    *, weight: Callable[[T], int] | None = None,
+) -> T:
     """`compute()`'s result for these arrays and parameters, computed once per version of the arrays.
 
     `kind` names the analysis (a key's first part, and the counters'); `params` must be hashable
-    and hold everything besides `arrays` that the result depends on. The result is shared by every
-    caller: treat it as read-only.
+    and hold everything besides `arrays` that the result depends on. `weight` tells how much a
+    large result counts against MAX_WEIGHT (1 by default). The result is shared by every caller:
+    treat it as read-only.
     """
+    global _weight
     key = (kind, tuple(id(a) for a in arrays), params)
     while True:
         with _lock:
@@ -75,12 +84,14 @@ def memo(kind: str, arrays: Sequence[np.ndarray[Any, Any]], params: Hashable, co
         waiting.wait()
     try:
         value = compute()
-        refs = tuple(weakref.ref(a) for a in arrays)
+        entry = _Entry(tuple(weakref.ref(a) for a in arrays), value, 1 if weight is None else max(1, weight(value)))
         with _lock:
-            _items[key] = _Entry(refs, value)
-            _items.move_to_end(key)
-            while len(_items) > MAX_ENTRIES:
-                _items.popitem(last=False)
+            old = _items.pop(key, None)
+            _weight -= old.weight if old is not None else 0
+            _items[key] = entry
+            _weight += entry.weight
+            while len(_items) > 1 and (len(_items) > MAX_ENTRIES or _weight > MAX_WEIGHT):
+                _weight -= _items.popitem(last=False)[1].weight
         return value
     finally:
         with _lock:
@@ -101,13 +112,15 @@ def counts() -> Counts:
 
 def clear() -> None:
     """Forget every result and reset the counters."""
+    global _weight
     with _lock:
         _items.clear()
+        _weight = 0
         _counts.hits.clear()
         _counts.misses.clear()
 
 
-def size() -> int:
-    """How many results are kept."""
+def size() -> tuple[int, int]:
+    """How many results are kept, and their total weight."""
     with _lock:
-        return len(_items)
+        return len(_items), _weight

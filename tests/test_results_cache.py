@@ -257,7 +257,11 @@ def test_memo_is_bounded_and_forgets_failures(monkeypatch: pytest.MonkeyPatch) -
     arrays = [np.zeros(3) for _ in range(12)]
     for i, a in enumerate(arrays):
         results.memo("n", (a,), i, lambda: 0)
-    assert results.size() == 5
+    assert results.size() == (5, 5)
+    monkeypatch.setattr(results, "MAX_WEIGHT", 100)
+    for i, a in enumerate(arrays):  # heavy results: the weight bounds them, not the count
+        results.memo("w", (a,), i, lambda: list(range(30)), weight=len)
+    assert results.size()[1] <= 100 and results.size()[0] == 3
 
     def fail() -> int:
         raise ValueError("boom")

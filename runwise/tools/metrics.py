@@ -197,7 +197,8 @@ def _history(
 
 def _sampled(s: Series, max_points: int) -> tuple[list[int], list[int | float | str | None], str]:
     """`_extremes`, once per version of the series' columns and `max_points` (copies: answers are edited)."""
-    steps, vals, method = results.memo("extremes", (s.steps, s.values), max_points, lambda: _frozen(s, max_points))
+    steps, vals, method = results.memo("extremes", (s.steps, s.values), max_points, lambda: _frozen(s, max_points),
+                                       weight=lambda r: len(r[0]))
     return list(steps), list(vals), method
 
 
