@@ -93,3 +93,48 @@ def history(data: bytes) -> dict[str, tuple[list[int], list[float]]]:
 
 def same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def summary(data: bytes) -> dict[tuple[str, ...], Any]:
+    """Key path -> value after every summary record's updates and removes, in file order
+    (wandb's classes decode each record in full: the answer the bulk reader must keep)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    out: dict[tuple[str, ...], Any] = {}
+    for payload in records(data):
+        r = pb.Record.FromString(payload)
+        if r.WhichOneof("record_type") != "summary":
+            continue
+        for item in r.summary.update:
+            out[tuple(item.nested_key) if len(item.nested_key) else (item.key,)] = json.loads(item.value_json)
+        for item in r.summary.remove:
+            out.pop(tuple(item.nested_key) if len(item.nested_key) else (item.key,), None)
+    return out
+
+
+def summary_offsets(data: bytes) -> list[int]:
+    """File offset of the chunk that starts each summary record held in one FULL chunk, in file order."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    out: list[int] = []
+    pos, first = 7, -1
+    while pos + 7 <= len(data):
+        left = 32768 - pos % 32768
+        if left < 7:
+            pos += left
+            continue
+        ln, typ = struct.unpack_from("<HB", data, pos + 4)
+        if typ == 0:
+            pos += left
+            continue
+        end = pos + 7 + ln
+        if end > len(data):
+            break
+        if typ in (1, 2):
+            first = pos
+        if typ in (1, 4):
+            payload = data[first + 7 : first + 7 + struct.unpack_from("<H", data, first + 4)[0]]
+            if typ == 1 and pb.Record.FromString(payload).WhichOneof("record_type") == "summary":
+                out.append(first)
+        pos = end
+    return out

@@ -119,13 +119,14 @@ def _key_groups(u8: U8, u64: NDArray[np.uint64], item_s: I64, key_end: I64, idx:
     """Group items `idx` by their exact key bytes: [(key path, item indices in array order)].
 
     Keys of up to 24 bytes (tags included) are identified exactly by three 8-byte words and the
-    length; longer ones are hashed and then compared byte for byte.
+    length; longer ones are hashed and then compared byte for byte. (wandb writes a row's keys in
+    no fixed order, so runs of one key along the items cannot stand in for the hash sort.)
     """
     st = item_s[idx]
     n = key_end[idx] - st
     w0 = u64[st] & MASKS[np.minimum(n, 8)]
-    w1 = np.where(n > 16, u64[st + 8], 0).astype(np.uint64)
-    w2 = np.where(n > 8, u64[np.maximum(st + n - 8, 0)], 0).astype(np.uint64)
+    w1 = np.where(n > 16, u64[st + 8], np.uint64(0))
+    w2 = np.where(n > 8, u64[np.maximum(st + n - 8, 0)], np.uint64(0))
     h = n.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     for w in (w0, w1, w2):
         h ^= w
@@ -140,7 +141,11 @@ def _key_groups(u8: U8, u64: NDArray[np.uint64], item_s: I64, key_end: I64, idx:
                 same = (n[g] == ln) & (w0[g] == w0[r]) & (w1[g] == w1[r]) & (w2[g] == w2[r])
             else:
                 same = same_bytes(u64, st[g], n[g], a, ln)
-            out.append((_key_path(bytes(u8[a : a + ln]), cache), idx[g[same]]))
+            path = _key_path(bytes(u8[a : a + ln]), cache)
+            if same.all():
+                out.append((path, idx[g]))
+                break
+            out.append((path, idx[g[same]]))
             g = g[~same]
     return out
 
