@@ -1,7 +1,7 @@
 """A persistent index of each run's metadata, so listing a project of thousands of runs reads no log.
 
-One sqlite3 file, `index.sqlite3`, in the cache directory (runwise.cache): never inside run
-directories. A row per (project root, run key) holds what `list_runs`, `find_best_run` and run
+One sqlite3 file, `index.sqlite3`, beside the cache directory (runwise.cache; see `index_path`):
+never inside run directories. A row per (project root, run key) holds what `list_runs`, `find_best_run` and run
 references need: source, id, name, state, first and last step, runtime, a digest of the config,
 tags, and per metric its point count, last and last finite value, lowest and highest finite value
 (each with its step) and a 12-character sparkline.
@@ -41,6 +41,15 @@ from runwise.model import LIVE_SECONDS, RUNNING, Run, RunEntry
 log = logging.getLogger("runwise.index")
 
 INDEX_FILE = "index.sqlite3"
+
+
+def index_path(cache_dir: Path) -> Path:
+    """Where the index of a cache directory lives: beside it (`<cache dir>-index/index.sqlite3`).
+
+    Not in it: `runwise cache clear` removes only the disk cache's own files, and would leave it.
+    """
+    return cache_dir.with_name(cache_dir.name + "-index") / INDEX_FILE
+
 VERSION = 1  # sqlite's user_version: a file of another version is rebuilt
 SPARK_WIDTH = 12
 MAX_SPARKS = 64  # sparklines kept per run (the other metrics keep their values only)

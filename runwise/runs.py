@@ -18,7 +18,7 @@ source can). Runs that were slow to parse are also kept in the on-disk cache (ru
 the next process.
 
 Every run read is also entered in the run index (runwise.index): its metadata, final values and
-sparklines, kept in the cache directory while its files are unchanged. Listings and rankings
+sparklines, kept beside the cache directory while its files are unchanged. Listings and rankings
 (`index_rows`) and names only a load can tell (`resolve`) come from there, so a project of
 thousands of runs is listed without reading a log once each run has been read.
 
@@ -60,7 +60,7 @@ log = logging.getLogger("runwise.runs")
 # Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
 # metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
-LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
+LIST_MAX_RUNS = 1000  # the most runs one listing shows (per source, with list_runs' `source`)
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
@@ -362,8 +362,8 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
 
 
 def run_index(cfg: RunwiseConfig) -> index.RunIndex:
-    """The run index of the project `cfg` names: in the cache directory, or in memory with the cache off."""
-    return index.RunIndex(cfg.cache_dir / index.INDEX_FILE if cfg.cache_enabled else None, str(cfg.root))
+    """The run index of the project `cfg` names: beside the cache directory, or in memory with the cache off."""
+    return index.RunIndex(index.index_path(cfg.cache_dir) if cfg.cache_enabled else None, str(cfg.root))
 
 
 def _index_put(entry: RunEntry, cfg: RunwiseConfig, files: str, run: Run) -> index.Row:

@@ -64,7 +64,7 @@ def _table(root: Path, **kw: Any) -> dict[str, dict[str, Any]]:
 def test_a_new_process_lists_from_the_index_without_reading(project: Path, reads: list[str]) -> None:
     first = _table(project)
     assert sorted(reads) == ["jsonl:big_middle", "jsonl:r0", "jsonl:r1", "jsonl:r2"]
-    assert (project / "cache" / index.INDEX_FILE).is_file()
+    assert (index.index_path(project / "cache")).is_file()
     reads.clear()
     second = _table(project)
     assert reads == []
@@ -98,7 +98,7 @@ def test_a_deleted_run_leaves_the_index(project: Path) -> None:
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
 def test_a_damaged_index_file_is_rebuilt(project: Path, reads: list[str], damage: str) -> None:
     first = _table(project)
-    path = project / "cache" / index.INDEX_FILE
+    path = index.index_path(project / "cache")
     runs.clear_cache()
     if damage == "garbage":
         index.remove(path)
@@ -165,7 +165,7 @@ def test_a_running_row_whose_files_went_quiet_is_read_again(project: Path, reads
     assert reads == []  # still running as far as anyone can tell
     old = time.time() - 3600
     cfg = _cfg(project)
-    stale = runs.index.RunIndex(cfg.cache_dir / index.INDEX_FILE, str(cfg.root))
+    stale = runs.index.RunIndex(index.index_path(cfg.cache_dir), str(cfg.root))
     (entry,) = [e for e in runs.discover(cfg)[0] if e.id == "r2"]
     entry.mtime = old  # as discovery sees it an hour later (the identity is the stored one)
     assert stale.lookup([entry]) == {}
@@ -190,4 +190,4 @@ def test_without_the_disk_cache_the_index_is_kept_in_memory(project: Path, reads
     list_runs(ListRunsInput(), cfg)
     reads.clear()
     list_runs(ListRunsInput(), cfg)
-    assert reads == [] and not (project / "cache" / index.INDEX_FILE).exists()
+    assert reads == [] and not (index.index_path(project / "cache")).exists()
