@@ -200,17 +200,22 @@ class RunIndex:
     # -- writing
 
     def put(self, entry: RunEntry, files: str, run: Run) -> Row:
-        """Index `run`, read from `entry`'s files whose identity was `files` before the read."""
+        """Index `run`, read from `entry`'s files, whose identity was `files` (files_identity) before the read."""
         row = row_of(run, entry.key)
-        values = _encode(files, row)
+        self.put_many([(files, row)])
+        return row
+
+    def put_many(self, items: Iterable[tuple[str, Row]]) -> None:
+        """Store each (files, row) in one transaction: the row of a run read from files of identity `files`."""
+        values = [(self.root, row.key, *_encode(files, row)) for files, row in items]
         if self.path is None:
             with _lock:
-                _memory[(self.root, entry.key)] = values
-            return row
-        with self._connect() as db:
-            db.execute(f"INSERT OR REPLACE INTO runs (root, key, {', '.join(_COLUMNS)}) "
-                       f"VALUES (?, ?, {', '.join('?' * len(_COLUMNS))})", (self.root, entry.key, *values))
-        return row
+                for v in values:
+                    _memory[(self.root, v[1])] = v[2:]
+        else:
+            with self._connect() as db:
+                db.executemany(f"INSERT OR REPLACE INTO runs (root, key, {', '.join(_COLUMNS)}) "
+                               f"VALUES (?, ?, {', '.join('?' * len(_COLUMNS))})", values)
 
     def prune(self, keep: Iterable[str]) -> int:
         """Remove the rows of this project's runs not in `keep`, and of projects whose root is gone.

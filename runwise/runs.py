@@ -17,10 +17,10 @@ is instant however it is named, and a growing file is re-read (only its appended
 source can). Runs that were slow to parse are also kept in the on-disk cache (runwise.cache) for
 the next process.
 
-Every run read is also entered in the run index (runwise.index): its metadata, final values and
-sparklines, kept beside the cache directory while its files are unchanged. Listings and rankings
-(`index_rows`) and names only a load can tell (`resolve`) come from there, so a project of
-thousands of runs is listed without reading a log once each run has been read.
+Every run a listing or ranking reads (`index_rows`) is entered in the run index (runwise.index): its
+metadata, final values and sparklines, kept beside the cache directory while its files are
+unchanged. Listings and rankings come from there, and so do names only a load can tell (`resolve`),
+so a project of thousands of runs is listed without reading a log once each run has been read.
 
 Single flight: requests for a run that is being read (from server worker threads, or threads of
 the Python API) wait for that read instead of starting their own, and all get its run, or its
@@ -42,7 +42,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runwise import cache, index, parsers
-from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError
 from runwise.model import RUNNING, Run, RunEntry
@@ -60,12 +59,10 @@ log = logging.getLogger("runwise.runs")
 # Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
 # metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
-LIST_MAX_RUNS = 1000  # the most runs one listing shows (per source, with list_runs' `source`)
+LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
 _loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
-# (project root, run key, files identity) -> the index row its last read entered, for the listing that read it
-_rows: Bounded[tuple[str, str, str], index.Row] = Bounded(64)
 
 
 def split_step(ref: str) -> tuple[str, int | None]:
@@ -343,7 +340,6 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
         # what was appended since, from the run that read left
 
     run: Run | None = None
-    files = None if entry.extra.get("file") else index.files_identity(entry)  # before the read: never newer
     try:
         run = _read(entry, cfg, ident, previous, flight.report)
     except Exception as exc:
@@ -356,8 +352,6 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
                 flight.run = run
             del _flights[key]  # a failed read is not remembered: the next request reads again
         flight.done.set()
-    if files is not None:
-        _index_put(entry, cfg, files, run)
     return run
 
 
@@ -366,45 +360,56 @@ def run_index(cfg: RunwiseConfig) -> index.RunIndex:
     return index.RunIndex(index.index_path(cfg.cache_dir) if cfg.cache_enabled else None, str(cfg.root))
 
 
-def _index_put(entry: RunEntry, cfg: RunwiseConfig, files: str, run: Run) -> index.Row:
-    """Enter `run` in the run index (a failure to write it is logged: the run itself was read)."""
-    try:
-        row = run_index(cfg).put(entry, files, run)
-    except (sqlite3.Error, OSError) as exc:
-        log.debug("run index not written: %s", exc)
-        row = index.row_of(run, entry.key)
-    _rows.put((str(cfg.root), entry.key, files), row)
-    return row
-
-
 def index_rows(
     entries: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None = None
 ) -> dict[str, index.Row | str]:
-    """Each entry's index row by its key, reading (and indexing) the runs the index has not seen as they are.
+    """Each entry's index row by its key; the runs the index has not seen (or whose files changed) are
+    read now and entered. An unreadable run maps to the one-line reason instead.
 
-    An unreadable run maps to the one-line reason instead.
+    Only these callers enter runs: a read for any other question does not pay for a row.
     """
+    idx = run_index(cfg)
     canonical = {e.key: canonical_entry(e) for e in entries}
     try:
-        found = run_index(cfg).lookup(canonical.values())
+        found = idx.lookup(canonical.values())
     except (sqlite3.Error, OSError) as exc:
         log.debug("run index not read: %s", exc)
         found = {}
     out: dict[str, index.Row | str] = {}
+    new: list[tuple[str, index.Row]] = []
     for e in entries:
         c = canonical[e.key]
         row = found.get(c.key)
         if row is None:
+            files = index.files_identity(c)  # before the read: a row is never newer than its files
             try:
-                run = load(e, cfg, progress)
+                run = load(c, cfg, progress)
             except RunwiseError as exc:
                 out[e.key] = f"unreadable: {exc}"
                 continue
-            row = _indexed(c, cfg, run)
+            row = index.row_of(run, c.key)
+            new.append((files, row))
+            if len(new) >= _INDEX_BATCH:
+                _index_put(idx, new)
         if c is not e:
             row = dataclasses.replace(row, key=e.key, id=e.id)
         out[e.key] = row
+    _index_put(idx, new)
     return out
+
+
+_INDEX_BATCH = 100  # rows entered in one transaction while a listing reads runs
+
+
+def _index_put(idx: index.RunIndex, new: list[tuple[str, index.Row]]) -> None:
+    """Enter the runs read (and empty `new`); a failure to write is logged: the runs themselves were read."""
+    if not new:
+        return
+    try:
+        idx.put_many(new)
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("run index not written: %s", exc)
+    new.clear()
 
 
 def forget_missing(entries: list[RunEntry], cfg: RunwiseConfig) -> int:
@@ -414,12 +419,6 @@ def forget_missing(entries: list[RunEntry], cfg: RunwiseConfig) -> int:
     except (sqlite3.Error, OSError) as exc:
         log.debug("run index not pruned: %s", exc)
         return 0
-
-
-def _indexed(entry: RunEntry, cfg: RunwiseConfig, run: Run) -> index.Row:
-    """The row `load` just entered for `entry` (built again if the files changed meanwhile)."""
-    row = _rows.get((str(cfg.root), entry.key, index.files_identity(entry)))
-    return row if row is not None else index.row_of(run, entry.key)
 
 
 def _read(
@@ -471,7 +470,6 @@ def clear_cache() -> None:
         _cache.clear()
         _latest.clear()
         _loaded_names.clear()
-    _rows.clear()
     index.clear_memory()
 
 
