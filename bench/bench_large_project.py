@@ -107,7 +107,8 @@ def _big_jsonl(path: Path, k: int) -> None:
     rng = random.Random(1000 + k)
     steps = 230_000
     extra = [f"layer{j}/grad_norm" for j in range(16)]
-    with path.open("w") as fp:
+    part = path.with_name(path.name + ".part")  # renamed when whole: an interrupted run leaves no short log
+    with part.open("w") as fp:
         fp.write(json.dumps({"step": 0, "config": {"lr": 1e-3, "seed": k}, "_meta": {"name": f"big-{k:02d}"}}) + "\n")
         i = 0
         while i < steps or fp.tell() < BIG_BYTES:
@@ -117,6 +118,7 @@ def _big_jsonl(path: Path, k: int) -> None:
             fp.write(json.dumps(row) + "\n")
             i += 1
         fp.write(json.dumps({"_meta": {"state": "finished"}}) + "\n")
+    part.replace(path)
 
 
 def _tensorboard(run_dir: Path, k: int, rng: random.Random) -> None:

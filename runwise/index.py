@@ -21,6 +21,7 @@ index lives in this process's memory only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -50,11 +51,11 @@ def index_path(cache_dir: Path) -> Path:
     """
     return cache_dir.with_name(cache_dir.name + "-index") / INDEX_FILE
 
-VERSION = 1  # sqlite's user_version: a file of another version is rebuilt
+VERSION = 2  # sqlite's user_version: a file of another version is rebuilt
 SPARK_WIDTH = 12
 MAX_SPARKS = 64  # sparklines kept per run (the other metrics keep their values only)
 _COLUMNS = ("files", "source", "id", "name", "state", "first_step", "last_step", "runtime", "config_digest",
-            "tags", "metrics", "indexed")
+            "tags", "metrics", "partial", "indexed")
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     root TEXT NOT NULL, key TEXT NOT NULL, {", ".join(_COLUMNS)},
@@ -94,12 +95,23 @@ class Row:
     config_digest: str
     tags: tuple[str, ...]
     metrics: dict[str, MetricRow] = field(default_factory=dict)
+    # read from the log's ends only (see `tail_row`): final values, state and steps are the run's, but
+    # counts, lowest and highest values and sparklines are not known (0 / None)
+    partial: bool = False
 
 
 # ---------------------------------------------------------------- rows from runs
 
 
-def row_of(run: Run, key: str) -> Row:
+def partial_row(run: Run, key: str) -> Row:
+    """The row of a run read from its log's first and last lines only: what those tell (see Row.partial)."""
+    full = row_of(run, key, sparks=False)
+    metrics = {name: MetricRow(0, m.last, m.final_step, m.final, None, None, None, None, None)
+               for name, m in full.metrics.items()}
+    return dataclasses.replace(full, metrics=metrics, partial=True)
+
+
+def row_of(run: Run, key: str, *, sparks: bool = True) -> Row:
     """The index row of a loaded run, stored under the run key `key` (its canonical entry's)."""
     metrics: dict[str, MetricRow] = {}
     firsts: list[int] = []
@@ -107,7 +119,7 @@ def row_of(run: Run, key: str) -> Row:
         if not len(s):
             continue
         firsts.append(int(s.steps[0]))
-        metrics[name] = _metric_row(s.steps, s.values, spark=i < MAX_SPARKS)
+        metrics[name] = _metric_row(s.steps, s.values, spark=sparks and i < MAX_SPARKS)
     config = orjson.dumps(run.config, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return Row(key=key, source=run.source, id=run.id, name=run.name, state=run.state,
                first_step=min(firsts) if firsts else None, last_step=run.last_step, runtime=run.runtime,
@@ -315,18 +327,19 @@ def _encode(files: str, row: Row) -> tuple[Any, ...]:
     metrics = {name: [m.count, _float_out(m.last), m.final_step, m.final, m.min_step, m.min, m.max_step, m.max,
                       m.spark] for name, m in row.metrics.items()}
     return (files, row.source, row.id, row.name, row.state, row.first_step, row.last_step, row.runtime,
-            row.config_digest, orjson.dumps(list(row.tags)).decode(), orjson.dumps(metrics).decode(), time.time())
+            row.config_digest, orjson.dumps(list(row.tags)).decode(), orjson.dumps(metrics).decode(), int(row.partial),
+            time.time())
 
 
 def _decode(key: str, values: tuple[Any, ...]) -> Row | None:
     """The Row of stored `values`; None when they are not what `_encode` writes (a damaged row)."""
     try:
-        _, source, run_id, name, state, first, last, runtime, digest, tags, metrics, _ = values
+        _, source, run_id, name, state, first, last, runtime, digest, tags, metrics, partial, _ = values
         decoded = {n: MetricRow(int(c), float(la), fs, f, ns, mn, xs, mx, sp)
                    for n, (c, la, fs, f, ns, mn, xs, mx, sp) in orjson.loads(metrics).items()}
         return Row(key=key, source=str(source), id=str(run_id), name=str(name), state=str(state),
                    first_step=first, last_step=last, runtime=runtime, config_digest=str(digest),
-                   tags=tuple(str(t) for t in orjson.loads(tags)), metrics=decoded)
+                   tags=tuple(str(t) for t in orjson.loads(tags)), metrics=decoded, partial=bool(partial))
     except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         log.debug("ignoring a damaged index row %s: %s", key, exc)
         return None

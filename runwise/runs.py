@@ -43,7 +43,7 @@ from pathlib import Path
 
 from runwise import cache, index, parsers
 from runwise.config import RunwiseConfig
-from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError
+from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError, SourceError
 from runwise.model import RUNNING, Run, RunEntry
 from runwise.parsers import Progress
 from runwise.parsers._walk import outside_roots
@@ -361,11 +361,14 @@ def run_index(cfg: RunwiseConfig) -> index.RunIndex:
 
 
 def index_rows(
-    entries: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None = None
+    entries: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None = None, *, whole: bool = False
 ) -> dict[str, index.Row | str]:
     """Each entry's index row by its key; the runs the index has not seen (or whose files changed) are
     read now and entered. An unreadable run maps to the one-line reason instead.
 
+    A JSONL log of over LIST_LOAD_BYTES not in memory is read at its ends only (`_ends_run`): the
+    row then has the run's state, steps and final values, but no counts, extremes or sparklines
+    (`Row.partial`). With `whole`, such rows are read whole (and entered whole) instead.
     Only these callers enter runs: a read for any other question does not pay for a row.
     """
     idx = run_index(cfg)
@@ -380,14 +383,15 @@ def index_rows(
     for e in entries:
         c = canonical[e.key]
         row = found.get(c.key)
-        if row is None:
+        if row is None or (whole and row.partial):
             files = index.files_identity(c)  # before the read: a row is never newer than its files
             try:
-                run = load(c, cfg, progress)
+                ends = None if whole or is_cached(c) else _ends_run(c, cfg)
+                run = ends if ends is not None else load(c, cfg, progress)
+                row = index.partial_row(run, c.key) if ends is not None else index.row_of(run, c.key)
             except RunwiseError as exc:
                 out[e.key] = f"unreadable: {exc}"
                 continue
-            row = index.row_of(run, c.key)
             new.append((files, row))
             if len(new) >= _INDEX_BATCH:
                 _index_put(idx, new)
@@ -396,6 +400,43 @@ def index_rows(
         out[e.key] = row
     _index_put(idx, new)
     return out
+
+
+_HEAD_BYTES = 64 * 1024  # of a large JSONL log read at its ends: its config and _meta rows are at the start
+_TAIL_BYTES = 1024 * 1024  # ... and its last rows, final values and state at the end
+
+
+def _ends_run(entry: RunEntry, cfg: RunwiseConfig) -> Run | None:
+    """The run of a JSONL log of over LIST_LOAD_BYTES from its first and last lines only, as the JSONL reader
+    reads them (metrics, `_meta`, state); None for any other run, or a log whose steps are line numbers
+    (reading its ends would number its last lines wrong), or whose last line is too long to find."""
+    if entry.source != "jsonl" or len(entry.paths) != 1 or entry.size <= LIST_LOAD_BYTES:
+        return None
+    from runwise.parsers import jsonl
+    from runwise.parsers.jsonl_rows import merge, read_part
+
+    path = entry.paths[0]
+    try:
+        st = path.stat()
+        with path.open("rb") as fp:
+            head_end = fp.read(_HEAD_BYTES).rfind(b"\n") + 1
+            tail_from = max(head_end, st.st_size - _TAIL_BYTES)
+            fp.seek(max(0, tail_from - 1))
+            newline = fp.read(_HEAD_BYTES).find(b"\n")  # a longer line: read the log whole
+        if newline < 0:
+            return None
+        tail_from = max(head_end, tail_from - 1 + newline + 1)
+        parts = [read_part(str(path), 0, head_end), read_part(str(path), tail_from, st.st_size)]
+    except OSError as exc:
+        raise SourceError(f"cannot read {path.name}: {exc.strerror or exc}", path=str(path)) from exc
+    merged = merge(parts)
+    step_key = jsonl._step_key(cfg)
+    if not any(k in merged[0].vals for k in ((step_key,) if step_key else ()) + jsonl.STEP_KEYS):
+        return None
+    run = jsonl._finish(path, st, merged, step_key)
+    run.resume = None  # it did not read the middle: nothing may resume from it
+    run.id, run.name, run.path = entry.id, run.name or entry.name, cfg.relative(path)
+    return run
 
 
 _INDEX_BATCH = 100  # rows entered in one transaction while a listing reads runs

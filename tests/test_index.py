@@ -191,3 +191,41 @@ def test_without_the_disk_cache_the_index_is_kept_in_memory(project: Path, reads
     reads.clear()
     list_runs(ListRunsInput(), cfg)
     assert reads == [] and not (index.index_path(project / "cache")).exists()
+
+
+def test_a_large_jsonl_log_is_indexed_from_its_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     reads: list[str]) -> None:
+    rows = training_rows(steps=30_000, meta={"name": "big one"}, config={"lr": 0.1})
+    rows.append({"_meta": {"state": "finished"}})
+    path = write_jsonl(tmp_path / "logs" / "big.jsonl", rows, age_s=600)
+    monkeypatch.setattr(runs, "LIST_LOAD_BYTES", path.stat().st_size // 4)  # too big to read whole for a listing
+    cfg = _cfg(tmp_path)
+    (entry,) = runs.discover(cfg)[0]
+    ends = runs.index_rows([entry], cfg)[entry.key]
+    assert reads == []  # not read whole
+    whole = runs.index_rows([entry], cfg, whole=True)[entry.key]
+    assert reads == ["jsonl:big"]
+    assert isinstance(ends, index.Row) and isinstance(whole, index.Row)
+    assert ends.partial and not whole.partial
+    same = ("name", "state", "first_step", "last_step", "config_digest")
+    assert [getattr(ends, f) for f in same] == [getattr(whole, f) for f in same] == \
+        ["big one", "finished", 0, 29_999, whole.config_digest]
+    assert {k: (m.final, m.final_step) for k, m in ends.metrics.items()} == \
+        {k: (m.final, m.final_step) for k, m in whole.metrics.items()}
+    assert ends.metrics["train/loss"].min is None  # not known from the ends
+
+
+def test_find_best_run_by_best_value_reads_a_log_indexed_from_its_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    rows = training_rows(steps=30_000)
+    rows[20_000]["train/loss"] = 0.001  # the lowest, at step 20,000 in the middle: only a whole read finds it
+    path = write_jsonl(tmp_path / "logs" / "big.jsonl", rows, age_s=600)
+    monkeypatch.setattr(runs, "LIST_LOAD_BYTES", path.stat().st_size // 4)
+    list_runs(ListRunsInput(), _cfg(tmp_path))
+    assert reads == []
+    best = find_best_run(FindBestRunInput(metric="train/loss", mode="min"), _cfg(tmp_path))
+    assert reads == ["jsonl:big"] and best.ranking.rows[0][4:6] == [0.001, 20_000]
+    reads.clear()
+    again = find_best_run(FindBestRunInput(metric="train/loss", mode="min"), _cfg(tmp_path))
+    assert reads == [] and again == best  # the whole row replaced the one from the ends

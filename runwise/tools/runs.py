@@ -32,10 +32,13 @@ def _entries(cfg: RunwiseConfig, source: str) -> tuple[list[RunEntry], list[RunE
 
 
 def _rows(
-    every: list[RunEntry], shown: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None
+    every: list[RunEntry], shown: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None, *, whole: bool = False
 ) -> dict[str, Row | str]:
-    """The index rows of `shown` (read now where the index has not seen them); forgets runs no longer on disk."""
-    rows = runs.index_rows(shown, cfg, progress)
+    """The index rows of `shown` (read now where the index has not seen them); forgets runs no longer on disk.
+
+    `whole`: rows with each metric's lowest and highest values (a large log read at its ends has none).
+    """
+    rows = runs.index_rows(shown, cfg, progress, whole=whole)
     runs.forget_missing(every, cfg)
     return rows
 
@@ -131,7 +134,7 @@ def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress 
     notes = list(warnings)
     all_keys: set[str] = set()
     aliased: dict[str, None] = {}  # keys a role name ('val_loss') was read as, in order
-    indexed = _rows(every, entries, cfg, progress)  # final, lowest and highest values: from the run index
+    indexed = _rows(every, entries, cfg, progress, whole=req.use == "best")  # values from the run index
     for e in entries:
         info = indexed[e.key]
         if isinstance(info, str):
