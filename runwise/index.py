@@ -247,6 +247,16 @@ class RunIndex:
             db.executemany("DELETE FROM runs WHERE root = ?", [(r,) for r in roots if not Path(r).is_dir()])
         return len(gone)
 
+    def forget(self, key: str) -> bool:
+        """Remove the row of this project's run `key` (`runwise cache clear RUN`); True if there was one."""
+        if self.path is None:
+            with _lock:
+                return _memory.pop((self.root, key), None) is not None
+        if not self.path.exists():
+            return False
+        with self._connect() as db:
+            return db.execute("DELETE FROM runs WHERE root = ? AND key = ?", (self.root, key)).rowcount > 0
+
     # -- the file
 
     @contextlib.contextmanager
@@ -305,6 +315,14 @@ def _create(db: sqlite3.Connection) -> None:
         raise
     finally:
         db.isolation_level = level
+
+
+def clear(cache_dir: Path) -> bool:
+    """Remove the index of `cache_dir` (`runwise cache clear`); True if there was one."""
+    path = index_path(cache_dir)
+    existed = path.exists()
+    remove(path)
+    return existed
 
 
 def remove(path: Path) -> None:

@@ -229,3 +229,18 @@ def test_find_best_run_by_best_value_reads_a_log_indexed_from_its_ends(
     reads.clear()
     again = find_best_run(FindBestRunInput(metric="train/loss", mode="min"), _cfg(tmp_path))
     assert reads == [] and again == best  # the whole row replaced the one from the ends
+
+
+def test_forget_and_clear_remove_rows_and_the_file(project: Path, reads: list[str]) -> None:
+    _table(project)
+    cfg = _cfg(project)
+    idx = runs.run_index(cfg)
+    assert idx.forget("jsonl:r0") and not idx.forget("jsonl:r0")
+    reads.clear()
+    _table(project)
+    assert reads == ["jsonl:r0"]  # the one run forgotten is read again
+    assert index.clear(cfg.cache_dir) and not index.index_path(cfg.cache_dir).exists()
+    assert not index.clear(cfg.cache_dir)
+    reads.clear()
+    _table(project)
+    assert len(reads) == 4

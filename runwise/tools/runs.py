@@ -18,7 +18,7 @@ from runwise.config import RunwiseConfig
 from runwise.index import MetricRow, Row
 from runwise.model import RunEntry
 from runwise.parsers import Progress
-from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, roles, unknown_metric
+from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, unknown_metric
 from runwise.tools._fields import MetricName
 
 Source = Literal["all", "wandb", "tensorboard", "jsonl"]
@@ -75,6 +75,7 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
     rows: list[list[str | int | float | bool | None]] = []
     notes = list(warnings)
     indexed = _rows(every, shown, cfg, progress)  # from the run index; runs it has not seen are read now
+    loss_key = cfg.schema.loss_key
     for e in shown:
         row = indexed[e.key]
         if isinstance(row, str):
@@ -82,7 +83,8 @@ def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None 
             rows.append(bad + ([""] if req.sparklines else []))
             notes.append(f"{e.key}: {row}")
             continue
-        key = req.metric if req.metric in row.metrics else roles(row.metrics, cfg).get("loss")
+        # the loss as roles() finds it, without looking for every other role (a listing has many rows)
+        key = req.metric if req.metric in row.metrics else find_metric(row.metrics, "loss", preferred=loss_key)
         m = row.metrics.get(key) if key else None
         cells: list[str | int | float | bool | None] = [
             row.id, row.name, row.source, row.state, row.last_step, fmt_duration(row.runtime), key,
