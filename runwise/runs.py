@@ -56,8 +56,9 @@ _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
 _latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
 log = logging.getLogger("runwise.runs")
-# Runs larger than this are listed (tools.runs.list_runs) and searched by name (resolve) from their
-# metadata only, unless already loaded: a listing must stay fast with many 600 MB logs around.
+# Runs larger than this are not read to learn a name (resolve), and a JSONL log larger than this is
+# indexed for a listing from its first and last lines (index_rows): a listing must stay fast with many
+# 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
 LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve

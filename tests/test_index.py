@@ -6,6 +6,7 @@ fresh RunwiseConfig; reads are counted by wrapping the sources' load functions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -244,3 +245,30 @@ def test_forget_and_clear_remove_rows_and_the_file(project: Path, reads: list[st
     reads.clear()
     _table(project)
     assert len(reads) == 4
+
+
+def test_writers_at_the_same_time_keep_every_row(project: Path) -> None:
+    """Threads with their own connections take sqlite's file locks as processes do."""
+    import threading
+
+    cfg = _cfg(project)
+    (entry,) = [e for e in runs.discover(cfg)[0] if e.id == "r0"]
+    row = index.row_of(runs.load(entry, cfg), entry.key)
+    files = index.files_identity(entry)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            idx = runs.run_index(cfg)
+            for i in range(40):
+                idx.put_many([(files, dataclasses.replace(row, key=f"jsonl:w{n}-{i}"))])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len([k for k in runs.run_index(cfg)._all() if k.startswith("jsonl:w")]) == 160
