@@ -143,11 +143,11 @@ def _metric_row(steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any], *, sp
 # ---------------------------------------------------------------- file identity
 
 
-def files_identity(entry: RunEntry) -> str:
-    """The identity of the files a run's metadata depends on: its logs and side files, never media.
+def file_stats(entry: RunEntry) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of each file a run's reading depends on: its logs and side files, never media.
 
-    A file path is itself; a directory (a W&B run directory) is the files at its top level and in
-    its `files/` folder. Each as (path, size, mtime_ns), as one string.
+    A file path is itself (size -1 when it is missing); a directory (a W&B run directory) is the files
+    at its top level and in its `files/` folder, the only places its reader looks.
     """
     parts: list[tuple[str, int, int]] = []
     for p in entry.paths:
@@ -166,7 +166,12 @@ def files_identity(entry: RunEntry) -> str:
                         if f.is_file():
                             fst = f.stat()
                             parts.append((f.path, fst.st_size, fst.st_mtime_ns))
-    return orjson.dumps(parts).decode()
+    return parts
+
+
+def files_identity(entry: RunEntry) -> str:
+    """The identity of the files a run depends on (`file_stats`), as one string."""
+    return orjson.dumps(file_stats(entry)).decode()
 
 
 # ---------------------------------------------------------------- the store

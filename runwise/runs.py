@@ -255,16 +255,9 @@ def _latest_key(entry: RunEntry, cfg: RunwiseConfig) -> tuple[object, ...]:
 
 
 def _identity(entry: RunEntry) -> tuple[object, ...]:
-    parts: list[object] = [entry.key]
-    for p in entry.paths:
-        files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError:
-                continue
-            parts.append((str(f), st.st_size, st.st_mtime_ns))
-    return tuple(parts)
+    """The run key and the (path, size, mtime_ns) of the files its reading depends on: never media,
+    so a run directory full of images costs no more to check than its log (index.file_stats)."""
+    return (entry.key, *index.file_stats(entry))
 
 
 class _Flight:

@@ -272,3 +272,22 @@ def test_writers_at_the_same_time_keep_every_row(project: Path) -> None:
         t.join()
     assert errors == []
     assert len([k for k in runs.run_index(cfg)._all() if k.startswith("jsonl:w")]) == 160
+
+
+def test_a_new_media_file_does_not_make_a_wandb_run_read_again(tmp_path: Path, reads: list[str]) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "data" / "wandb" / "offline-run-20261128_020038-fin00001",
+                    tmp_path / "wandb" / "offline-run-20261128_020038-fin00001")
+    cfg = _cfg(tmp_path)
+    runs.get_run("fin00001", cfg)
+    media = tmp_path / "wandb" / "offline-run-20261128_020038-fin00001" / "files" / "media" / "images"
+    media.mkdir(parents=True)
+    (media / "sample_1.png").write_bytes(b"\x89PNG")
+    runs.get_run("fin00001", cfg)
+    assert reads == ["wandb:fin00001"]  # once: the media file is not part of what the run's reading depends on
+    entry = runs.resolve("fin00001", cfg)
+    assert runs.is_cached(entry)
+    log_file = tmp_path / "wandb" / "offline-run-20261128_020038-fin00001" / "run-fin00001.wandb"
+    os.utime(log_file, (time.time() + 5, time.time() + 5))  # the log is part of it
+    assert not runs.is_cached(entry)
