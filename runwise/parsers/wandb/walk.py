@@ -144,10 +144,14 @@ def items(u8: U8, s: I64, e: I64) -> tuple[I64, I64, I64, NDArray[np.bool_], NDA
     shaped `tag len key 0x82 0x01 len value` are read with a few gathers; the rest are walked.
     """
     last = u8.size - 1
-    ke = s.copy()
-    fast = (u8[s] == 0x0A) | (u8[s] == 0x12)
-    live = np.flatnonzero(fast)
-    for _ in range(4):  # key or up to four nested_key parts, each `tag len(<128) text`
+    b0 = u8[s]
+    ln0 = u8[np.minimum(s + 1, last)]
+    fast = ((b0 == 0x0A) | (b0 == 0x12)) & (ln0 < 0x80)
+    ke = s + 2 + ln0  # after the first key part, on whole arrays (no index lists yet)
+    live = np.flatnonzero(fast & (u8[np.minimum(ke, last)] == 0x12))
+    for _ in range(3):  # up to three more nested_key parts, each `0x12 len(<128) text`: few items
+        if not live.size:
+            break
         ln = u8[np.minimum(ke[live] + 1, last)].astype(np.int64)
         okl = ln < 0x80
         fast[live[~okl]] = False
