@@ -74,30 +74,16 @@ def walk(u8: U8, s: I64, e: I64) -> Fields:
     last = u8.size - 1
     while live.size:
         p = pos[live]
-        tag = u8[p].astype(np.int64)
-        q = p + 1
-        big = np.flatnonzero(tag >= 0x80)  # two-byte tags: fields 16 and up
-        if big.size:
-            tag[big], q[big] = varints(u8, p[big])
-        wt = tag & 7
-        ve = np.full(p.size, -1, dtype=np.int64)
-        vs = q.copy()
-        i2 = np.flatnonzero(wt == 2)
-        if i2.size:
-            q2 = q[i2]
-            ln = u8[np.minimum(q2, last)].astype(np.int64)
-            vs2 = q2 + 1
-            long = np.flatnonzero(ln >= 0x80)
-            if long.size:
-                ln[long], vs2[long] = varints(u8, q2[long])
-            vs[i2], ve[i2] = vs2, vs2 + ln
-        i0 = np.flatnonzero(wt == 0)
-        if i0.size:
-            ve[i0] = _skip_varints(u8, q[i0])
-        i1 = np.flatnonzero(wt == 1)
-        ve[i1] = q[i1] + 8
-        i5 = np.flatnonzero(wt == 5)
-        ve[i5] = q[i5] + 4
+        tag8 = u8[p]
+        ln8 = u8[np.minimum(p + 1, last)]
+        if ((tag8 & 0x87) == 2).all() and (ln8 < 0x80).all():
+            # the common pass: one-byte tags of length-delimited fields with one-byte lengths
+            tag = tag8.astype(np.int64)
+            wt = tag & 7
+            vs = p + 2
+            ve = vs + ln8
+        else:
+            tag, wt, vs, ve = _any_fields(u8, p, tag8)
         broken = (ve < 0) | (ve > e[live]) | (tag < 8)
         if broken.any():
             bad[live[broken]] = True
@@ -111,6 +97,36 @@ def walk(u8: U8, s: I64, e: I64) -> Fields:
         return Fields(z, z, z, z, z, z, bad)
     cols = [np.concatenate([o[k] for o in out]) for k in range(6)]
     return Fields(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], bad)
+
+
+def _any_fields(u8: U8, p: I64, tag8: U8) -> tuple[I64, I64, I64, I64]:
+    """(tag, wire type, value start, value end) of the fields at p, of any wire type (end -1: group)."""
+    last = u8.size - 1
+    tag = tag8.astype(np.int64)
+    q = p + 1
+    big = np.flatnonzero(tag >= 0x80)  # two-byte tags: fields 16 and up
+    if big.size:
+        tag[big], q[big] = varints(u8, p[big])
+    wt = tag & 7
+    ve = np.full(p.size, -1, dtype=np.int64)
+    vs = q.copy()
+    i2 = np.flatnonzero(wt == 2)
+    if i2.size:
+        q2 = q[i2]
+        ln = u8[np.minimum(q2, last)].astype(np.int64)
+        vs2 = q2 + 1
+        long = np.flatnonzero(ln >= 0x80)
+        if long.size:
+            ln[long], vs2[long] = varints(u8, q2[long])
+        vs[i2], ve[i2] = vs2, vs2 + ln
+    i0 = np.flatnonzero(wt == 0)
+    if i0.size:
+        ve[i0] = _skip_varints(u8, q[i0])
+    i1 = np.flatnonzero(wt == 1)
+    ve[i1] = q[i1] + 8
+    i5 = np.flatnonzero(wt == 5)
+    ve[i5] = q[i5] + 4
+    return tag, wt, vs, ve
 
 
 MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
