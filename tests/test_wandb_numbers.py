@@ -51,3 +51,14 @@ def test_texts_that_are_not_one_number_each_are_not_usable() -> None:
     got, ok = parse([b"1,2", b"3", b"true", b"false", b'"x"', b"[1]", b"4"])
     assert ok == [False, True, True, True, False, False, True]
     assert got[1:4] == [3.0, 1.0, 0.0] and got[6] == 4.0
+
+
+def test_a_short_text_at_the_end_of_the_buffer_next_to_a_long_one() -> None:
+    """The cast reads whole 8-byte words up to the longest text's width; a window buffer ends 16
+    zero bytes after its last record, so a short text there must not make it read past the end."""
+    texts = [b"NaN", b"-1.234567890123456789012345678901234e-05", b"1"]
+    buf = bytearray(b"\x01".join(texts) + bytes(16))
+    vs = np.array([0, 4, len(buf) - 17], np.int64)
+    ve = vs + np.array([len(t) for t in texts], np.int64)
+    out, ok = columns.numbers(np.frombuffer(buf, np.uint8), u64view(buf), vs, ve)
+    assert ok.all() and math.isnan(out[0]) and out.tolist()[1:] == [float(texts[1]), 1.0]

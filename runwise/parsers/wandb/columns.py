@@ -114,7 +114,7 @@ def numbers(
         mat = np.zeros((idx.size, words), dtype="<u8")
         for j in range(words):
             rem = np.clip(ln - 8 * j, 0, 8)
-            w = u64[s + 8 * j]
+            w = u64[np.minimum(s + 8 * j, u64.size - 1)]  # a word past a short text's end is masked off
             mask = np.where(rem >= 8, M64, (np.uint64(1) << (rem * 8).astype(np.uint64)) - np.uint64(1))
             mat[:, j] = w & mask
         text = mat.view(f"S{8 * words}").ravel()
