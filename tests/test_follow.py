@@ -8,10 +8,12 @@ state, the end record the JSONL reader recognises (runwise/parsers/jsonl.py).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import signal
@@ -95,6 +97,31 @@ def _ended_run(root: Path, state: str, name: str = "done") -> Path:
     rows += [{"step": s, "train/loss": 2.0 - s / 50} for s in range(50)]
     rows.append({"_meta": {"state": state, "exit_code": 0 if state == "finished" else 1}})
     return write_jsonl(root / "logs" / f"{name}.jsonl", rows, age_s=600)
+
+
+class Lines:
+    """A child's stdout, line by line, with a timeout (a child that never writes a line fails, not hangs)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.queue: queue.Queue[str] = queue.Queue()
+        stdout = proc.stdout
+        self.thread = threading.Thread(target=lambda: [self.queue.put(line) for line in stdout], daemon=True)
+        self.thread.start()
+
+    def next(self, timeout: float = 60.0) -> str:
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line from runwise in {timeout:.0f}s") from None
+
+    def rest(self) -> list[str]:
+        """The lines not taken yet, once the child has closed its stdout."""
+        self.thread.join(timeout=30)
+        out = []
+        while not self.queue.empty():
+            out.append(self.queue.get())
+        return out
 
 
 def _steps(text: str) -> list[int]:
@@ -189,15 +216,31 @@ def test_ctrl_c_on_screen_exits_130_without_a_traceback(
 # ---------------------------------------------------------------- through a pipe: plain lines
 
 
+@contextlib.contextmanager
+def _spawn(root: Path, *argv: str) -> Iterator[subprocess.Popen[str]]:
+    """`runwise --root ROOT ARGV...` with pipes; killed when the block is left, however it is left."""
+    proc = subprocess.Popen([*RUNWISE, "--root", str(root), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
 def test_piped_follow_writes_clean_lines_and_the_verdict(root: Path, writer: Writer) -> None:
-    with subprocess.Popen([*RUNWISE, "--root", str(root), "watch", "demo", "--interval", "0.2"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline(), proc.stdout.readline()]
+    with _spawn(root, "watch", "demo", "--interval", "0.2") as proc:
+        out = Lines(proc)
+        lines = [out.next(), out.next()]
         writer.finish("crashed")
-        out, err = proc.communicate(timeout=60)
-    lines += out.splitlines(keepends=True)
-    assert proc.returncode == 1, err  # a crashed run
+        code = proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        lines += out.rest()
+    assert code == 1, err  # a crashed run
     assert err == ""
     text = "".join(lines)
     assert "\x1b" not in text  # no escape codes: no live display, no colours, no progress bar
@@ -209,13 +252,13 @@ def test_piped_follow_writes_clean_lines_and_the_verdict(root: Path, writer: Wri
 
 
 def test_ctrl_c_while_following_exits_130(root: Path, writer: Writer) -> None:
-    with subprocess.Popen([*RUNWISE, "--root", str(root), "watch", "demo", "--interval", "0.2"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("jsonl:demo: running")
+    with _spawn(root, "watch", "demo", "--interval", "0.2") as proc:
+        assert Lines(proc).next().startswith("jsonl:demo: running")
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+        code = proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    assert code == 130
     assert err.strip() == "runwise: interrupted"
 
 
