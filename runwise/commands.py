@@ -268,11 +268,24 @@ def cmd_cache(args: argparse.Namespace) -> str:
             f"counts: {counts}")
 
 
+def _forget(cfg: RunwiseConfig, key: str) -> None:
+    """Drop run `key`'s row from the run index; a damaged index is rebuilt at its next use anyway."""
+    import sqlite3
+
+    from runwise import runs
+
+    try:
+        runs.run_index(cfg).forget(key)
+    except (sqlite3.Error, OSError):
+        pass
+
+
 def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
-    """Remove every entry, or those of the run `ref` names (by its key, or by its files)."""
-    from runwise import cache
+    """Remove every entry and the run index, or the entries and index row of the run `ref` names."""
+    from runwise import cache, index
 
     if not ref:
+        index.clear(cfg.cache_dir)
         return cache.clear(cfg.cache_dir)
     from runwise import runs
     from runwise.errors import RunNotFound
@@ -284,7 +297,9 @@ def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
         named = [k for k in keys if ref in (k, k.partition(":")[2])]
         if len(named) != 1:
             raise
+        _forget(cfg, named[0])
         return cache.clear(cfg.cache_dir, key=named[0])
     entry = runs.canonical_entry(entry)  # the key a run read by its path is cached under
+    _forget(cfg, entry.key)
     paths = list(dict.fromkeys([*entry.paths, *(p.resolve() for p in entry.paths)]))  # as listed, and as stored
     return cache.clear(cfg.cache_dir, key=entry.key, paths=paths)

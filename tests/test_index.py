@@ -291,3 +291,22 @@ def test_a_new_media_file_does_not_make_a_wandb_run_read_again(tmp_path: Path, r
     log_file = tmp_path / "wandb" / "offline-run-20261128_020038-fin00001" / "run-fin00001.wandb"
     os.utime(log_file, (time.time() + 5, time.time() + 5))  # the log is part of it
     assert not runs.is_cached(entry)
+
+
+def test_cache_clear_removes_the_index_and_cache_clear_run_its_row(
+    project: Path, reads: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runwise import cli
+
+    _table(project)
+    reads.clear()
+    monkeypatch.setenv("RUNWISE_CACHE_DIR", str(project / "cache"))  # the CLI's cache is the one _cfg uses
+    assert cli.main(["--root", str(project), "cache", "clear", "r1"]) == 0
+    capsys.readouterr()
+    _table(project)
+    assert reads == ["jsonl:r1"]  # only the cleared run's row was gone
+    reads.clear()
+    assert cli.main(["--root", str(project), "cache", "clear"]) == 0
+    assert not index.index_path(project / "cache").exists()
+    _table(project)
+    assert sorted(reads) == ["jsonl:big_middle", "jsonl:r0", "jsonl:r1", "jsonl:r2"]
