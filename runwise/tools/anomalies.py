@@ -68,10 +68,6 @@ def _row(a: Anomaly, ref: str, *, message: bool = True) -> list[str | int | floa
             "; ".join(a.related) or None, a.first or None, next_call(a, ref), a.message if message else None]
 
 
-def _tokens(out: DetectAnomaliesOutput) -> int:
-    return answer_tokens(out)  # the same count the tool's budget guard (runwise.tools._bound) makes
-
-
 def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> DetectAnomaliesOutput:
     """Shape `out` to `budget` estimated tokens, worst finding kept longest.
 
@@ -80,17 +76,17 @@ def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> Detect
     loses its evidence too; columns left empty go; other notes go; the summary drops the worst
     finding's message (its row says it).
     """
-    if _tokens(out) <= budget:
+    if answer_tokens(out) <= budget:
         return out
     rows = out.anomalies.rows
     col = {c: i for i, c in enumerate(out.anomalies.columns)}
     for name in _EVIDENCE:
         for r in reversed(rows[1:]):
             r[col[name]] = None
-            if _tokens(out) <= budget:
+            if answer_tokens(out) <= budget:
                 return out
     noted = False
-    while len(rows) > 1 and _tokens(out) > budget:
+    while len(rows) > 1 and answer_tokens(out) > budget:
         rows.pop()
         out.omitted = total - len(rows)
         note = (f"{out.omitted} more finding{'s' if out.omitted > 1 else ''} left out to fit {budget} tokens: "
@@ -101,14 +97,14 @@ def fit_budget(out: DetectAnomaliesOutput, budget: int, *, total: int) -> Detect
             out.notes.insert(0, note)
             noted = True
     for name in _EVIDENCE:  # the worst row's evidence too
-        if _tokens(out) <= budget:
+        if answer_tokens(out) <= budget:
             return out
         _clear(rows, col[name])
-    if _tokens(out) > budget:
+    if answer_tokens(out) > budget:
         _drop_empty_columns(out)
-    if _tokens(out) > budget:
+    if answer_tokens(out) > budget:
         del out.notes[1 if noted else 0:]
-    if _tokens(out) > budget:  # the worst finding's message goes last: its row keeps kind, steps and values
+    if answer_tokens(out) > budget:  # the worst finding's message goes last: its row keeps kind, steps and values
         out.summary = out.summary.split(", worst first:")[0]
     return out
 

@@ -9,7 +9,6 @@ what it left out.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -34,7 +33,7 @@ from runwise.config import RunwiseConfig
 from runwise.errors import RunwiseError
 from runwise.model import Run, Series
 from runwise.parsers import Progress
-from runwise.tokens import estimate_tokens
+from runwise.tools._bound import answer_tokens
 from runwise.tools._common import In, Num, Out, Table, fmt, main_metrics, num, roles, run_label, run_notes, short_value
 from runwise.tools._fields import MAX_STEP, NAME_CHARS, REF_CHARS, check_ref
 
@@ -198,29 +197,26 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
     shape = _Shape(rows=min(len(rows), req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                    cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
     out = parts.build(shape, budget or 0)
-    if budget is None or estimate_tokens(_compact(out)) <= budget:
+    if budget is None or answer_tokens(out) <= budget:
         return out
     full = shape
     for knob, value in _CUTS:  # cut in order until it fits ...
         if getattr(shape, knob) > value:
             shape = replace(shape, **{knob: value})
             out = parts.build(shape, budget)
-            if estimate_tokens(_compact(out)) <= budget:
+            if answer_tokens(out) <= budget:
                 break
     for knob in _REFILL:  # ... then give back what still fits, the most useful part first
         for value in sorted({getattr(full, knob), *(v for k, v in _CUTS if k == knob)}, reverse=True):
             if value <= getattr(shape, knob):
                 break
             bigger = parts.build(replace(shape, **{knob: value}), budget)
-            if estimate_tokens(_compact(bigger)) <= budget:
+            if answer_tokens(bigger) <= budget:
                 shape, out = replace(shape, **{knob: value}), bigger
                 break
     return out
 
 
-def _compact(out: CompareRunsOutput) -> str:
-    """The answer as the MCP server sends it: JSON without spaces."""
-    return json.dumps(out.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
 
 
 def _compare(loaded: list[tuple[Run, int | None]], key: str) -> MetricComparison:
