@@ -22,6 +22,7 @@ from runwise.analysis._arrays import FloatArray, IntArray, as_series, as_values,
 from runwise.analysis._robust import spike_points, spike_scores
 from runwise.analysis.aliases import ROLES, find_metric
 from runwise.analysis.evidence import with_evidence
+from runwise.analysis.schedule import check_lr_schedule
 from runwise.formatting import fmt_step
 
 __all__ = [
@@ -155,7 +156,7 @@ def detect_anomalies(
 
     record("throughput_drop",
            _grad_checks.check_throughput(speed, *data[speed], th) if speed is not None else "no throughput metric")
-    record("lr_schedule", _lr_schedule(lr_key, data, th, config, loss))
+    record("lr_schedule", _lr_schedule(lr_key, data, th, config))
 
     found = [with_evidence(a, data, role_keys) for a in found]
     rank = {sev: i for i, sev in enumerate(SEVERITIES)}
@@ -172,18 +173,11 @@ def _lr(sv: tuple[IntArray, FloatArray]) -> _checks.Lr | None:
 
 
 def _lr_schedule(lr_key: str | None, data: Mapping[str, tuple[IntArray, FloatArray]], th: Thresholds,
-                 config: Mapping[str, Any] | None, loss: str | None) -> _checks.Result:
-    """The learning-rate schedule check (runwise.analysis.schedule), when there is an lr metric and the check."""
+                 config: Mapping[str, Any] | None) -> _checks.Result:
+    """The learning-rate schedule check (runwise.analysis.schedule), when there is an lr metric."""
     if lr_key is None:
         return "no learning rate metric"
-    try:
-        from runwise.analysis.schedule import check_lr_schedule
-    except ImportError:
-        return "not available"
-    loss_arg = (loss, *data[loss]) if loss is not None else None
-    result: _checks.Result = check_lr_schedule(
-        lr_key, *data[lr_key], config=dict(config or {}), thresholds=th, loss=loss_arg)
-    return result
+    return check_lr_schedule(lr_key, *data[lr_key], config=dict(config or {}), thresholds=th)
 
 
 def _explained_steps(spikes: list[Anomaly], grad_steps: IntArray) -> frozenset[int]:

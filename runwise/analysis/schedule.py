@@ -210,17 +210,16 @@ def check_lr_schedule(
     *,
     config: Mapping[str, Any] | None,
     thresholds: Thresholds,
-    loss: tuple[str, IntArray, FloatArray] | None = None,
 ) -> list[Anomaly] | str:
     """Schedule faults of the logged LR `lr_key` against `config`, or why the check cannot run.
 
     Findings are of kind "lr_schedule", each dated at its onset (the jump, where the LR got
     stuck, where the declared warmup or decay should have shown), with `baseline` the LR level
-    expected or before and `value` the LR observed. `loss` is accepted for the caller's
-    evidence; the faults are judged on the LR alone. `thresholds` is accepted for a uniform
-    check signature. Raises ValueError for malformed series.
+    expected or before and `value` the LR observed; the faults are judged on the LR and the
+    config alone (`thresholds` is taken for a uniform check signature). Raises ValueError for
+    malformed series.
     """
-    del thresholds, loss  # judged on the LR and the config alone
+    del thresholds  # judged on the LR and the config alone
     s, v = as_series(steps, values)
     finite = np.isfinite(v)
     fs, fv = s[finite], v[finite]
