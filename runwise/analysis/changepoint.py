@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from runwise.analysis._arrays import FloatArray
-
-MAD_TO_SIGMA = 1.4826
+from runwise.analysis._robust import MAD_TO_SIGMA
 
 
 def robust_sd(values: FloatArray, *, order: int = 1) -> float:

@@ -14,9 +14,9 @@ from numpy.typing import NDArray
 
 from runwise._flat import flatten
 from runwise.analysis._arrays import FloatArray, IndexArray, IntArray, as_series
+from runwise.analysis._robust import MAD_TO_SIGMA
 
 MISSING = "<missing>"
-MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 NOISE_FLOOR_REL = 1e-3  # a noise floor, relative to the level: flat or deterministic curves (lr)
 NOISE_FLOOR_ABS = 1e-12
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from runwise.analysis._anomaly_types import Anomaly
 from runwise.analysis._arrays import FloatArray, IntArray, fmt_num
-from runwise.analysis.changepoint import MAD_TO_SIGMA, page_onset
+from runwise.analysis._robust import MAD_TO_SIGMA
+from runwise.analysis.changepoint import page_onset
 
 INSIDE_POINTS = 2000  # a lasting finding's level inside: the median of at most this many points
 LOOKBACK = 100  # points of a metric before the finding: the first half gives its level before
