@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runwise import cache, index, parsers
+from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError, SourceError
 from runwise.model import RUNNING, Run, RunEntry
@@ -62,8 +63,8 @@ log = logging.getLogger("runwise.runs")
 LIST_LOAD_BYTES = 64 * 1024 * 1024
 LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
 # (run key, mtime, size) -> the display name its load (or Source.display_name) gave: names shown resolve
-_loaded_names: dict[tuple[str, float, int], str] = {}
 _NAMES_SIZE = 10_000
+_loaded_names: Bounded[tuple[str, float, int], str] = Bounded(_NAMES_SIZE)
 
 
 def split_step(ref: str) -> tuple[str, int | None]:
@@ -167,7 +168,7 @@ def _index_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
         for e in unknown:
             row = rows.get(e.key)
             if row is not None:
-                _loaded_names[_name_key(e)] = row.name
+                _loaded_names.put(_name_key(e), row.name)
                 learned = learned or row.name != e.name
     return learned
 
@@ -192,7 +193,7 @@ def _learn_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:
         except (RunwiseError, OSError):
             continue  # unreadable: list_runs shows no name for it either
         with _lock:
-            _loaded_names[key] = name
+            _loaded_names.put(key, name)
         learned = True
     return learned
 
@@ -303,7 +304,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
     if canonical is entry:
         return run
     with _lock:
-        _loaded_names[_name_key(entry)] = run.name
+        _loaded_names.put(_name_key(entry), run.name)
     return dataclasses.replace(run, id=entry.id)  # a shallow copy: the history is shared, not copied
 
 
@@ -316,7 +317,7 @@ def _load_once(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None) -
             cached = _cache.get(ident)
             if cached is not None:
                 _cache.move_to_end(ident)
-                _loaded_names[_name_key(entry)] = cached.name
+                _loaded_names.put(_name_key(entry), cached.name)
                 return cached
             flight = _flights.get(key)
             if flight is None:
@@ -484,9 +485,7 @@ def _remember(entry: RunEntry, cfg: RunwiseConfig, ident: tuple[object, ...], ru
     """Keep `run` in the in-memory cache (call with `_lock` held)."""
     _cache[ident] = run
     _latest[_latest_key(entry, cfg)] = run
-    _loaded_names[_name_key(entry)] = run.name
-    while len(_loaded_names) > _NAMES_SIZE:
-        del _loaded_names[next(iter(_loaded_names))]
+    _loaded_names.put(_name_key(entry), run.name)
     while len(_cache) > _CACHE_SIZE:
         _, dropped = _cache.popitem(last=False)
         for k in [k for k, v in _latest.items() if v is dropped]:
