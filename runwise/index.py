@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -156,7 +157,7 @@ def file_stats(entry: RunEntry) -> list[tuple[str, int, int]]:
         except OSError:
             parts.append((str(p), -1, 0))
             continue
-        if not p.is_dir():
+        if not stat.S_ISDIR(st.st_mode):  # the mode p.stat() gave: no second stat
             parts.append((str(p), st.st_size, st.st_mtime_ns))
             continue
         for d in (p, p / "files"):
@@ -214,6 +215,14 @@ class RunIndex:
             cur = db.execute(f"SELECT key, {', '.join(_COLUMNS)} FROM runs WHERE root = ?", (self.root,))
             return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
 
+    def _keys(self) -> list[str]:
+        """The run keys this project has rows for (no row read whole)."""
+        if self.path is None:
+            with _lock:
+                return [k for root, k in _memory if root == self.root]
+        with self._connect() as db:
+            return [k for (k,) in db.execute("SELECT key FROM runs WHERE root = ?", (self.root,)).fetchall()]
+
     # -- writing
 
     def put(self, entry: RunEntry, files: str, run: Run) -> Row:
@@ -240,7 +249,7 @@ class RunIndex:
         Returns how many rows of this project were removed.
         """
         kept = set(keep)
-        gone = [k for k in self._all() if k not in kept]
+        gone = [k for k in self._keys() if k not in kept]
         if self.path is None:
             with _lock:
                 for k in gone:
