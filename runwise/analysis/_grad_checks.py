@@ -33,12 +33,11 @@ def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Res
         return f"{key} has fewer than {th.gradient_sustained_steps} finite points"
     low = finite & (v < th.gradient_vanish_threshold)
     starts, ends = sustained_runs(low, th.gradient_sustained_steps)
-    long = (ends - starts + 1) >= th.gradient_sustained_steps
-    if not long.any():
+    if starts.size == 0:
         return []
-    a, b = int(starts[long][0]), int(ends[long][0])
+    a, b = int(starts[0]), int(ends[0])
     onset = onset_before(np.abs(v), a, b, direction=-1.0, min_drift=LOG_DRIFT, log=True)
-    more = int(np.count_nonzero(long)) - 1
+    more = starts.size - 1
     before = float(np.median(v[max(0, onset - 20):onset])) if onset > 0 else None
     msg = (f"{key} fell below {th.gradient_vanish_threshold:g} from step {fmt_step(int(s[onset]))} "
            f"({b - a + 1:,} points)" + (f"; {more} more stretches" if more else ""))
@@ -46,11 +45,11 @@ def check_vanishing(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Res
                     msg, baseline=before)]
 
 
-def _trailing_median(v: FloatArray, block: int) -> FloatArray:
-    """Per point, the median of the previous block of `block` points (the first block: its own)."""
-    med, _ = block_median_mad(v, block)
-    prev = np.maximum(np.arange(med.size) - 1, 0)
-    return med[prev][np.arange(v.size) // block]
+def _previous_block(per_block: FloatArray, block: int, n: int) -> FloatArray:
+    """Per point of a series of `n` points, the value of the block of `block` points before its own
+    (the first block: its own); `per_block` holds one value per block (a median, a running min or max)."""
+    prev = np.maximum(np.arange(per_block.size) - 1, 0)
+    return per_block[prev][np.arange(n) // block]
 
 
 def sustained_runs(mask: NDArray[np.bool_], need: int) -> tuple[IndexArray, IndexArray]:
@@ -58,7 +57,8 @@ def sustained_runs(mask: NDArray[np.bool_], need: int) -> tuple[IndexArray, Inde
 
     A stretch starts at its first such run and goes on through the runs that follow less than
     `need` points apart: noise around a threshold breaks a lasting stretch into pieces, and its
-    end is the last piece's, not the first's. Pieces without a long run are no stretch at all.
+    end is the last piece's, not the first's. Pieces without a long run are no stretch at all, so
+    every stretch returned is at least `need` points long.
     """
     starts, ends = true_runs(mask)
     if starts.size == 0:
@@ -75,14 +75,6 @@ def sustained_runs(mask: NDArray[np.bool_], need: int) -> tuple[IndexArray, Inde
     return starts[first_long[keep]], ends[last[keep]]
 
 
-def _running_floor(v: FloatArray, block: int) -> FloatArray:
-    """Per point, the lowest median of the blocks of `block` points before its own (the first block: its own)."""
-    med, _ = block_median_mad(v, block)
-    low = np.fmin.accumulate(med)  # NaN blocks do not reset it
-    prev = np.maximum(np.arange(med.size) - 1, 0)
-    return low[prev][np.arange(v.size) // block]
-
-
 def grad_jumps(v: FloatArray, th: Thresholds) -> tuple[IndexArray, FloatArray, IndexArray, IndexArray]:
     """(jump indices, their ratio to the running median, sustained starts, sustained ends) of a grad norm.
 
@@ -92,18 +84,18 @@ def grad_jumps(v: FloatArray, th: Thresholds) -> tuple[IndexArray, FloatArray, I
     point above that outside a sustained stretch that is also above multiplier x the median of the
     3 finite points before it (so a run whose grad norm starts high and falls fast has no jumps).
     """
-    base = _trailing_median(v, th.spike_window)
-    floor = _running_floor(v, th.spike_window)
+    med, _ = block_median_mad(v, th.spike_window)
+    base = _previous_block(med, th.spike_window, v.size)
+    floor = _previous_block(np.fmin.accumulate(med), th.spike_window, v.size)  # NaN blocks do not reset it
     mult = th.gradient_explode_multiplier
     with np.errstate(invalid="ignore"):
         high = np.isfinite(v) & (base > 0) & (v > mult * base)
         # a slow explosion drags its own running median along: judged against the lowest level so far
         grown = np.isfinite(v) & (floor > 0) & (v > mult * floor)
     starts, ends = sustained_runs(high | grown, th.gradient_sustained_steps)
-    long = (ends - starts + 1) >= th.gradient_sustained_steps
     marks = np.zeros(v.size + 1, dtype=np.int64)
-    np.add.at(marks, starts[long], 1)
-    np.add.at(marks, ends[long] + 1, -1)
+    np.add.at(marks, starts, 1)
+    np.add.at(marks, ends + 1, -1)
     in_long = np.cumsum(marks[:-1]) > 0
     jumps = np.flatnonzero(high & ~in_long)
     if jumps.size:
@@ -112,7 +104,7 @@ def grad_jumps(v: FloatArray, th: Thresholds) -> tuple[IndexArray, FloatArray, I
             jumps = jumps[v[jumps] > th.gradient_explode_multiplier * before]  # NaN before: never a jump
     with np.errstate(invalid="ignore", over="ignore"):
         ratio = v[jumps] / base[jumps]
-    return jumps, ratio, starts[long], ends[long]
+    return jumps, ratio, starts, ends
 
 
 def check_exploding(key: str, s: IntArray, v: FloatArray, th: Thresholds,
@@ -175,16 +167,13 @@ def check_throughput(key: str, s: IntArray, v: FloatArray, th: Thresholds) -> Re
         return f"{key} has fewer than {need} points"
     block = max(need, min(th.spike_window, v.size // 10))
     med, _ = block_median_mad(v, block)
-    best = np.fmax.accumulate(med)  # NaN blocks (no finite points) do not reset the maximum
-    prev = np.maximum(np.arange(med.size) - 1, 0)
-    base = best[prev][np.arange(v.size) // block]
+    base = _previous_block(np.fmax.accumulate(med), block, v.size)  # NaN blocks do not reset the maximum
     with np.errstate(invalid="ignore"):
         low = finite & (base > 0) & (v < (1.0 - th.throughput_drop_threshold) * base)
     starts, ends = sustained_runs(low, need)
-    long = (ends - starts + 1) >= need
-    if not long.any():
+    if starts.size == 0:
         return []
-    a, b = int(starts[long][0]), int(ends[long][0])
+    a, b = int(starts[0]), int(ends[0])
     onset = onset_before(v, a, b, direction=-1.0)
     level = float(np.median(v[a:b + 1]))
     ref = float(base[a])
