@@ -350,7 +350,11 @@ class KeyRank:
 
 def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Flattened keys whose value is not the same in every config (a missing key counts as a value), sorted."""
-    flat = [flatten_config(c) for c in configs]
+    return _differing([flatten_config(c) for c in configs])
+
+
+def _differing(flat: Sequence[Mapping[str, Any]]) -> list[str]:
+    """differing_keys of configs already flattened."""
     keys = sorted(set().union(*flat)) if flat else []
     return [k for k in keys if len({_canon(f.get(k, MISSING)) for f in flat}) > 1]
 
@@ -370,7 +374,7 @@ def rank_config_keys(configs: Sequence[Mapping[str, Any]], outcome: Sequence[flo
     y = np.asarray(outcome, dtype=np.float64)
     ok = np.isfinite(y)
     ranks = []
-    for key in differing_keys(configs):
+    for key in _differing(flat):
         values = tuple(f.get(key, MISSING) for f in flat)
         share = _share([v for v, good in zip(values, ok, strict=True) if good], y[ok])
         ranks.append(KeyRank(key, values, share, is_identity_key(key)))
@@ -418,7 +422,7 @@ def group_runs(configs: Sequence[Mapping[str, Any]], by: str) -> dict[str, list[
     flat = [flatten_config(c) for c in configs]
     if by != "seed":
         return _by_label([f"{by}={_show(f.get(by, MISSING))}" for f in flat])
-    telling = [k for k in differing_keys(configs) if not is_identity_key(k)]
+    telling = [k for k in _differing(flat) if not is_identity_key(k)]
     if not telling:
         return {"all": list(range(len(flat)))}
     shown = telling[:3]  # a label names at most three keys: groups differ in all of them together
