@@ -15,11 +15,14 @@ from typing import Any, Generic, Protocol, TypeVar
 from runwise.config import RunwiseConfig
 from runwise.parsers import Progress
 from runwise.tools._bound import fit, fit_tokens
-from runwise.tools._common import In, Out
+from runwise.tools._common import In, Out, request_budget
 from runwise.tools.anomalies import ANSWER_TOKENS, DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies
+from runwise.tools.anomalies import SIZES as ANOMALY_SIZES
 from runwise.tools.compare import DEFAULT_BUDGET as COMPARE_BUDGET
+from runwise.tools.compare import SIZES as COMPARE_SIZES
 from runwise.tools.compare import CompareRunsInput, CompareRunsOutput, compare_runs
 from runwise.tools.metrics import (
+    HISTORY_SIZES,
     HISTORY_TOKENS,
     GetHistoryInput,
     GetHistoryOutput,
@@ -53,6 +56,7 @@ from runwise.tools.runs import (
     find_best_run,
     list_runs,
 )
+from runwise.tools.summary import SIZES as SUMMARY_SIZES
 from runwise.tools.summary import SUMMARY_BUDGET, SummarizeRunInput, SummarizeRunOutput, summarize_run
 
 I = TypeVar("I", bound=In)  # noqa: E741 - the input model, as in the SDK's own generics
@@ -88,12 +92,7 @@ class ToolSpec(Generic[I, O]):
 
     def budget_for(self, req: I) -> int | None:
         """The token budget `req` gets: its own; else the tool's default, unless it asks for a size itself."""
-        if req.budget is not None:
-            return req.budget
-        fields = type(req).model_fields
-        if any(getattr(req, k) != fields[k].default for k in self.sizes if k in fields):
-            return None
-        return self.budget
+        return request_budget(req, self.budget, self.sizes)
 
     def run(self, req: I, cfg: RunwiseConfig, progress: Progress | None = None) -> O:
         """The handler's answer, cut to the answer size cap and to its token budget (with notes saying what was cut)."""
@@ -117,20 +116,20 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         "Is this run healthy? Verdict first (healthy/watch/broken, worst finding), LR phase, validation "
         "trend, best checkpoint, then main metrics. Start here.",
         SummarizeRunInput, SummarizeRunOutput, summarize_run,
-        budget=SUMMARY_BUDGET, ask="keys=, get_history, detect_anomalies", sizes=("max_metrics", "spark_width"),
+        budget=SUMMARY_BUDGET, ask="keys=, get_history, detect_anomalies", sizes=SUMMARY_SIZES,
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
         "Compare 2-16 runs: final/best values, checkpoints, the step where they diverge beyond noise, config "
         "keys ranked by how much they explain; 'ref@STEP' or step=N; group_by='seed' aggregates seeds.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
-        budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=("max_metrics",),
+        budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=COMPARE_SIZES,
     ),
     ToolSpec(
         "get_history", "Metric history",
         "Downsampled metric curves (step/value columns); each bucket's min/max kept, so spikes survive.",
         GetHistoryInput, GetHistoryOutput, get_history,
-        budget=HISTORY_TOKENS, ask="keys=, start_step=/end_step=", sizes=("max_points",),
+        budget=HISTORY_TOKENS, ask="keys=, start_step=/end_step=", sizes=HISTORY_SIZES,
     ),
     ToolSpec(
         "get_stats", "Metric statistics",
@@ -180,7 +179,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
         "Full-resolution checks: spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
         "gradients, throughput drops, LR schedule faults; each with its steps and evidence.",
         DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies,
-        budget=ANSWER_TOKENS, ask="keys=, max_anomalies=", sizes=("max_anomalies",),
+        budget=ANSWER_TOKENS, ask="keys=, max_anomalies=", sizes=ANOMALY_SIZES,
     ),
 ]
 

@@ -169,6 +169,18 @@ def run_notes(run: Run) -> list[str]:
     return notes[:6]
 
 
+def request_budget(req: In, default: int, sizes: Sequence[str]) -> int | None:
+    """The token budget `req` gets: its own `budget`; else `default`, unless it sets one of the
+    size arguments `sizes` (max_points=500) itself, which then asks for that size instead."""
+    budget: int | None = getattr(req, "budget", None)
+    if budget is not None:
+        return budget
+    fields = type(req).model_fields
+    if any(getattr(req, k) != fields[k].default for k in sizes if k in fields):
+        return None
+    return default
+
+
 def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None = None, max_anomalies: int = 20) -> Any:
     """Run every anomaly check on full-resolution history (once per run version, keys and thresholds)."""
     from runwise.analysis.anomalies import detect_anomalies

@@ -19,10 +19,22 @@ from runwise.config import RunwiseConfig
 from runwise.formatting import fmt_step
 from runwise.parsers import Progress
 from runwise.tools._bound import answer_tokens
-from runwise.tools._common import In, Out, Table, anomaly_report, num, one_run, run_label, run_notes, select_keys
+from runwise.tools._common import (
+    In,
+    Out,
+    Table,
+    anomaly_report,
+    num,
+    one_run,
+    request_budget,
+    run_label,
+    run_notes,
+    select_keys,
+)
 from runwise.tools._fields import Keys, RunRef
 
 ANSWER_TOKENS = 400  # the default answer's size, in estimated tokens
+SIZES = ("max_anomalies",)  # a request setting it asks for that many rows instead of the default budget
 COLUMNS = ["kind", "severity", "metric", "step", "steps", "value", "baseline", "related", "first", "next", "message"]
 _EVIDENCE = ("next", "first", "related", "message")  # dropped from the lowest rows first, in this order
 
@@ -148,9 +160,7 @@ def detect_anomalies(
         observations=list(rep.observations), checks_run=list(rep.checks_run),
         checks_skipped=dict(rep.checks_skipped), notes=notes,
     )
-    budget = req.budget
-    if budget is None and req.max_anomalies == type(req).model_fields["max_anomalies"].default:
-        budget = ANSWER_TOKENS  # another max_anomalies asks for that many rows, whatever their size
+    budget = request_budget(req, ANSWER_TOKENS, SIZES)  # another max_anomalies asks for that many rows
     return fit_budget(out, budget, total=n) if budget is not None else out
 
 

@@ -34,11 +34,25 @@ from runwise.errors import RunwiseError
 from runwise.model import Run, Series
 from runwise.parsers import Progress
 from runwise.tools._bound import answer_tokens
-from runwise.tools._common import In, Num, Out, Table, fmt, main_metrics, num, roles, run_label, run_notes, short_value
+from runwise.tools._common import (
+    In,
+    Num,
+    Out,
+    Table,
+    fmt,
+    main_metrics,
+    num,
+    request_budget,
+    roles,
+    run_label,
+    run_notes,
+    short_value,
+)
 from runwise.tools._fields import MAX_STEP, NAME_CHARS, REF_CHARS, check_ref
 
 MAX_RUNS = 16
 DEFAULT_BUDGET = 2_000  # tokens of the compact JSON answer when the request names no budget
+SIZES = ("max_metrics",)  # a request setting it asks for that many metrics instead of the default budget
 ANALYSED = 6  # metrics given best values and a point of divergence by default
 CHECKED = 3  # metrics given values at the common checkpoints by default
 GROUP_METRICS = 3  # metrics given group statistics by default
@@ -191,9 +205,7 @@ def compare_runs(req: CompareRunsInput, cfg: RunwiseConfig, progress: Progress |
             notes += _step_notes(run, step)
     schedule = {roles(run.history, cfg).get("lr") or "" for run, _ in loaded}  # its minimum is no 'best'
     parts = _Parts(req, loaded, ids, rows, shown_keys, analysed, outcome, ranked, grouped, notes, stepped, schedule)
-    budget: int | None = getattr(req, "budget", None)
-    if budget is None and req.max_metrics == CompareRunsInput.model_fields["max_metrics"].default:
-        budget = DEFAULT_BUDGET  # a request that sets max_metrics itself asks for that size instead
+    budget = request_budget(req, DEFAULT_BUDGET, SIZES)  # a request setting max_metrics asks for that size
     shape = _Shape(rows=min(len(rows), req.max_metrics), best=ANALYSED, check=CHECKED, div=ANALYSED,
                    cfg=CONFIG_ROWS, gstats=GROUP_METRICS)
     out = parts.build(shape, budget or 0)

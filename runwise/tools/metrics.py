@@ -23,6 +23,7 @@ from runwise.tools._common import (
     fmt_step,
     num,
     one_run,
+    request_budget,
     run_label,
     run_notes,
     select_keys,
@@ -33,6 +34,7 @@ from runwise.tools._fields import MAX_STEP, Keys, RunRef, Step
 HISTORY_BUDGET = 360  # points across all metrics by default when max_points is given without a budget
 HISTORY_POINTS = 2_000  # points across all metrics in one answer, whatever max_points asks
 HISTORY_TOKENS = 2_000  # get_history's default token budget (ToolSpec.budget)
+HISTORY_SIZES = ("max_points",)  # a request setting it asks for that many points instead of the default budget
 ANSWER_METRICS = 50  # metrics in one answer of get_history or get_stability
 POINT_TOKENS = 9  # about what one step/value pair costs: a first guess of the points a budget holds
 MAX_BUDGET_POINTS = 500  # points per metric a budget alone asks for (max_points can ask up to 5,000)
@@ -109,7 +111,7 @@ def get_history(req: GetHistoryInput, cfg: RunwiseConfig, progress: Progress | N
     run, unused = one_run(req.run, cfg, progress)
     keys, left_out = clip(select_keys(run, req.keys, cfg, default_limit=6), ANSWER_METRICS)
     notes = unused + run_notes(run) + _more_metrics(left_out)
-    budget = req.budget if req.budget is not None else (HISTORY_TOKENS if req.max_points is None else None)
+    budget = request_budget(req, HISTORY_TOKENS, HISTORY_SIZES)
     most = min(req.max_points or MAX_BUDGET_POINTS, max(4, HISTORY_POINTS // max(1, len(keys))))
     if req.max_points is not None and most < req.max_points:
         notes.append(f"max_points lowered to {most} per metric: at most {HISTORY_POINTS:,} points per answer")

@@ -33,6 +33,7 @@ from runwise.tools._common import (
     fmt_step,
     num,
     one_run,
+    request_budget,
     roles,
     run_label,
     run_notes,
@@ -43,6 +44,7 @@ from runwise.tools._fields import Keys, RunRef
 from runwise.tools.run import RunHeader, ending, header
 
 SUMMARY_BUDGET = 400  # tokens of the default answer (the compact JSON the MCP server sends)
+SIZES = ("max_metrics", "spark_width")  # a request setting one asks for the table's size itself, not a budget
 MAX_FINDINGS = 5  # finding messages listed; the verdict line counts them all
 MIN_METRICS = 2  # a budget never cuts the table below this many metrics
 SHORT_MESSAGE = 90  # characters a finding message is cut to when the budget is tight
@@ -88,7 +90,7 @@ def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress
     selected = select_keys(run, req.keys, cfg, default_limit=req.max_metrics)
     keys = selected[:req.max_metrics]
     more = (len(selected) if req.keys else len(run.history)) - len(keys)
-    budget = _budget(req)
+    budget = request_budget(req, SUMMARY_BUDGET, SIZES)
     parts = _Parts.of(run, cfg, keys, more, req.anomalies, unused)
     shape = _Shape(len(keys), req.spark_width, len(keys))
     out = parts.answer(shape)
@@ -100,16 +102,6 @@ def summarize_run(req: SummarizeRunInput, cfg: RunwiseConfig, progress: Progress
         shape = smaller
         out = parts.answer(shape, note=_cut_note(parts, shape, req, budget))
     return out
-
-
-def _budget(req: SummarizeRunInput) -> int | None:
-    """The request's budget; else the default, unless the request sets the table's size itself."""
-    if req.budget is not None:
-        return req.budget
-    fields = type(req).model_fields
-    if any(getattr(req, k) != fields[k].default for k in ("max_metrics", "spark_width")):
-        return None
-    return SUMMARY_BUDGET
 
 
 def _smaller(shape: _Shape) -> list[_Shape]:
