@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runwise.formatting import fmt, fmt_duration
+from runwise.formatting import Cell, fmt, fmt_cell, fmt_duration
 from runwise.model import CRASHED, FAILED, RUNNING
 
 if TYPE_CHECKING:
@@ -308,11 +308,6 @@ def view(frame: Frame, findings: list[tuple[str, bool]]) -> RenderableType:
     return Group(*parts)
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return fmt(value)
-    return str(value)
+def _cell(value: Cell) -> str:
+    """A table cell as the other tables write it (formatting.fmt_cell), an empty one blank."""
+    return "" if value is None else fmt_cell(value)
