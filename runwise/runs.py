@@ -381,7 +381,8 @@ def index_rows(
         if row is None or (whole and row.partial):
             files = index.files_identity(c)  # before the read: a row is never newer than its files
             try:
-                ends = None if whole or is_cached(c) else _ends_run(c, cfg)
+                # is_cached stats the run's files: asked only of the logs an ends-only read is for
+                ends = None if whole or not _read_at_ends(c) or is_cached(c) else _ends_run(c, cfg)
                 run = ends if ends is not None else load(c, cfg, progress)
                 row = index.partial_row(run, c.key) if ends is not None else index.row_of(run, c.key)
             except RunwiseError as exc:
@@ -401,11 +402,16 @@ _HEAD_BYTES = 64 * 1024  # of a large JSONL log read at its ends: its config and
 _TAIL_BYTES = 1024 * 1024  # ... and its last rows, final values and state at the end
 
 
+def _read_at_ends(entry: RunEntry) -> bool:
+    """Whether a listing reads `entry` at its ends only: one JSONL log of over LIST_LOAD_BYTES."""
+    return entry.source == "jsonl" and len(entry.paths) == 1 and entry.size > LIST_LOAD_BYTES
+
+
 def _ends_run(entry: RunEntry, cfg: RunwiseConfig) -> Run | None:
     """The run of a JSONL log of over LIST_LOAD_BYTES from its first and last lines only, as the JSONL reader
     reads them (metrics, `_meta`, state); None for any other run, or a log whose steps are line numbers
     (reading its ends would number its last lines wrong), or whose last line is too long to find."""
-    if entry.source != "jsonl" or len(entry.paths) != 1 or entry.size <= LIST_LOAD_BYTES:
+    if not _read_at_ends(entry):
         return None
     from runwise.parsers import jsonl
     from runwise.parsers.jsonl_rows import merge, read_part
