@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from runwise.analysis.sparkline import sparkline
 from runwise.model import LIVE_SECONDS, RUNNING, Run, RunEntry
 
 log = logging.getLogger("runwise.index")
@@ -128,6 +127,8 @@ def row_of(run: Run, key: str, *, sparks: bool = True) -> Row:
 
 
 def _metric_row(steps: np.ndarray[Any, Any], values: np.ndarray[Any, Any], *, spark: bool) -> MetricRow:
+    from runwise.analysis.sparkline import sparkline  # here: looking a run up needs no analysis modules
+
     finite = np.isfinite(values)
     line = sparkline(values, width=SPARK_WIDTH) if spark else None
     if not finite.all():
