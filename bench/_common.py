@@ -169,3 +169,24 @@ def watch_source(name: str) -> Iterator[SourceCalls]:
     finally:
         for f, fn in real.items():
             setattr(module, f, fn)
+
+
+def figure(what: str, runwise: Any, *, peer: Any = None, peer_name: str = "", unit: str = "", target: str = "",
+           passed: bool | None = None, ratio: float | None = None) -> Result:
+    """One row of a bench's `--json` figures (bench/run_all.py makes RESULTS.md of them).
+
+    `runwise` and `peer` are the two sides' figures in `unit`, measured in the same run; `ratio` is
+    runwise / peer unless given; `target` says what must hold, `passed` whether it did (None: no target).
+    """
+    if ratio is None and isinstance(runwise, int | float) and isinstance(peer, int | float) and peer \
+            and not isinstance(runwise, bool):
+        ratio = runwise / peer
+    return {"what": what, "runwise": runwise, "peer": peer, "peer_name": peer_name, "unit": unit, "ratio": ratio,
+            "target": target, "pass": passed}
+
+
+def write_figures(path: str | Path | None, bench: str, rows: Sequence[Result], **extra: Any) -> None:
+    """Write `{"bench": bench, "rows": rows, **extra}` to `path` as JSON (nothing when path is None)."""
+    if path is None:
+        return
+    Path(path).write_text(json.dumps({"bench": bench, "rows": list(rows), **extra}, indent=2, default=str))

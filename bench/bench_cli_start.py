@@ -1,6 +1,6 @@
 """Start-up of the CLI: `runwise --help` against `python -c "import argparse"`, side by side.
 
-    python bench/bench_cli_start.py [--repeat 30] [--limit 1.5]
+    python bench/bench_cli_start.py [--repeat 30] [--limit 1.5] [--json PATH]
 
 Three commands, each a fresh process, run interleaved (one of each per round, in a rotating
 order, so a busy machine slows every side alike) the same number of times:
@@ -15,6 +15,7 @@ The console script is looked up next to this interpreter, then on PATH; it must 
 installation of this checkout (`pip install -e .`). The sides run without
 PYTHONDONTWRITEBYTECODE, and one untimed warm-up run of each writes the bytecode caches, as
 `pip install` does: otherwise every run of runwise would compile its modules from source.
+`--json PATH` also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=30, help="runs of each side (default 30)")
     ap.add_argument("--limit", type=float, default=1.5, help="largest allowed median ratio (default 1.5)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
 
     commands = sides()
@@ -95,6 +97,17 @@ def main() -> int:
         print(f"{name:<9} {med * 1e3:8.1f} {low * 1e3:8.1f} {ratio_med:14.2f} {ratio_min:11.2f}  {shown}")
     ok = worst <= args.limit
     print(f"{'ok' if ok else 'FAIL'}: slowest runwise side is {worst:.2f}x argparse (limit {args.limit}x)")
+    if args.json:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import figure, write_figures
+
+        write_figures(args.json, "cli_start", [
+            figure(f"{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(commands[name]))}, "
+                   f"median of {args.repeat}", statistics.median(times[name]) * 1e3,
+                   peer=base_med * 1e3, peer_name='python -c "import argparse"', unit="ms",
+                   target=f"<= {args.limit:g}x", passed=statistics.median(times[name]) <= args.limit * base_med)
+            for name in commands if name != "argparse"
+        ], repeat=args.repeat)
     return 0 if ok else 1
 
 

@@ -29,7 +29,8 @@
    diverges, and rank_config_keys on their configs). Each repeated --repeat times (interleaved,
    median and min, wall and CPU time, bench/_common.py); target: median wall time < 1 s.
 
-Exit status 1 when a target is missed. Figures go to bench/_results/diagnosis.json.
+Exit status 1 when a target is missed. Figures go to bench/_results/diagnosis.json; `--json PATH`
+also writes the main figures, side by side with runwise 0.4.0 where part 2 ran, there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import _runwise040 as r040  # noqa: E402
-from _common import Side, repeat  # noqa: E402
+from _common import Side, figure, repeat, write_figures  # noqa: E402
 
 SOURCES = ("jsonl", "tensorboard", "wandb")
 SCENARIO_DATA = HERE / "_data" / "scenarios"
@@ -575,6 +576,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1_000_000, help="steps per metric in part 4")
     ap.add_argument("--repeat", type=int, default=5, help="repeats of each timing in part 4")
     ap.add_argument("--verbose", action="store_true", help="also list the extra findings on anomalous runs")
+    ap.add_argument("--json", help="also write the main figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if not parts <= {"1", "2", "3", "4"}:
@@ -587,6 +589,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
     misses: list[str] = []
     results: dict[str, Any] = {"argv": sys.argv[1:]}
+    figures: list[dict[str, Any]] = []
     chosen: list[Any] = []
     projects: dict[str, Path] = {}
     base = SCENARIO_DATA
@@ -618,6 +621,19 @@ def main(argv: Iterable[str] | None = None) -> int:
             log("  its kinds -> ours: " + "; ".join(f"{k} -> {v}" for k, v in r040.KIND_MAP.items()))
             log("  finding metric: the key its check read (loss key for spike/plateau, val key for overfit, ...)")
         results["suite"] = [t.side + "/" + t.source for t in tallies]
+        old = {(t.short, t.source): t for t in tallies if t.short.startswith("0.4.0")}
+        for t in tallies:
+            if t.short != "runwise":
+                continue
+            for mode in ("api", "tool"):
+                peer = old.get((f"0.4.0 {mode}", t.source))
+                figures.append(figure(f"{t.source}: recall on the labelled suite ({len(chosen)} scenarios)", t.recall,
+                                      peer=peer.recall if peer else None, peer_name=f"runwise 0.4.0 ({mode})",
+                                      target=f">= {RECALL_TARGET}", passed=t.recall >= RECALL_TARGET))
+            peer = old.get(("0.4.0 api", t.source))
+            figures.append(figure(f"{t.source}: false findings on healthy runs", len(t.false),
+                                  peer=len(peer.false) if peer else None, peer_name="runwise 0.4.0 (api)",
+                                  target=f"<= {FALSE_TARGET}", passed=len(t.false) <= FALSE_TARGET))
         results["scores"] = {f"{t.side}/{t.source}": t.figures() for t in tallies}
 
     if "3" in parts:
@@ -632,6 +648,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         else:
             misses += print_tokens(tok)
             results["tokens"] = tok
+            for tool, limit in TOKEN_LIMITS.items():
+                rs = tok["rows"].get(tool, [])
+                most = max((max(r["o200k"], r["claude"]) for r in rs), default=None)
+                figures.append(figure(f"{tool}: largest default answer, max(o200k, Claude) tokens", most,
+                                      unit="tokens", target=f"<= {limit:,}", passed=most is not None and most <= limit))
+            figures.append(figure("get_history keeps every labelled one-step spike", not tok["spike_misses"],
+                                  target="True", passed=not tok["spike_misses"]))
 
     if "4" in parts:
         heading(f"Part 4. Speed on {args.steps:,}-step metrics (median and min of {args.repeat}; target < 1 s)")
@@ -653,6 +676,9 @@ def main(argv: Iterable[str] | None = None) -> int:
             log(f"  4-run compare: {notes['compare']}")
             misses.append(notes["compare"])
         results["speed"] = {s.name: {"median": s.median, "min": s.best, "runs": s.seconds} for s in sides}
+        for s in sides:
+            figures.append(figure(f"{s.name}, {args.steps:,} steps, median s", s.median, unit="s",
+                                  target=f"< {SECONDS_TARGET:g} s", passed=s.median < SECONDS_TARGET))
         results["speed_notes"] = notes
 
     heading("Targets")
@@ -663,6 +689,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     out = HERE / "_results"
     out.mkdir(exist_ok=True)
     (out / "diagnosis.json").write_text(json.dumps(results, indent=2, default=str))
+    write_figures(args.json, "diagnosis", figures, missed=misses)
     return 1 if misses else 0
 
 

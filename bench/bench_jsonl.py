@@ -1,6 +1,6 @@
 """JSONL at scale: a 1,000,000-row run, read by runwise vs plain orjson loops, side by side.
 
-    python bench/bench_jsonl.py [--rows 1000000] [--repeat 3]
+    python bench/bench_jsonl.py [--rows 1000000] [--repeat 3] [--json PATH]
 
 Generates (once) `bench/_data/jsonl/logs/big.jsonl`: 1M rows x 5 metrics logged every step
 (train/loss, train/acc, lr, grad_norm, samples_per_sec) plus val/loss every 100 steps, with one
@@ -19,7 +19,7 @@ Every side's points (per metric: steps and values) are counted and digested (ben
 and must agree before a ratio is printed; each handler's time is given against both loops.
 It also checks what the issue asks: the default get_history output holds the spike's step and
 the validation metric in at most 8,000 characters; summarize_run flags the spike; both handlers
-take at most 1.5x the one-process loop.
+take at most 1.5x the one-process loop. `--json PATH` also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import Side, repeat, run_child, same_points, table  # noqa: E402
+from _common import Side, figure, repeat, run_child, same_points, table, write_figures  # noqa: E402
 
 DATA = HERE / "_data" / "jsonl"
 
@@ -209,12 +209,16 @@ print(json.dumps({"line": line}))
 """
 
 
-def live(path: Path) -> bool:
+def live(path: Path, figures: list[dict[str, object]] | None = None) -> bool:
     """A run still being written: read 95% of the file, append 1% more, read again."""
     out = run_py(LIVE, str(path), str(DATA.parent / "jsonl_live"))
     t_full, t_refresh, n1, n2, same = str(out["line"]).split()
     print(f"live run: first read of {int(n1):,} rows {float(t_full):.2f} s; after {int(n2) - int(n1):,} rows were "
           f"appended, second read {float(t_refresh):.3f} s; equal to a full read: {same}")
+    if figures is not None:
+        figures.append(figure("live run: read after 1% appended vs the first read (95%)", float(t_refresh),
+                              peer=float(t_full), peer_name="runwise first read", unit="s",
+                              target="equal to a full read", passed=same == "True"))
     return same == "True"
 
 
@@ -222,7 +226,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs of every side (median and min are reported)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
+    figures: list[dict[str, object]] = []
     root = DATA if args.rows == 1_000_000 else DATA.with_name(f"jsonl_{args.rows}")
     path = root / "logs" / "big.jsonl"
     if not path.exists():
@@ -255,6 +261,8 @@ def main() -> int:
         problems.append(f"runwise used {sorted(used)} processes across runs, the parallel loop {n}")
     if problems:
         print("NOT COMPARABLE: " + "; ".join(problems))
+        write_figures(args.json, "jsonl", [figure("sides return the same points", False, target="same points",
+                                                  passed=False)], problems=problems)
         return 1
     print(f"every run of every side: {sides[0].runs[0]['points']:,} points, digest {sides[0].runs[0]['digest']}; "
           f"runwise used {n} process{'es' if n > 1 else ''} (cpu_count {os.cpu_count()})")
@@ -278,12 +286,26 @@ def main() -> int:
           f"val/loss present: {val_kept}")
     print(f"summarize_run flags the spike at {spike:,}: {spike_flagged}; "
           f"its output: {len(str(summ['output'])):,} chars")
-    live_ok = live(path)
     loop = sides[2].median
+    for s in sides[:2]:
+        figures.append(figure(f"{s.name} handler, {args.rows:,}-row run, median s ({n} processes)", s.median,
+                              peer=loop, peer_name="orjson loop, 1 process", unit="s", target="<= 1.5x",
+                              passed=s.median <= 1.5 * loop))
+        figures.append(figure(f"{s.name} handler vs the loop given the same {n} processes", s.median,
+                              peer=sides[3].median, peer_name=f"orjson loop x{n} processes", unit="s"))
+    figures.append(figure("get_history default answer", len(hist), unit="chars", target="<= 8,000",
+                          passed=len(hist) <= 8000))
+    figures.append(figure("get_history keeps the spike step and val/loss; summarize_run flags the spike",
+                          spike_kept and val_kept and spike_flagged, target="True",
+                          passed=spike_kept and val_kept and spike_flagged))
+    figures.append(figure("get_stats from the on-disk cache (second process)", float(warm["seconds"]),  # type: ignore[arg-type]
+                          unit="s"))
+    live_ok = live(path, figures)
     ok = (
         live_ok and spike_kept and val_kept and len(hist) <= 8000 and spike_flagged
         and sides[0].median <= 1.5 * loop and sides[1].median <= 1.5 * loop
     )
+    write_figures(args.json, "jsonl", figures, rows_in_run=args.rows, repeat=args.repeat)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -1,6 +1,6 @@
 """The MCP server as Claude Code meets it: spawn over stdio, list tools, start-up time.
 
-    python bench/bench_mcp.py [--repeat 9]
+    python bench/bench_mcp.py [--repeat 9] [--json PATH]
 
 Checks what the foundation issue asks:
 - the official `mcp` client lists all 12 tools over stdio, each with an output schema, a title
@@ -15,7 +15,7 @@ It also prints, per tool on the example project, what a client reads: the struct
 JSON (what Claude Code gives the model), the text content (what clients that read `content`
 show, e.g. the Inspector's text view), and the SDK's default text for the same answer (indented
 JSON, what runwise sent before), in characters. Output schemas are listed too (sent with
-tools/list, not counted per turn).
+tools/list, not counted per turn). `--json PATH` also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def content_sizes(root: Path) -> None:
     print(f"output schemas, all tools: {out_schemas:,} chars (sent with tools/list)")
 
 
-async def main_async(repeat: int) -> int:
+async def main_async(repeat: int, json_path: str | None = None) -> int:
     root = HERE.parent / "examples"
     await content_sizes(root)
     rows, paid = await listing(root)
@@ -122,13 +122,28 @@ async def main_async(repeat: int) -> int:
         and paid <= 8000 and o <= 1.3 * b
     )
     print("PASS" if ok else "FAIL")
+    if json_path:
+        sys.path.insert(0, str(HERE))
+        from _common import figure, write_figures
+
+        listed = len(rows) == 12 and all(r["read_only"] and r["output_schema"] and r["title"] for r in rows)
+        write_figures(json_path, "mcp", [
+            figure("tools listed over stdio, each with title, readOnlyHint, output schema", len(rows), target="12",
+                   passed=listed),
+            figure("per-turn cost: names + descriptions + input schemas", paid, unit="chars", target="<= 8,000",
+                   passed=paid <= 8000),
+            figure(f"spawn-to-initialized over stdio, median of {repeat}", o, peer=b, peer_name="bare MCPServer",
+                   unit="s", target="<= 1.3x", passed=o <= 1.3 * b),
+        ], repeat=repeat)
     return 0 if ok else 1
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=9)
-    return anyio.run(main_async, ap.parse_args().repeat)
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
+    args = ap.parse_args()
+    return anyio.run(main_async, args.repeat, args.json)
 
 
 if __name__ == "__main__":

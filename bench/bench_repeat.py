@@ -1,6 +1,6 @@
 """Repeated calls: the second call of each of the 12 tools, default arguments, on a 1,000,000-row run.
 
-    python bench/bench_repeat.py [--sources jsonl,tensorboard,wandb] [--repeat 3] [--limit-ms 100]
+    python bench/bench_repeat.py [--sources jsonl,tensorboard,wandb] [--repeat 3] [--limit-ms 100] [--json PATH]
 
 For each source, one MCP session through the official `mcp` client over stdio (`runwise-mcp
 --root <project>`, as Claude Code starts it) on a project holding one 1M-row run. Each tool is
@@ -17,6 +17,7 @@ Inputs, all git-ignored under bench/_data/:
   into `repeat_wandb/wandb/`.
 A source whose input is missing (other than jsonl) is skipped, saying which command makes it.
 compare_runs, which needs two runs, compares the run with itself; find_best_run ranks by train/loss.
+`--json PATH` also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -113,8 +114,11 @@ async def _timed(client: Client, tool: str, args: dict[str, object]) -> tuple[fl
     return elapsed, result.structured_content
 
 
-async def one_source(name: str, root: Path, run: str, repeat: int, limit_ms: float) -> bool:
+async def one_source(name: str, root: Path, run: str, repeat: int, limit_ms: float,
+                     figures: list[dict[str, Any]] | None = None) -> bool:
     ok = True
+    medians: dict[str, float] = {}
+    firsts: dict[str, float] = {}
     print(f"\n{name}: {root.relative_to(HERE.parent)} (run {run}), one MCP session over stdio")
     print(f"  {'tool':18s} {'first':>10s} {'repeat median':>14s} {'repeat max':>11s}")
     with tempfile.TemporaryDirectory(prefix="runwise-bench-cache-") as cache_dir:
@@ -130,24 +134,41 @@ async def one_source(name: str, root: Path, run: str, repeat: int, limit_ms: flo
                         print(f"  {tool}: a repeated answer differs from the first")
                         ok = False
                 med = statistics.median(again) * 1000
+                medians[tool], firsts[tool] = med, first_s * 1000
                 passed = med <= limit_ms
                 ok = ok and passed
                 print(f"  {tool:18s} {first_s * 1000:8.1f}ms {med:12.1f}ms {max(again) * 1000:9.1f}ms  "
                       f"{'PASS' if passed else 'FAIL'}", flush=True)
+    if figures is not None:
+        from _common import figure
+
+        slowest = max(medians, key=medians.__getitem__)
+        figures.append(figure(f"{name}: slowest repeated call of the 12 tools ({slowest}), median; same answers",
+                              medians[slowest], unit="ms", target=f"<= {limit_ms:g} ms",
+                              passed=ok))
+        figures.append(figure(f"{name}: the 12 first calls together (one of them reads the run)",
+                              sum(firsts.values()), unit="ms"))
     return ok
 
 
-async def main_async(sources: list[str], repeat: int, limit_ms: float) -> int:
+async def main_async(sources: list[str], repeat: int, limit_ms: float, json_path: str | None = None) -> int:
     ok = True
     ran = 0
+    figures: list[dict[str, Any]] = []
     for name in sources:
         made = PROJECTS[name]()
         if isinstance(made, str):
             print(f"\n{name}: skipped ({made})")
+            figures.append({"what": f"{name}: skipped ({made})", "runwise": None, "pass": None})
             continue
         root, run = made
-        ok = await one_source(name, root, run, repeat, limit_ms) and ok
+        ok = await one_source(name, root, run, repeat, limit_ms, figures) and ok
         ran += 1
+    if json_path:
+        sys.path.insert(0, str(HERE))
+        from _common import write_figures
+
+        write_figures(json_path, "repeat", figures, repeat=repeat)
     print(f"\n{'PASS' if ok and ran else 'FAIL'}: the repeated calls of all 12 tools, {ran} source(s), "
           f"limit {limit_ms:g} ms (median of {repeat})")
     return 0 if ok and ran else 1
@@ -158,12 +179,13 @@ def main() -> int:
     ap.add_argument("--sources", default="jsonl,tensorboard,wandb", help="comma-separated: jsonl, tensorboard, wandb")
     ap.add_argument("--repeat", type=int, default=3, help="calls after the first, per tool")
     ap.add_argument("--limit-ms", type=float, default=100.0)
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     bad = [s for s in sources if s not in PROJECTS]
     if bad or args.repeat < 1:
         ap.error(f"unknown source(s) {bad}; choose from {sorted(PROJECTS)}" if bad else "--repeat must be >= 1")
-    return anyio.run(main_async, sources, args.repeat, args.limit_ms)
+    return anyio.run(main_async, sources, args.repeat, args.limit_ms, args.json)
 
 
 if __name__ == "__main__":

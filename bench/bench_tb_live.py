@@ -1,6 +1,6 @@
 """A live TensorBoard run: the first read, then the read after the writer appended 1% more.
 
-    python bench/bench_tb_live.py [--steps 1000000] [--start 0.95] [--grow 0.01] [--repeat 3]
+    python bench/bench_tb_live.py [--steps 1000000] [--start 0.95] [--grow 0.01] [--repeat 3] [--json PATH]
 
 Takes the generated file of bench_tensorboard.py (bench/_data/tb_<steps>/, made if missing),
 copies its first 95% of bytes (cut mid-record, as a running writer leaves it) into
@@ -8,7 +8,8 @@ bench/_data/tb_live/run/, and reads the run through `runwise.runs.get_run` (no d
 full read. Then it appends the next 1% of the original bytes and reads again: `runs.load` finds
 the previous Run and the TensorBoard source reads only the appended bytes (`refresh`). The
 second result is checked against a full read of the grown file (every point, every field). The
-cycle runs `--repeat` times, in one process; each read's median and min are reported.
+cycle runs `--repeat` times, in one process; each read's median and min are reported. `--json PATH`
+also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from _common import watch_source  # noqa: E402
+from _common import figure, watch_source, write_figures  # noqa: E402
 from bench_tensorboard import generate  # noqa: E402
 
 from runwise import runs  # noqa: E402
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--start", type=float, default=0.95, help="fraction of the file present at the first read")
     ap.add_argument("--grow", type=float, default=0.01, help="fraction appended before the second read")
     ap.add_argument("--repeat", type=int, default=3, help="cycles of the three reads (median and min)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
     src = generate(HERE / "_data" / f"tb_{args.steps}", args.steps)
     root = HERE / "_data" / "tb_live"
@@ -121,12 +123,21 @@ def main() -> None:
         ok = ok and refreshed and not diff
     if not ok:
         print("refresh not used or not equal to a full read: no figures")
+        write_figures(args.json, "tb_live", [figure("refresh used and equal to a full read", False, target="True",
+                                                    passed=False)])
         sys.exit(1)
     for k, xs in times.items():
         print(f"  {k:24s} median {statistics.median(xs):7.3f} s  min {min(xs):7.3f} s  "
               f"[{', '.join(f'{x:.3f}' for x in xs)}]")
     ratio = statistics.median(times["full read of the grown"]) / statistics.median(times["second read (appended)"])
     print(f"  the second read is {ratio:.0f}x faster than a full read of the grown file (medians)")
+    first_s, second_s, full_s = (statistics.median(xs) for xs in times.values())
+    write_figures(args.json, "tb_live", [
+        figure(f"live {args.steps:,}-step tfevents: read after {args.grow:.0%} appended (refresh, equal to a full "
+               "read), median s", second_s, peer=full_s, peer_name="runwise full read of the grown file", unit="s",
+               target="equal to a full read", passed=True),
+        figure(f"first read of {args.start:.0%} of the file (full read), median s", first_s, unit="s"),
+    ], repeat=args.repeat)
 
 
 if __name__ == "__main__":

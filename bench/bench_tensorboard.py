@@ -25,7 +25,8 @@ same file too, so each ratio compares readers on one input.
 The input is generated once into bench/_data/tb_<steps>/: each Event is built with tensorboard's
 protos (the same bytes as tensorboardX's add_scalar: a test checks this) and framed by
 tensorboard's own RecordWriter, with its pure-Python CRC32C swapped for google-crc32c to make
-generation take seconds instead of minutes. Results go to bench/_results/tensorboard.json.
+generation take seconds instead of minutes. Results go to bench/_results/tensorboard.json;
+`--json PATH` also writes the side-by-side figures there (bench/run_all.py).
 """
 from __future__ import annotations
 
@@ -44,7 +45,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import ROOT, Result, Side, count, digest, repeat, run_child, same_points, table  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    Result,
+    Side,
+    count,
+    digest,
+    figure,
+    repeat,
+    run_child,
+    same_points,
+    table,
+    write_figures,
+)
 
 TAGS = ["train/loss", "train/lr", "val/acc", "grad_norm", "throughput/samples_per_sec"]
 T0 = 1_700_000_000.0
@@ -244,7 +257,9 @@ def main() -> int:
     ap.add_argument("--peers", choices=["full", "small", "skip"], default="full", help=peers_help)
     ap.add_argument("--peer-steps", type=int, help="steps of the smaller file for --peers small (default steps/10)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of every reader (median and min are reported)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
+    figures: list[Result] = []
     data = HERE / "_data"
     logdir = data / f"tb_{args.steps}"
     generate(logdir, args.steps)
@@ -271,6 +286,8 @@ def main() -> int:
         results["inputs"].append(entry)
         if problems:
             print("NOT COMPARABLE: " + "; ".join(problems))
+            figures.append(figure(f"{expected:,} points: readers return the same points", False, passed=False,
+                                  target="same points"))
             ok = False
             continue
         if sides[0].runs[0]["points"] != expected:
@@ -281,6 +298,9 @@ def main() -> int:
         for line in table(sides, against="runwise",
                           extra=lambda s: f"  peak {max(r['peak_mb'] for r in s.runs):.0f} MB"):
             print(line)
+        for peer in sides[1:]:
+            figures.append(figure(f"read every point of {expected:,} scalars, median s", sides[0].median,
+                                  peer=peer.median, peer_name=peer.name, unit="s"))
     crc = run_child(CRC_COST, str(logdir))
     results["crc"] = crc
     print(f"runwise read_events alone (min of 3): {crc['with_crc_s']:.2f} s checking every data CRC, "
@@ -288,6 +308,9 @@ def main() -> int:
     out = ROOT / "bench" / "_results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "tensorboard.json").write_text(json.dumps(results, indent=2))
+    figures.append(figure("runwise read_events, every data CRC checked vs none (min of 3)", crc["with_crc_s"],
+                          peer=crc["without_crc_s"], peer_name="runwise without CRC", unit="s"))
+    write_figures(args.json, "tensorboard", figures, steps=args.steps, peers=args.peers, repeat=args.repeat)
     return 0 if ok else 1
 
 

@@ -1,6 +1,6 @@
 """Tokens of every tool's answer, counted by two real tokenizers and by runwise's own estimate.
 
-    python bench/bench_tokens.py [--steps 1000000]
+    python bench/bench_tokens.py [--steps 1000000] [--json PATH]
 
 Generates once (into bench/_data/tokens_<steps>/, ignored by git) a project of JSONL runs written
 with json.dumps (tests/budget_runs.py): `long`, 6 metrics x --steps steps with a planted one-step
@@ -14,7 +14,7 @@ budget, and the time the call took. Table 2: the largest real count over all run
 300, 1,000 and 5,000 tokens. Last, whether get_history's default kept the planted spike and dip.
 
 Exits 1 if a default answer or a budgeted one is over its budget by either tokenizer, or the
-estimate is below a real count.
+estimate is below a real count. `--json PATH` also writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def answer(cfg: RunwiseConfig, tool: str, run: str, budget: int | None = None) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000, help="steps of the long run (default 1,000,000)")
+    parser.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = parser.parse_args()
     cfg = RunwiseConfig.load(project(args.steps), env={})
     runs.clear_cache()
@@ -80,11 +81,13 @@ def main() -> int:
     print(f"\n{'tool':17} {'run':8} {'chars':>6} {'estimate':>8} {'o200k':>6} {'claude':>6} {'est/max':>7} "
           f"{'budget':>6} {'seconds':>7}")
     ratios = []
+    worst_default = 0.0  # largest real count / the tool's default budget
     for spec in TOOLS:
         for run in RUNS if spec.name not in ("list_runs", "find_best_run") else RUNS[:1]:
             text, seconds = answer(cfg, spec.name, run)
             est, o200k, claude = estimate_tokens(text), count_o200k(text), count_claude(text)
             ratios.append(est / max(o200k, claude, 1))
+            worst_default = max(worst_default, max(o200k, claude) / spec.budget)
             flag = ""
             if max(o200k, claude) > spec.budget:
                 flag = "  OVER BUDGET"
@@ -120,6 +123,22 @@ def main() -> int:
         failures.append("get_history default lost a planted one-step spike or dip")
     for f in failures:
         print("FAIL", f)
+    if args.json:
+        sys.path.insert(0, str(HERE))
+        from _common import figure, write_figures
+
+        over = [f for f in failures if "estimate" not in f and "spike" not in f]
+        write_figures(args.json, "tokens", [
+            figure("largest default answer / its budget, max(o200k, Claude)", worst_default,
+                   target="<= 1", passed=worst_default <= 1),
+            figure(f"answers over budget (defaults and budgets {', '.join(f'{b:,}' for b in BUDGETS)})", len(over),
+                   target="0", passed=not over),
+            figure("runwise's estimate / max(o200k, Claude), smallest over the default answers", min(ratios),
+                   peer_name="o200k and Claude tokenizers", target=">= 1", passed=min(ratios) >= 1),
+            figure("runwise's estimate / max(o200k, Claude), mean", sum(ratios) / len(ratios)),
+            figure("get_history default keeps the planted spike and dip", all(kept), target="True",
+                   passed=all(kept)),
+        ], steps=args.steps, failures=failures)
     return 1 if failures else 0
 
 

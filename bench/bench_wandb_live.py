@@ -2,11 +2,13 @@
 
     python bench/make_wandb_big.py          # once (offline run into bench/_data/, git-ignored)
     python bench/bench_wandb_live.py [--file path/to/run-<id>.wandb] [--first 0.95] [--grow 0.01] [--repeat 3]
+                                     [--json PATH]
 
 Copies the first 95% of the big log into bench/_data/live/, reads it through
 runwise.runs.get_run (full read), appends the next 1% of the original bytes, reads again
 (refresh), and checks the refreshed run equals a full read of the grown file. The cycle runs
-`--repeat` times, in one process; each step's median and min are reported.
+`--repeat` times, in one process; each step's median and min are reported. `--json PATH` also
+writes the figures there (bench/run_all.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from runwise.model import Run  # noqa: E402
 from runwise.parsers.wandb import run as wandb_run  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import watch_source  # noqa: E402
+from _common import figure, watch_source, write_figures  # noqa: E402
 
 FIELDS = ("state", "config", "summary", "exit_code", "truncated", "output_tail", "warnings", "runtime", "non_numeric")
 
@@ -95,6 +97,7 @@ def main() -> int:
     ap.add_argument("--first", type=float, default=0.95)
     ap.add_argument("--grow", type=float, default=0.01)
     ap.add_argument("--repeat", type=int, default=3, help="first read / refresh / full read cycles (median, min)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (for bench/run_all.py)")
     args = ap.parse_args()
     src = args.file or next(iter(sorted((ROOT / "bench" / "_data").glob("wandb/*/run-*.wandb"))), None)
     if src is None:
@@ -118,12 +121,21 @@ def main() -> int:
         ok = ok and used_refresh and not diff
     if not ok:
         print("refresh not used or not equal to a full read: no figures")
+        write_figures(args.json, "wandb_live", [figure("refresh used and equal to a full read", False,
+                                                       target="True", passed=False)])
         return 1
     for k, xs in times.items():
         print(f"  {k:18s} median {statistics.median(xs):7.3f} s  min {min(xs):7.3f} s  "
               f"[{', '.join(f'{x:.3f}' for x in xs)}]")
     ratio = statistics.median(times["full read grown"]) / statistics.median(times[f"refresh (+{args.grow:.0%})"])
     print(f"  refresh is {ratio:.0f}x faster than a full read of the grown file (medians)")
+    full, refresh, grown = (statistics.median(xs) for xs in times.values())
+    write_figures(args.json, "wandb_live", [
+        figure(f"live 1M-row .wandb: read after {args.grow:.0%} appended (refresh, equal to a full read), median s",
+               refresh, peer=grown, peer_name="runwise full read of the grown file", unit="s",
+               target="equal to a full read", passed=True),
+        figure(f"first read of {args.first:.0%} of the file (full read), median s", full, unit="s"),
+    ], repeat=args.repeat)
     return 0
 
 
