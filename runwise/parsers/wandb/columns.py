@@ -47,6 +47,7 @@ class Columns:
     last_step: int = -1
     rows: int = 0
     undecodable: int = 0
+    numbered: int = 0  # rows with no step at all, numbered after the last step seen before them
     key_cache: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, key: str, steps: I64, values: NDArray[np.float64]) -> None:
@@ -207,6 +208,7 @@ def _history(u8: U8, u64: NDArray[np.uint64], s: I64, e: I64, cols: Columns) -> 
         gap = np.flatnonzero(steps < 0)
         if gap.size:  # no step at all: number those rows after the last known one
             steps[gap] = cols.last_step + 1 + np.arange(gap.size)
+            cols.numbered += int(gap.size)
     cols.rows += s.size
     if steps.size:
         cols.last_step = max(cols.last_step, int(steps.max()))

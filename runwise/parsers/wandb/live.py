@@ -37,9 +37,13 @@ class Others:
     exit_runtime: float | None = None  # the largest runtime an exit record gave
     output_time: float | None = None  # the newest console timestamp
 
-    def apply(self, cols: Columns) -> None:
-        """Apply (and take out) the records `cols` collected; undecodable ones are counted there."""
-        for _, kind, body in sorted(cols.others, key=lambda x: x[0]):
+    def apply(self, cols: Columns, *, ordered: bool = False) -> None:
+        """Apply (and take out) the records `cols` collected; undecodable ones are counted there.
+
+        They are applied in file order, or as listed if `ordered` (windows already sorted one by
+        one: a split record joined in a later window is applied with that window, as in one read).
+        """
+        for _, kind, body in (cols.others if ordered else sorted(cols.others, key=lambda x: x[0])):
             try:
                 self._one(kind, body)
             except rec.BAD_ITEM:
@@ -93,7 +97,7 @@ class LogState:
         cols = Columns(
             steps={k: list(v) for k, v in c.steps.items()}, values={k: list(v) for k, v in c.values.items()},
             kinds=dict(c.kinds), media=dict(c.media), summary=dict(c.summary), removed=dict(c.removed),
-            others=list(c.others), last_step=c.last_step, rows=c.rows, undecodable=c.undecodable,
+            others=list(c.others), last_step=c.last_step, rows=c.rows, undecodable=c.undecodable, numbered=c.numbered,
             key_cache=dict(c.key_cache),
         )
         d = self.damage

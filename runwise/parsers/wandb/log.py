@@ -271,17 +271,18 @@ def frame(
 
 
 def iter_windows(
-    fp: BinaryIO, *, path: str, damage: Damage, window: int = WINDOW,
+    fp: BinaryIO, *, path: str, damage: Damage, window: int | None = None,
     progress: Callable[[float, float], None] | None = None, total: int = 0, limit: int | None = None,
     start: Cursor | None = None, end: Cursor | None = None,
 ) -> Iterator[Window]:
-    """Yield the complete records of the file, a window (default 8 MiB) at a time.
+    """Yield the complete records of the file, a window (default WINDOW, 8 MiB) at a time.
 
     `limit` reads at most that many bytes (rounded up to a block), for a cheap look at the head.
     `start` goes on from where an earlier read of the same (grown) file stopped; `end`, if given,
     is filled with where this read stopped (when the whole file was read).
     Raises UnsupportedFormat if the file does not start with the W&B header.
     """
+    window = WINDOW if window is None else window
     window = max(BLOCK, window - window % BLOCK)
     pending = _Pending()
     base, first = 0, -1

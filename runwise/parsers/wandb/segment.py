@@ -20,6 +20,7 @@ from runwise.errors import CorruptRecord, SourceError, UnsupportedFormat
 from runwise.parsers._growth import grown, take
 from runwise.parsers.filetypes import WANDB_HISTORY, is_wandb_log
 from runwise.parsers.wandb import records as rec
+from runwise.parsers.wandb import workers
 from runwise.parsers.wandb.columns import Columns, decode_window
 from runwise.parsers.wandb.live import LogState, without_tail
 from runwise.parsers.wandb.log import Cursor, Damage, iter_windows
@@ -150,11 +151,25 @@ def _scan(fp: BinaryIO, d: Path, log: Path, state: LogState, progress: Progress 
                             start=start, end=end):
         decode_window(win, state.cols)
         state.others.apply(state.cols)
+    return _finish(fp, d, log, state, damage, end)
+
+
+def _finish(fp: BinaryIO, d: Path, log: Path, state: LogState, damage: Damage, end: Cursor) -> Segment:
+    """Leave in `state` where the read stopped; the Segment of it all."""
     state.cursor, state.damage = end, without_tail(damage)
     state.mark = take(fp, size=end.end, offset=end.pos) if end.pos >= 0 else None
     seg = _build(d, log, state, damage, os.fstat(fp.fileno()).st_size)
     seg.resume = state if end.pos >= 0 else None
     return seg
+
+
+def _scan_parts(fp: BinaryIO, d: Path, log: Path, cuts: list[int], progress: Progress | None,
+                total: float) -> Segment:
+    """A first read of the whole log in several processes (`wandb.workers`): the same Segment and state."""
+    cols, damage, end = workers.read_parts(str(log), cuts, progress=progress, total=int(total))
+    state = LogState(log, cols)
+    state.others.apply(cols, ordered=True)
+    return _finish(fp, d, log, state, damage, end)
 
 
 def read_log(
@@ -167,7 +182,11 @@ def read_log(
     wrapped = None if progress is None else (lambda a, b: progress(done + a, total or b))
     try:
         with log.open("rb") as fp:
-            return _scan(fp, d, log, LogState(log), wrapped, os.fstat(fp.fileno()).st_size)
+            size = os.fstat(fp.fileno()).st_size
+            cuts = workers.split(size)
+            if len(cuts) > 1:
+                return _scan_parts(fp, d, log, cuts, wrapped, size)
+            return _scan(fp, d, log, LogState(log), wrapped, size)
     except OSError as exc:
         raise SourceError(f"cannot read {log.name}: {exc}", path=str(log)) from exc
     except CorruptRecord as exc:
