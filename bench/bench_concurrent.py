@@ -157,7 +157,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print("PASS" if ok else "FAIL")
     if args.json:
         rows = [
-            {"what": f"CPU s, {args.calls} concurrent first get_stats vs 1 (1M-row JSONL, MCP stdio)",
+            {"what": f"CPU s, {args.calls} concurrent first get_stats vs 1 ({args.rows:,}-row JSONL, MCP stdio)",
              "runwise": cpu["ten"], "peer": cpu["one"], "peer_name": "one call", "ratio": ratio,
              "target": f"<= {args.limit:g}x", "pass": ok},
             {"what": f"wall s, {args.calls} concurrent first get_stats vs 1", "runwise": wall["ten"],
