@@ -1,9 +1,13 @@
 """On-disk columnar cache of parsed runs, so a second read of a big log is instant across processes.
 
-One `.npz` file per run and file identity (paths, sizes, mtimes) under the cache directory
-(default `~/.cache/runwise`, `RUNWISE_CACHE_DIR`); never inside run directories. A changed
-file has a new identity, so a growing run is re-read. `RUNWISE_NO_CACHE=1`, `"cache": false` or
-`"cache_max_bytes": 0` in runwise.json turns it off.
+One `.npz` file per run (its key and files, in the project) under the cache directory (default
+`~/.cache/runwise`, `RUNWISE_CACHE_DIR`); never inside run directories. The entry records the
+identity (paths, sizes, mtimes) of the files it was read from: the same identity is a hit. A run
+whose files changed since finds its entry stale; if the entry holds the source's resume state
+(`Run.resume`, encoded by runwise._state), `lookup` hands that back, and the source reads only
+what was appended since (it checks first that the files only grew; else the run is read in full).
+A new read of the run overwrites its one entry, so old identities do not pile up.
+`RUNWISE_NO_CACHE=1`, `"cache": false` or `"cache_max_bytes": 0` in runwise.json turns it off.
 
 Size: after each write the entries are held to `max_bytes` (runwise.json's `cache_max_bytes`,
 default 2 GiB) by removing the least recently used first. "Used" is the file's mtime: a write
@@ -11,19 +15,22 @@ sets it, and a read that hits touches it (atime is not trusted: many disks mount
 Entries unused for a week are removed too.
 
 Trust: an entry is used only if it is a readable npz whose `entry` record names this FORMAT,
-this SCHEMA (a digest of the Run and Series fields, also in the file name) and this identity,
-whose metadata builds a Run with fields of the right kinds, and whose arrays are 1-D int64 steps
-and float64 values of equal length. Anything else (truncated, random bytes, another schema, a
-file renamed or copied from another entry) is a miss, and the file is removed: the run is parsed
-again and the entry rebuilt.
+this SCHEMA (a digest of the Run and Series fields, also in the file name) and the slot its file
+name stands for, whose metadata builds a Run with fields of the right kinds, and whose arrays are
+1-D int64 steps and float64 values of equal length; a resume state must decode (runwise._state:
+only allowlisted kinds of values, never a pickle). Anything else (truncated, random bytes,
+another schema, a file renamed or copied from another entry) is a miss, and the file is removed:
+the run is parsed again and the entry rebuilt.
 
 Writes go to a temporary file in the cache directory, then `os.replace` it over the entry, so a
-reader or a second writer never sees half a file. Hit, miss, write, eviction and discard counts
-are kept in `stats.json` (written the same way, under a lock file where the platform has flock).
+reader or a second writer never sees half a file. Hit, miss, resume, write, eviction and discard
+counts are kept in `stats.json` (written the same way, under a lock file where the platform has flock).
 
-Layout of an entry `<24 hex>.npz`: `entry` (JSON bytes: format, schema, identity digest, run key,
-file paths), `meta` (the Run's metadata as JSON bytes), then `s:<i>` / `v:<i>` (steps int64 /
-values float64 of the i-th metric, names in meta["metrics"]).
+Layout of an entry `<24 hex>.npz`: `entry` (JSON bytes: format, schema, slot digest, identity
+digest, bytes of the files, run key, file paths), `meta` (the Run's metadata as JSON bytes), then
+`s:<i>` / `v:<i>` (steps int64 / values float64 of the i-th metric, names in meta["metrics"]),
+and, when the source left one, `resume` (the resume state's tree as JSON bytes) with its arrays
+`r:<i>` (a state array that is also a metric's steps or values refers to `s:<i>` / `v:<i>`).
 """
 
 from __future__ import annotations
@@ -44,17 +51,18 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
+from runwise import _state
 from runwise.model import Run, Series
 
 log = logging.getLogger("runwise.cache")
 
-FORMAT = 2
+FORMAT = 3  # 3: one entry per run, holding its resume state
 MIN_SECONDS = 0.3  # runs that parse faster than this are not worth a cache file
 MAX_AGE = 7 * 24 * 3600
 DEFAULT_MAX_BYTES = 2 * 1024**3
 STATS_FILE = "stats.json"
 LOCK_FILE = "stats.lock"
-COUNTS = ("hits", "misses", "writes", "evicted", "discarded")
+COUNTS = ("hits", "misses", "resumed", "writes", "evicted", "discarded")  # resumed: a stale entry read on from
 _SKIP = {"history", "resume"}
 _ENTRY = re.compile(r"[0-9a-f]{24}\.npz")
 _TEMP = re.compile(r"(?:[0-9a-f]{24}(?:\.npz)?|stats\.json)\.[A-Za-z0-9_]+\.tmp")  # ours, also older versions'
@@ -78,10 +86,6 @@ def _identity_digest(identity: tuple[object, ...]) -> str:
     return hashlib.sha1(repr((FORMAT, SCHEMA, identity)).encode()).hexdigest()
 
 
-def _file(cache_dir: Path, identity: tuple[object, ...]) -> Path:
-    return cache_dir / f"{_identity_digest(identity)[:24]}.npz"
-
-
 def _described(identity: tuple[object, ...]) -> tuple[str, list[str]]:
     """The run key (the identity's first item, when a string) and the file paths the identity names."""
     key = identity[0] if identity and isinstance(identity[0], str) else ""
@@ -89,51 +93,104 @@ def _described(identity: tuple[object, ...]) -> tuple[str, list[str]]:
     return key, paths
 
 
+def identity_bytes(identity: tuple[object, ...]) -> int:
+    """The total size of the files an identity names (its (path, size, mtime) items; a missing file counts 0)."""
+    return sum(max(0, part[1]) for part in identity[1:]
+               if isinstance(part, tuple) and len(part) > 1 and isinstance(part[1], int))
+
+
+def _slot(identity: tuple[object, ...], slot: object) -> str:
+    """The digest an entry's file is named by: of `slot` (what stays the same while a run grows: its
+    key and project, say), else of the identity's run key and file paths."""
+    return hashlib.sha1(repr((FORMAT, SCHEMA, _described(identity) if slot is None else slot)).encode()).hexdigest()
+
+
+def _file(cache_dir: Path, identity: tuple[object, ...], slot: object = None) -> Path:
+    return cache_dir / f"{_slot(identity, slot)[:24]}.npz"
+
+
 # ---------------------------------------------------------------- read
 
 
-def read(cache_dir: Path, identity: tuple[object, ...]) -> Run | None:
-    """The cached Run of `identity`; None if there is none or it cannot be trusted (a miss).
+@dataclass(frozen=True)
+class Found:
+    """What `lookup` found: the run of this identity (`exact`), or of an older one, to read on from."""
 
-    A hit makes the entry the most recently used; an entry that cannot be trusted is removed.
+    run: Run  # exact: the whole Run (without a resume state). Not exact: only its metadata and `resume`
+    exact: bool
+    bytes: int  # the size of the files the entry was read from
+
+
+def read(cache_dir: Path, identity: tuple[object, ...], slot: object = None) -> Run | None:
+    """The cached Run of `identity`; None if there is none (or only an older one) or it cannot be trusted."""
+    found = lookup(cache_dir, identity, slot, stale=False)
+    return None if found is None else found.run
+
+
+def lookup(cache_dir: Path, identity: tuple[object, ...], slot: object = None, *, stale: bool = True) -> Found | None:
+    """The entry of `slot`: the Run of `identity` (a hit), else, with `stale`, a Run of older files of
+    the run holding the source's resume state (to read on from with `parsers.refresh`); None for a
+    miss. An entry that cannot be trusted is removed; a hit or a stale entry handed out counts as used.
     """
-    path = _file(cache_dir, identity)
+    path = _file(cache_dir, identity, slot)
     if not path.is_file():
         _count(cache_dir, misses=1)
         return None
     try:
-        run = _load(path, identity)
+        found = _load(path, identity, slot, stale=stale)
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
-        log.debug("discarding unusable cache file %s: %s", path, exc)
+        log.debug("discarding unusable cache file %s: %s", path, exc)  # _state.StateError is a ValueError
         with contextlib.suppress(OSError):
             path.unlink()
         _count(cache_dir, misses=1, discarded=1)
         return None
+    if found is None:
+        _count(cache_dir, misses=1)
+        return None
     with contextlib.suppress(OSError):  # a read-only cache still answers
         os.utime(path)  # recently used: eviction removes the least recently used first
-    _count(cache_dir, hits=1)
-    return run
+    _count(cache_dir, **({"hits": 1} if found.exact else {"misses": 1, "resumed": 1}))
+    return found
 
 
-def _load(path: Path, identity: tuple[object, ...]) -> Run:
-    """The Run stored at `path`, checked from end to end; ValueError & co. when it cannot be trusted."""
+def _load(path: Path, identity: tuple[object, ...], slot: object, *, stale: bool) -> Found | None:
+    """The entry at `path`, checked from end to end (ValueError & co. when it cannot be trusted); None
+    when it is of other files and holds no resume state (or `stale` is off): not wrong, only old."""
     with path.open("rb") as fp, np.load(fp, allow_pickle=False) as z:  # np.load(path) leaks it on BadZipFile
         entry = orjson.loads(z["entry"].tobytes())
         if not isinstance(entry, dict):
             raise ValueError("entry record is not an object")
         if entry.get("format") != FORMAT or entry.get("schema") != SCHEMA:
             raise ValueError(f"of another format or run model: {entry.get('format')}/{entry.get('schema')}")
-        if entry.get("identity") != _identity_digest(identity):
-            raise ValueError("the entry is of other files (renamed or copied from another entry)")
+        if entry.get("slot") != _slot(identity, slot):
+            raise ValueError("the entry is of another run (renamed or copied from another entry)")
+        size = entry.get("bytes")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ValueError("the entry does not say the size of its files")
+        exact = entry.get("identity") == _identity_digest(identity)
+        if not exact and (not stale or "resume" not in z.files):
+            return None
         meta = orjson.loads(z["meta"].tobytes())
         if not isinstance(meta, dict):
             raise ValueError("metadata is not an object")
         names = meta.pop("metrics")
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise ValueError("metric names are not a list of strings")
-        history = {name: _series(name, z[f"s:{i}"], z[f"v:{i}"]) for i, name in enumerate(names)}
-    _check_kinds(meta)
-    return Run(**meta, history=history)  # TypeError: fields renamed, added or removed since
+        _check_kinds(meta)
+        if exact:
+            history = {name: _series(name, z[f"s:{i}"], z[f"v:{i}"]) for i, name in enumerate(names)}
+            return Found(Run(**meta, history=history), True, size)  # TypeError: fields renamed, added or removed
+        stored = {f"s:{i}" for i in range(len(names))} | {f"v:{i}" for i in range(len(names))}
+
+        def member(name: str) -> Any:
+            if not (name.startswith(_state.PREFIX) or name in stored):
+                raise ValueError(f"a resume state refers to {name!r}")
+            return z[name]  # KeyError: not in the file
+
+        state = _state.decode(orjson.loads(z["resume"].tobytes()), member)
+    if state is None:
+        raise ValueError("an empty resume state")
+    return Found(Run(**meta, resume=state), False, size)
 
 
 def _series(name: str, steps: Any, values: Any) -> Series:
@@ -154,8 +211,12 @@ def _check_kinds(meta: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- write and evict
 
 
-def write(cache_dir: Path, identity: tuple[object, ...], run: Run, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-    """Store `run`, then hold the cache to `max_bytes` (0: store nothing; a run larger than that is not stored).
+def write(
+    cache_dir: Path, identity: tuple[object, ...], run: Run, *, max_bytes: int = DEFAULT_MAX_BYTES, slot: object = None
+) -> None:
+    """Store `run` (and its resume state, when runwise._state can encode it) as the entry of `slot`,
+    replacing the one there, then hold the cache to `max_bytes` (0: store nothing; a run larger than
+    that is not stored).
 
     Failures (read-only home, full disk, a file another process holds open on Windows) are logged
     at debug level and otherwise ignored.
@@ -163,7 +224,8 @@ def write(cache_dir: Path, identity: tuple[object, ...], run: Run, *, max_bytes:
     if max_bytes <= 0:
         return
     key, paths = _described(identity)
-    entry = {"format": FORMAT, "schema": SCHEMA, "identity": _identity_digest(identity), "key": key, "paths": paths}
+    entry = {"format": FORMAT, "schema": SCHEMA, "slot": _slot(identity, slot), "identity": _identity_digest(identity),
+             "bytes": identity_bytes(identity), "key": key, "paths": paths}
     meta: dict[str, Any] = {f.name: getattr(run, f.name) for f in fields(Run) if f.name not in _SKIP}
     names = list(run.history)
     meta["metrics"] = names
@@ -171,12 +233,21 @@ def write(cache_dir: Path, identity: tuple[object, ...], run: Run, *, max_bytes:
         "entry": np.frombuffer(orjson.dumps(entry), dtype=np.uint8),
         "meta": np.frombuffer(orjson.dumps(meta, default=str), dtype=np.uint8),
     }
+    shared: dict[int, str] = {}
     for i, name in enumerate(names):
         arrays[f"s:{i}"] = run.history[name].steps
         arrays[f"v:{i}"] = run.history[name].values
+        shared[id(run.history[name].steps)], shared[id(run.history[name].values)] = f"s:{i}", f"v:{i}"
+    if run.resume is not None:
+        try:
+            tree, state_arrays = _state.encode(run.resume, shared)
+            arrays["resume"] = np.frombuffer(orjson.dumps(tree), dtype=np.uint8)
+            arrays.update(state_arrays)
+        except (_state.StateError, TypeError) as exc:  # TypeError: orjson (an int over 64 bits, nested too deep)
+            log.debug("resume state of %s not stored: %s", key, exc)
     if sum(a.nbytes for a in arrays.values()) > max_bytes:
         return  # it would not fit even alone: evicting everything else for it would not help
-    path = _file(cache_dir, identity)
+    path = _file(cache_dir, identity, slot)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with _replacing(path) as fp:

@@ -45,7 +45,7 @@ from runwise import cache, index, parsers
 from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
 from runwise.errors import AmbiguousRun, NegativeStep, OutsideRoot, RunNotFound, RunwiseError, SourceError
-from runwise.model import RUNNING, Run, RunEntry
+from runwise.model import Run, RunEntry
 from runwise.parsers import Progress
 from runwise.parsers._walk import outside_roots
 from runwise.parsers.filetypes import looks_like_path
@@ -463,28 +463,87 @@ def forget_missing(entries: list[RunEntry], cfg: RunwiseConfig) -> int:
         return 0
 
 
+# slot (see _slot) -> bytes of the files its disk cache entry was read from, as this process last wrote or read it
+_on_disk: Bounded[tuple[object, ...], int] = Bounded(_NAMES_SIZE)
+_BEHIND_BYTES = 4 * 1024 * 1024  # an entry this far behind its files (and _BEHIND_SHARE of them) is written again
+_BEHIND_SHARE = 0.1
+
+
+def _slot(entry: RunEntry, cfg: RunwiseConfig) -> tuple[object, ...]:
+    """What names a run's one disk cache entry while its files grow: its key, project and file paths."""
+    return (*_latest_key(entry, cfg), tuple(str(p) for p in entry.paths))
+
+
 def _read(
     entry: RunEntry, cfg: RunwiseConfig, ident: tuple[object, ...], previous: Run | None, progress: Progress
 ) -> Run:
-    """Read the run: the appended bytes on top of `previous`, else the disk cache, else the whole log."""
+    """Read the run: the appended bytes on top of `previous`, else the disk cache (the entry of these
+    files, or the run's entry from before it grew: then the bytes appended since on top of it), else
+    the whole log.
+
+    A run read whole is written to the disk cache when that was slow, running or not, so the next
+    process reads on from it; a run read on from an entry far behind its files (`_behind`) is written
+    again, so the next processes do not read the same appended bytes again and again.
+    """
+    slot = _slot(entry, cfg)
     run: Run | None = None
     if previous is not None:  # the same run, read before it grew: read only what was appended
-        run = parsers.refresh(entry, cfg, previous, progress)
-        if run is not None and entry.extra.get("file"):
-            run.id = entry.id
+        run = _refreshed(entry, cfg, previous, progress)
     if run is None and cfg.cache_enabled:
-        run = cache.read(cfg.cache_dir, ident)
-    if run is None:
-        started = time.perf_counter()
-        if entry.extra.get("file"):
-            run = parsers.load_file(entry.paths[0], cfg, progress)
-            run.id = entry.id
-        else:
-            run = parsers.load(entry, cfg, progress)
-        slow = time.perf_counter() - started >= cache.MIN_SECONDS
-        if cfg.cache_enabled and slow and run.state != RUNNING:
-            cache.write(cfg.cache_dir, ident, run, max_bytes=cfg.cache_max_bytes)
+        found = cache.lookup(cfg.cache_dir, ident, slot)
+        if found is not None:
+            _on_disk.put(slot, found.bytes)
+            if found.exact:
+                return found.run
+            run = _refreshed(entry, cfg, found.run, progress, stored=True)
+    if run is not None:
+        if cfg.cache_enabled and _behind(slot, ident):
+            _store(cfg, ident, run, slot)
+        return run
+    started = time.perf_counter()
+    if entry.extra.get("file"):
+        run = parsers.load_file(entry.paths[0], cfg, progress)
+        run.id = entry.id
+    else:
+        run = parsers.load(entry, cfg, progress)
+    if cfg.cache_enabled and time.perf_counter() - started >= cache.MIN_SECONDS:
+        _store(cfg, ident, run, slot)
     return run
+
+
+def _refreshed(
+    entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress, *, stored: bool = False
+) -> Run | None:
+    """`previous` read on with what its files appended since (parsers.refresh); None when it cannot be.
+
+    A `stored` state came from the disk cache: it decoded into the sources' own classes, but its
+    values are not trusted to fit, so any failure to read on from it means a full read instead.
+    """
+    try:
+        run = parsers.refresh(entry, cfg, previous, progress)
+    except Exception:
+        if not stored:
+            raise
+        log.debug("cache entry of %s not read on from", entry.key, exc_info=True)
+        return None
+    if run is not None and entry.extra.get("file"):
+        run.id = entry.id
+    return run
+
+
+def _behind(slot: tuple[object, ...], ident: tuple[object, ...]) -> bool:
+    """Whether the run's disk cache entry (as this process knows it) is far behind its files now."""
+    on_disk = _on_disk.get(slot)
+    if on_disk is None:  # none: the run was quick to read whole, and is not worth an entry
+        return False
+    now = cache.identity_bytes(ident)
+    return now - on_disk >= max(_BEHIND_BYTES, _BEHIND_SHARE * now)
+
+
+def _store(cfg: RunwiseConfig, ident: tuple[object, ...], run: Run, slot: tuple[object, ...]) -> None:
+    """Write `run` as the run's disk cache entry (replacing the one there)."""
+    cache.write(cfg.cache_dir, ident, run, max_bytes=cfg.cache_max_bytes, slot=slot)
+    _on_disk.put(slot, cache.identity_bytes(ident))
 
 
 def _remember(entry: RunEntry, cfg: RunwiseConfig, ident: tuple[object, ...], run: Run) -> None:

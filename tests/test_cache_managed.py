@@ -122,7 +122,7 @@ def test_counts_after_a_miss_and_a_hit(tmp_path: Path) -> None:
     assert cache.read(tmp_path, ident("x")) is not None
     info = cache.info(tmp_path)
     assert (info.entries, info.bytes) == (1, entry_file(tmp_path, ident("x")).stat().st_size)
-    assert info.counts == {"hits": 1, "misses": 1, "writes": 1, "evicted": 0, "discarded": 0}
+    assert info.counts == {"hits": 1, "misses": 1, "resumed": 0, "writes": 1, "evicted": 0, "discarded": 0}
 
 
 def test_a_read_only_cache_still_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +156,7 @@ def test_unreadable_counts_start_again_from_zero(tmp_path: Path) -> None:
     (tmp_path / cache.STATS_FILE).write_bytes(b'{"hits": 3, "misses": "many"')
     assert cache.stats(tmp_path)["hits"] == 0
     cache._count(tmp_path, misses=1)
-    assert cache.stats(tmp_path) == {"hits": 0, "misses": 1, "writes": 0, "evicted": 0, "discarded": 0}
+    assert cache.stats(tmp_path) == {"hits": 0, "misses": 1, "resumed": 0, "writes": 0, "evicted": 0, "discarded": 0}
 
 
 def cached_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> RunwiseConfig:
@@ -192,7 +192,7 @@ def test_cache_info_command(capsys: pytest.CaptureFixture[str], project: Path, m
     assert out.splitlines() == [
         f"cache: {cfg.cache_dir}",
         f"entries: 2, {data['bytes'] / 1024:.1f} KiB of at most 2.0 GiB",
-        "counts: 1 hits, 2 misses, 2 writes, 0 evicted, 0 discarded",
+        "counts: 1 hits, 2 misses, 0 resumed, 2 writes, 0 evicted, 0 discarded",
     ]
 
 
