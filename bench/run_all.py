@@ -85,22 +85,22 @@ INPUTS = {
     "jsonl_1m": Input(
         "1M-row JSONL run (bench_jsonl.generate)",
         _PY + "from pathlib import Path; from bench_jsonl import generate; "
-        "p = Path('bench/_data/jsonl/logs/big.jsonl'); p.exists() or generate(p, 1_000_000)",
+        "p = Path('bench/_data/jsonl/logs/big.jsonl').resolve(); p.exists() or generate(p, 1_000_000)",
         _PY + "from pathlib import Path; from bench_jsonl import generate; "
-        "p = Path('bench/_data/jsonl/logs/big.jsonl'); p.exists() or generate(p, 1_000_000)",
+        "p = Path('bench/_data/jsonl/logs/big.jsonl').resolve(); p.exists() or generate(p, 1_000_000)",
     ),
     "jsonl_200k": Input(
         "200,000-row JSONL run (bench_jsonl.generate), for --quick",
         "",
         _PY + "from pathlib import Path; from bench_jsonl import generate; "
-        "p = Path('bench/_data/jsonl_200000/logs/big.jsonl'); p.exists() or generate(p, 200_000)",
+        "p = Path('bench/_data/jsonl_200000/logs/big.jsonl').resolve(); p.exists() or generate(p, 200_000)",
     ),
     "tb": Input(
         "1M-step x 5-tag tfevents file (bench_tensorboard.generate)",
         _PY + "from pathlib import Path; from bench_tensorboard import generate; "
-        "generate(Path('bench/_data/tb_1000000'), 1_000_000)",
+        "generate(Path('bench/_data/tb_1000000').resolve(), 1_000_000)",
         _PY + "from pathlib import Path; from bench_tensorboard import generate; "
-        "generate(Path('bench/_data/tb_100000'), 100_000)",
+        "generate(Path('bench/_data/tb_100000').resolve(), 100_000)",
     ),
     "tokens": Input(
         "tokens project (bench_tokens.project: tests/budget_runs.py)",
