@@ -101,7 +101,7 @@ class Run:
     warnings: list[str] = field(default_factory=list)  # what was skipped, truncated or lost
     truncated: bool = False  # the last record was cut short (crashed or still being written)
     # Source-private state for reading only what is appended later (see parsers.__init__: refresh).
-    # Never written to the disk cache; None when the source cannot resume.
+    # Stored in the disk cache by runwise._state's allowlisted encoding; None when the source cannot resume.
     resume: Any = field(default=None, repr=False, compare=False)
 
     @property

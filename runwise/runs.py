@@ -15,7 +15,8 @@ run's entry (`extra["canonical"]`). Loaded runs are cached in memory, keyed by t
 run's key and the identity (path, size, mtime) of its files, so the second question about a run
 is instant however it is named, and a growing file is re-read (only its appended bytes, where the
 source can). Runs that were slow to parse are also kept in the on-disk cache (runwise.cache) for
-the next process.
+the next process, with the state their source reads on from: a process that finds the run grown
+since reads only the bytes appended since that entry (`_read`).
 
 Every run a listing or ranking reads (`index_rows`) is entered in the run index (runwise.index): its
 metadata, final values and sparklines, kept beside the cache directory while its files are

@@ -36,6 +36,8 @@ root, ref, source = sys.argv[1:4]
 from runwise import cache, runs
 from runwise.config import RunwiseConfig
 cache.MIN_SECONDS = 0.0  # the test's runs are small: write them as if they were slow to read
+if os.environ.get("BEHIND_BYTES"):  # how far behind its files an entry is written again
+    runs._BEHIND_BYTES, runs._BEHIND_SHARE = int(os.environ["BEHIND_BYTES"]), 0.0
 parsed, full = [], []
 
 def size_of(path):
@@ -83,8 +85,10 @@ print(json.dumps({"parsed": parsed, "full": full, "fields": fields, "history": h
 """
 
 
-def child(root: Path, ref: str, source: str, *, cache_on: bool = True) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNWISE_", "WANDB_"))}
+def child(root: Path, ref: str, source: str, *, cache_on: bool = True, behind: int = 0) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNWISE_", "WANDB_", "BEHIND_"))}
+    if behind:
+        env["BEHIND_BYTES"] = str(behind)
     env["PYTHONPATH"] = str(REPO)
     env["RUNWISE_CACHE_DIR"] = str(root / "cache")
     if not cache_on:
@@ -324,4 +328,29 @@ def test_one_entry_per_run_however_often_it_grows(tmp_path: Path) -> None:
             fp.write(jsonl_rows(range(200 + 10 * k, 210 + 10 * k)))
         time.sleep(0.01)
         child(tmp_path, "live", "jsonl")
+    assert len(cache.entries(tmp_path / "cache")) == 1
+
+
+def test_an_entry_far_behind_is_written_again(tmp_path: Path) -> None:
+    """B reads on from A's entry; the entry is then `behind` bytes or more behind the log, so B writes
+    it again, and C parses only what was appended after B's read."""
+    log = tmp_path / "logs" / "live.jsonl"
+    log.parent.mkdir()
+    log.write_bytes(jsonl_rows(range(1000)))
+    child(tmp_path, "live", "jsonl")
+    small, big = jsonl_rows(range(1000, 1010)), jsonl_rows(range(1010, 1200))
+    with log.open("ab") as fp:
+        fp.write(small)  # fewer bytes than `behind`: B reads on, and leaves the entry as it was
+    b = child(tmp_path, "live", "jsonl", behind=len(small) + 1)
+    assert (b["full"], b["counts"]["writes"]) == ([], 1)
+    with log.open("ab") as fp:
+        fp.write(big)  # now the entry is far behind: the next reader writes it again
+    size = log.stat().st_size
+    c = child(tmp_path, "live", "jsonl", behind=len(small) + 1)
+    assert (c["full"], c["counts"]["writes"], parsed_bytes(c)) == ([], 2, len(small) + len(big))
+    with log.open("ab") as fp:
+        fp.write(jsonl_rows(range(1200, 1205)))
+    d = child(tmp_path, "live", "jsonl", behind=len(small) + 1)
+    assert (d["full"], d["parsed"][0][1], d["counts"]["writes"]) == ([], size, 2)
+    assert d["history"] == child(tmp_path, "live", "jsonl", cache_on=False)["history"]
     assert len(cache.entries(tmp_path / "cache")) == 1
