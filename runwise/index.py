@@ -29,7 +29,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,19 +95,24 @@ class Row:
     config_digest: str
     tags: tuple[str, ...]
     metrics: dict[str, MetricRow] = field(default_factory=dict)
-    # read from the log's ends only (see `tail_row`): final values, state and steps are the run's, but
-    # counts, lowest and highest values and sparklines are not known (0 / None)
+    # read from the log's ends only (see `partial_row`): final values, state and steps are the run's, but
+    # counts, lowest and highest values and sparklines are not known (0 / None), and only the metrics
+    # the log's last records hold are there
     partial: bool = False
 
 
 # ---------------------------------------------------------------- rows from runs
 
 
-def partial_row(run: Run, key: str) -> Row:
-    """The row of a run read from its log's first and last lines only: what those tell (see Row.partial)."""
+def partial_row(run: Run, key: str, tail: Collection[str] | None = None) -> Row:
+    """The row of a run read from its log's first and last records only: what those tell (see Row.partial).
+
+    `tail`: the metrics the last records hold, the only ones whose final values the ends tell (one seen
+    in the head only may have gone on in the middle); the others are left out. None: every metric.
+    """
     full = row_of(run, key, sparks=False)
     metrics = {name: MetricRow(0, m.last, m.final_step, m.final, None, None, None, None, None)
-               for name, m in full.metrics.items()}
+               for name, m in full.metrics.items() if tail is None or name in tail}
     return dataclasses.replace(full, metrics=metrics, partial=True)
 
 

@@ -42,6 +42,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from runwise import cache, index, parsers
 from runwise._bounded import Bounded
 from runwise.config import RunwiseConfig
@@ -58,8 +60,8 @@ _cache: OrderedDict[tuple[object, ...], Run] = OrderedDict()
 _latest: dict[tuple[object, ...], Run] = {}
 _lock = threading.Lock()
 log = logging.getLogger("runwise.runs")
-# Runs larger than this are not read to learn a name (resolve), and a JSONL log larger than this is
-# indexed for a listing from its first and last lines (index_rows): a listing must stay fast with many
+# Runs larger than this are not read to learn a name (resolve), and a run larger than this is
+# indexed for a listing from its first and last records (index_rows): a listing must stay fast with many
 # 600 MB logs around.
 LIST_LOAD_BYTES = 64 * 1024 * 1024
 LIST_MAX_RUNS = 500  # the most runs one listing shows (per source, with list_runs' `source`)
@@ -362,8 +364,9 @@ def index_rows(
     """Each entry's index row by its key; the runs the index has not seen (or whose files changed) are
     read now and entered. An unreadable run maps to the one-line reason instead.
 
-    A JSONL log of over LIST_LOAD_BYTES not in memory is read at its ends only (`_ends_run`): the
-    row then has the run's state, steps and final values, but no counts, extremes or sparklines
+    A run of over LIST_LOAD_BYTES not in memory (a JSONL log, a W&B run of one segment, a TensorBoard
+    run of one event file) is read at its ends only (`_ends_run`): the row then has the run's state,
+    steps and the final values of the metrics its tail holds, but no counts, extremes or sparklines
     (`Row.partial`). With `whole`, such rows are read whole (and entered whole) instead.
     Only these callers enter runs: a read for any other question does not pay for a row.
     """
@@ -384,8 +387,10 @@ def index_rows(
             try:
                 # is_cached stats the run's files: asked only of the logs an ends-only read is for
                 ends = None if whole or not _read_at_ends(c) or is_cached(c) else _ends_run(c, cfg)
-                run = ends if ends is not None else load(c, cfg, progress)
-                row = index.partial_row(run, c.key) if ends is not None else index.row_of(run, c.key)
+                if ends is not None:
+                    row = index.partial_row(ends[0], c.key, tail=ends[1])
+                else:
+                    row = index.row_of(load(c, cfg, progress), c.key)
             except RunwiseError as exc:
                 out[e.key] = f"unreadable: {exc}"
                 continue
@@ -404,16 +409,53 @@ _TAIL_BYTES = 1024 * 1024  # ... and its last rows, final values and state at th
 
 
 def _read_at_ends(entry: RunEntry) -> bool:
-    """Whether a listing reads `entry` at its ends only: one JSONL log of over LIST_LOAD_BYTES."""
-    return entry.source == "jsonl" and len(entry.paths) == 1 and entry.size > LIST_LOAD_BYTES
+    """Whether a listing reads `entry` at its ends only: a run of over LIST_LOAD_BYTES that is one JSONL log,
+    one W&B run directory (segment) or a TensorBoard run (its reader declines a run of several event files)."""
+    if entry.size <= LIST_LOAD_BYTES:
+        return False
+    if entry.source == "jsonl":
+        return len(entry.paths) == 1
+    if entry.extra.get("file"):  # a path reference that maps to no discovered run: its load names it its own way
+        return False
+    return entry.source == "tensorboard" or (entry.source == "wandb" and len(entry.paths) == 1)
 
 
-def _ends_run(entry: RunEntry, cfg: RunwiseConfig) -> Run | None:
-    """The run of a JSONL log of over LIST_LOAD_BYTES from its first and last lines only, as the JSONL reader
-    reads them (metrics, `_meta`, state); None for any other run, or a log whose steps are line numbers
-    (reading its ends would number its last lines wrong), or whose last line is too long to find."""
+def _ends_run(entry: RunEntry, cfg: RunwiseConfig) -> tuple[Run, dict[str, int]] | None:
+    """The run of a large log from its first and last records only (see `_read_at_ends`), as its source's
+    reader reads them, and per metric the first step the tail holds: the metrics whose final values the
+    ends tell (a metric seen only in the head may have gone on in the middle: its row leaves it out).
+
+    None (read the run whole) when the source's ends reader declines (runwise.parsers.wandb.ends,
+    runwise.parsers.tensorboard.ends: damage, a run of several files or segments, steps going down ...),
+    for a JSONL log whose steps are line numbers or whose last line is too long to find, and when a
+    metric's last finite value is not in the tail (its tail is all NaN or inf: the final value is earlier).
+    """
     if not _read_at_ends(entry):
         return None
+    ends: tuple[Run, dict[str, int]] | None
+    if entry.source == "jsonl":
+        ends = _jsonl_ends(entry, cfg)
+    elif entry.source == "wandb":
+        from runwise.parsers.wandb.ends import ends_run
+
+        ends = ends_run(entry, cfg)
+    else:
+        from runwise.parsers.tensorboard.ends import ends_run as tb_ends_run
+
+        ends = tb_ends_run(entry, cfg)
+    if ends is None:
+        return None
+    run, tail = ends
+    for name, first in tail.items():
+        s = run.history[name]
+        finite = s.steps[np.isfinite(s.values)]
+        if not finite.size or int(finite[-1]) < first:
+            return None
+    run.resume = None  # it did not read the middle: nothing may resume from it
+    return run, tail
+
+
+def _jsonl_ends(entry: RunEntry, cfg: RunwiseConfig) -> tuple[Run, dict[str, int]] | None:
     from runwise.parsers import jsonl
     from runwise.parsers.jsonl_rows import merge, read_part
 
@@ -435,10 +477,13 @@ def _ends_run(entry: RunEntry, cfg: RunwiseConfig) -> Run | None:
     step_key = jsonl._step_key(cfg)
     if not any(k in merged[0].vals for k in ((step_key,) if step_key else ()) + jsonl.STEP_KEYS):
         return None
+    last = merge(parts[1:])
+    if not any(k in last[0].vals for k in ((step_key,) if step_key else ()) + jsonl.STEP_KEYS):
+        return None  # its rows would be numbered from the tail's first line
     run = jsonl._finish(path, st, merged, step_key)
-    run.resume = None  # it did not read the middle: nothing may resume from it
+    tail = jsonl._finish(path, st, last, step_key)  # which metrics the tail holds, from which step
     run.id, run.name, run.path = entry.id, run.name or entry.name, cfg.relative(path)
-    return run
+    return run, {k: int(s.steps[0]) for k, s in tail.history.items() if len(s) and k in run.history}
 
 
 _INDEX_BATCH = 100  # rows entered in one transaction while a listing reads runs
