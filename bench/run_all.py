@@ -96,14 +96,14 @@ INPUTS = {
         "p = Path('bench/_data/jsonl_200000/logs/big.jsonl').resolve(); p.exists() or generate(p, 200_000)",
     ),
     "tb": Input(
-        "1M-step x 5-tag tfevents file (bench_tensorboard.generate)",
+        "tfevents file of 5 tags, 1M steps (100,000 with --quick) (bench_tensorboard.generate)",
         _PY + "from pathlib import Path; from bench_tensorboard import generate; "
         "generate(Path('bench/_data/tb_1000000').resolve(), 1_000_000)",
         _PY + "from pathlib import Path; from bench_tensorboard import generate; "
         "generate(Path('bench/_data/tb_100000').resolve(), 100_000)",
     ),
     "tokens": Input(
-        "tokens project (bench_tokens.project: tests/budget_runs.py)",
+        "tokens project, a 1M-step run (100,000 with --quick) (bench_tokens.project)",
         _PY + "from bench_tokens import project; project(1_000_000)",
         _PY + "from bench_tokens import project; project(100_000)",
     ),
@@ -245,6 +245,15 @@ def run(argv: list[str], log_path: Path, timeout: float, prefix: str = "    ") -
             raise
         reader.join(timeout=10)
     return status, time.perf_counter() - started
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line a child printed (for a bench without figures), shortened."""
+    try:
+        lines = [x.strip() for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if len(lines) > 1 else ""
 
 
 def has_option(script: Path, option: str) -> bool:
@@ -440,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
             one(f"the bench {why}{'' if figures else ' (no figures)'}; see bench/_results/run_all/{b.name}.log",
                 "FAIL")
         elif not figures:
-            one("exit status 0" + (" (it wrote no figures)" if with_json else " (it has no --json option: no figures)"),
-                "PASS")
+            last = last_line(LOGS / f"{b.name}.log")
+            one("exit status 0" + (" (it wrote no figures)" if with_json else " (it has no --json option: no figures)")
+                + (f"; its last line: {last}" if last else ""), "PASS")
         log(f"{head}: exit {status}, {secs:.0f} s, {len(figures)} figure(s)")
 
     args.out.write_text(render(rows, runs, info, command, started, args.quick))
