@@ -131,7 +131,7 @@ BENCHES = [
           "an orjson loop, 1 and N processes"),
     Bench("concurrent", "bench_concurrent.py", [], ["--rows", "200000", "--repeat", "1"], ("jsonl_1m",),
           ("jsonl_200k",), "one call"),
-    Bench("appends", "bench_appends.py"),
+    Bench("appends", "bench_appends.py", [], ["--repeat", "1"], ("jsonl_1m",), peer="an uncached full parse"),
     Bench("repeat", "bench_repeat.py", [], ["--sources", "jsonl", "--repeat", "1"], ("jsonl_1m",),
           uses=("tb", "wandb_1m")),
     Bench("wandb", "bench_wandb.py", [], ["--repeat", "1"], ("wandb_1m",), peer="wandb's protobuf parser"),
