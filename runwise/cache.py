@@ -17,7 +17,8 @@ Entries unused for a week are removed too.
 Trust: an entry is used only if it is a readable npz whose `entry` record names this FORMAT,
 this SCHEMA (a digest of the Run and Series fields, also in the file name) and the slot its file
 name stands for, whose metadata builds a Run with fields of the right kinds, and whose arrays are
-1-D int64 steps and float64 values of equal length; a resume state must decode (runwise._state:
+1-D int64 steps and float64 values of equal length (every array's bytes matching the CRC-32 the
+zip records); a resume state must decode (runwise._state:
 only allowlisted kinds of values, never a pickle). Anything else (truncated, random bytes,
 another schema, a file renamed or copied from another entry) is a miss, and the file is removed:
 the run is parsed again and the entry rebuilt.
@@ -37,12 +38,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -178,19 +181,64 @@ def _load(path: Path, identity: tuple[object, ...], slot: object, *, stale: bool
             raise ValueError("metric names are not a list of strings")
         _check_kinds(meta)
         if exact:
-            history = {name: _series(name, z[f"s:{i}"], z[f"v:{i}"]) for i, name in enumerate(names)}
+            history = {name: _series(name, _array(fp, z, f"s:{i}"), _array(fp, z, f"v:{i}"))
+                       for i, name in enumerate(names)}
             return Found(Run(**meta, history=history), True, size)  # TypeError: fields renamed, added or removed
         stored = {f"s:{i}" for i in range(len(names))} | {f"v:{i}" for i in range(len(names))}
 
         def member(name: str) -> Any:
             if not (name.startswith(_state.PREFIX) or name in stored):
                 raise ValueError(f"a resume state refers to {name!r}")
-            return z[name]  # KeyError: not in the file
+            return _array(fp, z, name)  # KeyError: not in the file
 
         state = _state.decode(orjson.loads(z["resume"].tobytes()), member)
     if state is None:
         raise ValueError("an empty resume state")
     return Found(Run(**meta, resume=state), False, size)
+
+
+def _array(fp: BinaryIO, z: Any, name: str) -> Any:
+    """The array stored as member `name` of the open npz `z` (file `fp`), read in one piece.
+
+    What `z[name]` gives, without zipfile's reads in small pieces: the member's bytes are read
+    whole and their CRC-32 checked against the zip directory's (as zipfile checks it) before its
+    header is parsed; ValueError when anything does not fit. A compressed member, or an array in
+    Fortran order, is left to `z[name]`.
+    """
+    info = z.zip.getinfo(f"{name}.npy")  # KeyError: no such member
+    if info.compress_type != zipfile.ZIP_STORED:
+        return z[name]
+    fp.seek(info.header_offset)
+    local = fp.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError(f"member {name!r}: no local header")
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    fp.seek(start)
+    prefix = fp.read(12)  # magic, version, header length (2 bytes in version 1, 4 after)
+    if len(prefix) != 12 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2, 3):
+        raise ValueError(f"member {name!r} is not an array")
+    head = 10 + int.from_bytes(prefix[8:10], "little") if prefix[6] == 1 else 12 + int.from_bytes(prefix[8:], "little")
+    if not 0 < head <= info.file_size:
+        raise ValueError(f"member {name!r}: a header longer than the member")
+    fp.seek(start)
+    header = fp.read(head)
+    data = np.empty(info.file_size - head, np.uint8)  # not zeroed first: every byte is read into it
+    if len(header) != head or fp.readinto(data.data) != len(data):  # type: ignore[attr-defined]
+        raise ValueError(f"member {name!r} is cut short")
+    if zlib.crc32(data.data, zlib.crc32(header)) != info.CRC:
+        raise ValueError(f"member {name!r}: bad CRC-32")
+    try:
+        stream = io.BytesIO(header)
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(stream)
+    except Exception as exc:  # the header's text is parsed by numpy: any failure there is an unusable entry
+        raise ValueError(f"member {name!r}: unreadable header: {exc}") from exc
+    if fortran:
+        return z[name]
+    if dtype.hasobject or len(data) != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError(f"member {name!r}: {dtype}{shape} in {len(data)} bytes")
+    return data.view(dtype).reshape(shape)
 
 
 def _series(name: str, steps: Any, values: Any) -> Series:

@@ -141,3 +141,43 @@ def test_an_entry_from_an_older_run_model_is_rebuilt(cfg: RunwiseConfig, monkeyp
     runs.clear_cache()
     cached, _ = runs.get_run("old", cfg)
     assert cached.name == "an old run"
+
+
+def test_a_changed_byte_in_an_array_is_a_miss(tmp_path: Path) -> None:
+    """Arrays are read straight into memory, and their CRC-32 checked as zipfile checks it."""
+    run = sample_run()
+    run.history["loss"] = make_series("loss", np.arange(1000), np.linspace(1.0, 0.0, 1000))
+    cache.write(tmp_path, IDENT, run)
+    path = only_file(tmp_path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(np.linspace(1.0, 0.0, 1000)[500:502].tobytes())
+    assert at > 0
+    raw[at] ^= 0x01
+    path.write_bytes(bytes(raw))
+    assert cache.read(tmp_path, IDENT) is None
+    assert not path.exists() and cache.stats(tmp_path)["discarded"] == 1
+
+
+def test_an_entry_of_older_files_is_stale_not_wrong(tmp_path: Path) -> None:
+    """The run's one entry serves a lookup of grown files only with a resume state; it is not removed."""
+    grown = ("jsonl:x", ("logs/x.jsonl", 20, 124))
+    cache.write(tmp_path, IDENT, sample_run())  # no resume state
+    assert cache.lookup(tmp_path, grown) is None and only_file(tmp_path).exists()
+    run = sample_run()
+    run.resume = {"offset": 10, "chunks": [np.arange(3), np.arange(2)]}  # plain values: always allowed
+    cache.write(tmp_path, IDENT, run)
+    found = cache.lookup(tmp_path, grown)
+    assert found is not None and not found.exact and found.bytes == 10 and found.run.history == {}
+    assert found.run.resume["offset"] == 10 and [c.tolist() for c in found.run.resume["chunks"]] == [[0, 1, 2], [0, 1]]
+    assert cache.read(tmp_path, grown) is None  # an exact read does not take it
+    hit = cache.lookup(tmp_path, IDENT)
+    assert hit is not None and hit.exact and hit.run.resume is None  # a hit reads no state
+    assert cache.stats(tmp_path)["resumed"] == 1
+
+
+def test_an_entry_copied_to_another_runs_name_is_a_miss(tmp_path: Path) -> None:
+    other: tuple[object, ...] = ("jsonl:y", ("logs/y.jsonl", 10, 123))
+    cache.write(tmp_path, IDENT, sample_run())
+    target = cache._file(tmp_path, other)
+    target.write_bytes(only_file(tmp_path).read_bytes())
+    assert cache.lookup(tmp_path, other) is None and not target.exists()
