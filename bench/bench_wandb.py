@@ -4,11 +4,17 @@
     python bench/bench_wandb.py [--repeat 3] [--file path/to/run-<id>.wandb] [--skip-reference]
 
 Each reader runs `--repeat` times (interleaved: runwise, reference, runwise, ...), each time in a
-fresh subprocess, timed after its imports, with peak memory from getrusage(RUSAGE_SELF).
-Both sides use one process. The reference is tests/wandb_reference.py: a Python chunk loop,
+fresh subprocess, timed after its imports. runwise reads a log this big in several processes: it
+splits the log at window boundaries and starts child interpreters for the later parts
+(runwise.parsers.wandb.workers; as many processes as CPUs, at most 4), so its wall time is that of
+several cores. The table says how many processes each side used, and shows the CPU seconds of
+each side (for runwise, its own plus its children's, from getrusage(RUSAGE_CHILDREN); the
+children's start-up counts, as it is part of the read) next to the wall times. Peak memory is
+getrusage's maxrss of the reading process, and for runwise also of its largest child.
+The reference is tests/wandb_reference.py, in one process: a Python chunk loop,
 `wandb_internal_pb2.Record.FromString` per record and `json.loads` per history value. Both must
 return the same keys, steps and values (same point count and digest, bench/_common.py) on every
-run before the ratio of the medians is printed.
+run before the ratios (of the medians and of the minima) are printed.
 """
 
 from __future__ import annotations
@@ -29,10 +35,14 @@ from _common import count, digest
 which, path = sys.argv[1], Path(sys.argv[2])
 if which == "runwise":
     from runwise.parsers.wandb.segment import read_log
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     t, c = time.perf_counter(), time.process_time()
     hist = read_log(path.parent, path).history
     secs, cpu = time.perf_counter() - t, time.process_time() - c
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, all reaped by now
+    cpu += (after.ru_utime + after.ru_stime) - (kids.ru_utime + kids.ru_stime)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the digest allocates
+    child_rss = after.ru_maxrss / 1024
     cols = {k: (s, v) for k, (s, v) in hist.items()}
 else:
     from tests import wandb_reference as ref
@@ -41,9 +51,17 @@ else:
     cols = ref.history(path.read_bytes())
     secs, cpu = time.perf_counter() - t, time.process_time() - c
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": secs, "cpu_s": cpu, "rss_mb": rss, "points": count(cols), "keys": len(cols),
+    child_rss = 0.0
+print(json.dumps({"seconds": secs, "cpu_s": cpu, "rss_mb": rss, "child_rss_mb": child_rss,
+                  "points": count(cols), "keys": len(cols),
                   "digest": digest(cols)}))
 """
+
+
+def peak(side: Side) -> str:
+    out = f"  peak {max(r['rss_mb'] for r in side.runs):.0f} MB"
+    kids = max(float(r.get("child_rss_mb", 0.0)) for r in side.runs)
+    return out + (f" (largest worker {kids:.0f} MB)" if kids else "")
 
 
 def main() -> int:
@@ -58,7 +76,11 @@ def main() -> int:
         return 1
     path = path.resolve()  # the children run from the repository root
     print(f"file: {path.name} {path.stat().st_size / 1e6:.0f} MB; {args.repeat} runs of each side, interleaved")
-    sides = [Side("runwise", lambda: run_child(CHILD, "runwise", str(path)), "1")]
+    from runwise.parsers.wandb import workers
+
+    n = workers.workers_for(path.stat().st_size)
+    procs = "1" if n == 1 else f"{n} (1 + {n - 1} worker{'s' if n > 2 else ''})"
+    sides = [Side("runwise", lambda: run_child(CHILD, "runwise", str(path)), procs)]
     if not args.skip_reference:
         sides.append(Side("protobuf reference", lambda: run_child(CHILD, "protobuf", str(path)), "1"))
     repeat(sides, args.repeat)
@@ -69,7 +91,7 @@ def main() -> int:
     first = sides[0].runs[0]
     print(f"every run of every side: {first['points']:,} points in {first['keys']} keys, digest {first['digest']}")
     for line in table(sides, against="runwise",
-                      extra=lambda s: f"  peak {max(r['rss_mb'] for r in s.runs):.0f} MB"):
+                      extra=peak):
         print(line)
     return 0
 
