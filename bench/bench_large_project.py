@@ -2,14 +2,18 @@
 
     python bench/bench_large_project.py [--runs 1000] [--big 10] [--wandb 5] [--tensorboard 495]
 
-Generates once (into bench/_data/large_project/, git-ignored) a project of `--runs` runs: small
-JSONL logs (json.dumps), TensorBoard runs (tensorboardX), W&B runs (the real wandb client, offline,
-in a child process), and `--big` JSONL logs of over 100 MB each. Then, each in a new process with an
-empty run index and disk cache at first:
+Generates once (into bench/_data/large_project/, git-ignored; only what is missing) a project of
+`--runs` runs: small JSONL logs (json.dumps), TensorBoard runs (tensorboardX), W&B runs (the real
+wandb client, offline, in a child process), and `--big` runs of over 100 MB each, a mix of the three
+sources: a third of them (rounded down) TensorBoard event files written by tensorboardX, a third W&B
+logs written by the real wandb client offline (a child process each), the rest JSONL logs (10: 4
+JSONL, 3 TensorBoard, 3 W&B). Writing them all took 18 minutes on a busy 2-core machine. Then, each in a
+new process with an empty run index and disk cache at first:
 
   1. the first listing of every run (it reads each run once and indexes it)       <= 30 s
   2. the second listing, in a new process                                          <= 1 s
   3. every row of it has a state, a last step and a final value
+     (and the runs over 100 MB are indexed from their ends: each source's ends reader took them)
   4. `find_best_run` (train/loss over every run) in a new process, warm index     <= 2 s
      (by final value; and by best value, once a first ranking read the large logs whole)
 
@@ -64,9 +68,16 @@ else:  # a listing shows at most 500 runs: one per source
     states = {}
     for r in rows:
         states[r["state"]] = states.get(r["state"], 0) + 1
-    print(json.dumps({"seconds": seconds, "process_s": time.perf_counter() - started, "rows": len(rows),
+    process_s = time.perf_counter() - started
+    from runwise import runs  # untimed: which rows the index holds from the runs' ends only
+    indexed = runs.run_index(cfg).lookup(runs.discover(cfg)[0])
+    ends = {}
+    for row in indexed.values():
+        if row.partial:
+            ends[row.source] = ends.get(row.source, 0) + 1
+    print(json.dumps({"seconds": seconds, "process_s": process_s, "rows": len(rows),
                       "total": total, "incomplete": bad[:10], "n_incomplete": len(bad), "states": states,
-}))
+                      "ends": ends}))
 """
 
 WANDB_CHILD = r"""
@@ -81,6 +92,34 @@ for k in range(n):
         run.log({"train/loss": 2.0 * math.exp(-i / (100 + 20 * k)) + 0.01 * math.sin(i), "lr": 1e-3}, step=i)
     run.finish()
 print("{}")
+"""
+
+BIG_WANDB_CHILD = r"""
+import json, math, os, random, sys
+from pathlib import Path
+root, k, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.environ.update(WANDB_MODE="offline", WANDB_DIR=root, WANDB_SILENT="true", WANDB_CONSOLE="off")
+import wandb
+rng = random.Random(2000 + k)
+run = wandb.init(project="large-project", name=f"big-wandb-{k:02d}", config={"lr": 1e-3, "seed": k, "big": True},
+                 tags=["bench", "big"])
+run_dir = Path(run.dir).parent
+log = next(run_dir.glob("*.wandb"))
+extra = [f"layer{j}/grad_norm" for j in range(16)]
+i = 0
+while True:
+    row = {"train/loss": round((0.3 + 0.02 * k + 2.2 * math.exp(-i / 20000)) * (1 + 0.01 * rng.gauss(0, 1)), 6),
+           "lr": 1e-3}
+    for name in extra:
+        row[name] = round(rng.random(), 6)
+    if i % 500 == 0:
+        row["eval/loss"] = round(0.35 + 0.02 * k + 2.2 * math.exp(-i / 20000), 6)
+    run.log(row, step=i)
+    i += 1
+    if i % 2000 == 0 and log.stat().st_size >= limit:
+        break
+run.finish()
+print(json.dumps({"dir": run_dir.name, "rows": i, "bytes": log.stat().st_size}))
 """
 
 
@@ -122,6 +161,44 @@ def _big_jsonl(path: Path, k: int) -> None:
     part.replace(path)
 
 
+def _big_tensorboard(run_dir: Path, k: int) -> None:
+    """A run of over BIG_BYTES of event files (tensorboardX): a loss every step, an lr every 10 steps,
+    16 more tags every step (long names, as deep models have: tensorboardX's cost is per event) and an
+    eval loss every 500 steps."""
+    from tensorboardX import SummaryWriter
+
+    rng = random.Random(3000 + k)
+    part = run_dir.with_name(run_dir.name + ".part")  # renamed when whole: an interrupted run leaves no short run
+    shutil.rmtree(part, ignore_errors=True)
+    extra = [f"model/encoder/layer_{j:02d}/self_attention/output_projection/grad_norm" for j in range(16)]
+    steps = 60_000
+    with SummaryWriter(str(part), max_queue=1000, flush_secs=30) as w:
+        i = 0
+        while i < steps or i % 1000 or _size(part) < BIG_BYTES:
+            w.add_scalar("train/loss", _loss(i, steps, 0.3 + 0.02 * k, rng), i)
+            for name in extra:
+                w.add_scalar(name, round(rng.random(), 6), i)
+            if i % 10 == 0:
+                w.add_scalar("lr", 3e-4, i)
+            if i % 500 == 0:
+                w.add_scalar("eval/loss", _loss(i, steps, 0.35 + 0.02 * k, rng), i)
+            i += 1
+            if i % 1000 == 0:
+                w.flush()
+    part.replace(run_dir)
+
+
+def _size(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.iterdir() if p.is_file()) if d.is_dir() else 0
+
+
+def _big_wandb(root: Path, k: int) -> str:
+    """A W&B run of over BIG_BYTES, by the real wandb client offline in a child process; its directory name."""
+    out = run_child(BIG_WANDB_CHILD, str(root), str(k), str(BIG_BYTES + (1 << 20)), timeout=3600)
+    log(f"  big W&B run {k}: {out['rows']} rows, {out['bytes'] >> 20} MB")
+    return str(out["dir"])
+
+
 def _tensorboard(run_dir: Path, k: int, rng: random.Random) -> None:
     from tensorboardX import SummaryWriter
 
@@ -134,36 +211,64 @@ def _tensorboard(run_dir: Path, k: int, rng: random.Random) -> None:
                 w.add_scalar("lr", 3e-4, i)
 
 
+def split_big(big: int) -> tuple[int, int, int]:
+    """How many of the `big` runs are (JSONL, TensorBoard, W&B): a third each of TensorBoard and W&B."""
+    third = big // 3
+    return big - 2 * third, third, third
+
+
 def generate(root: Path, *, runs: int, big: int, wandb: int, tensorboard: int) -> None:
     """Write the project's missing runs and remove runs beyond the counts (a marker file records what was made)."""
     marker = root / "made.json"
-    spec = {"runs": runs, "big": big, "wandb": wandb, "tensorboard": tensorboard}
+    big_jsonl, big_tb, big_wandb = split_big(big)
+    spec = {"runs": runs, "big": big, "wandb": wandb, "tensorboard": tensorboard,
+            "big_mix": [big_jsonl, big_tb, big_wandb]}
     if marker.exists() and json.loads(marker.read_text()) == spec:
         log(f"project already made: {root.relative_to(ROOT)} {spec}")
         return
     marker.unlink(missing_ok=True)
     logs, tb = root / "logs", root / "runs"
     logs.mkdir(parents=True, exist_ok=True)
+    tb.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     started = time.perf_counter()
     small = runs - big - wandb - tensorboard
-    want_logs = {f"big-{k:02d}.jsonl" for k in range(big)} | {f"run-{k:04d}.jsonl" for k in range(small)}
-    want_tb = {f"tb-{k:04d}" for k in range(tensorboard)}
+    want_logs = {f"big-{k:02d}.jsonl" for k in range(big_jsonl)} | {f"run-{k:04d}.jsonl" for k in range(small)}
+    want_tb = {f"tb-{k:04d}" for k in range(tensorboard)} | {f"big-tb-{k:02d}" for k in range(big_tb)}
     for p in logs.iterdir():
         if p.name not in want_logs:
             p.unlink()
-    if tb.is_dir():
-        for p in tb.iterdir():
-            if p.name not in want_tb:
-                shutil.rmtree(p)
-    wandb_runs = list((root / "wandb").glob("offline-run-*")) if (root / "wandb").is_dir() else []
-    if len(wandb_runs) != wandb:
-        shutil.rmtree(root / "wandb", ignore_errors=True)
+    for p in tb.iterdir():
+        if p.name not in want_tb:
+            shutil.rmtree(p)
+    # the big W&B runs, by directory name (big_wandb.json); the other W&B runs are the small ones
+    wandb_dir = root / "wandb"
+    big_file = root / "big_wandb.json"
+    made_big: dict[str, str] = json.loads(big_file.read_text()) if big_file.exists() else {}
+    made_big = {k: d for k, d in made_big.items() if int(k) < big_wandb and (wandb_dir / d).is_dir()}
+    for d in wandb_dir.glob("offline-run-*") if wandb_dir.is_dir() else ():
+        if d.name not in made_big.values() and _is_big_wandb(d):
+            shutil.rmtree(d)  # a big run whose writing was interrupted, or one beyond the count
+    small_runs = [d for d in wandb_dir.glob("offline-run-*") if d.name not in made_big.values()] \
+        if wandb_dir.is_dir() else []
+    if len(small_runs) != wandb:
+        for d in small_runs:
+            shutil.rmtree(d)
         if wandb:
             log(f"writing {wandb} W&B runs with wandb offline (child process) ...")
             run_child(WANDB_CHILD, str(root), str(wandb), "300", timeout=1800)
-    log(f"writing the missing of {big} JSONL logs of over {BIG_BYTES >> 20} MB ...")
-    for k in range(big):
+    log(f"writing the missing of {big_wandb} W&B runs of over {BIG_BYTES >> 20} MB (wandb offline, a child each) ...")
+    for k in range(big_wandb):
+        if str(k) not in made_big:
+            made_big[str(k)] = _big_wandb(root, k)
+            big_file.write_text(json.dumps(made_big))
+    big_file.write_text(json.dumps(made_big))
+    log(f"writing the missing of {big_tb} TensorBoard runs of over {BIG_BYTES >> 20} MB (tensorboardX) ...")
+    for k in range(big_tb):
+        if not (tb / f"big-tb-{k:02d}").exists():
+            _big_tensorboard(tb / f"big-tb-{k:02d}", k)
+    log(f"writing the missing of {big_jsonl} JSONL logs of over {BIG_BYTES >> 20} MB ...")
+    for k in range(big_jsonl):
         if not (logs / f"big-{k:02d}.jsonl").exists():
             _big_jsonl(logs / f"big-{k:02d}.jsonl", k)
     log(f"writing the missing of {tensorboard} TensorBoard runs (tensorboardX) ...")
@@ -177,6 +282,12 @@ def generate(root: Path, *, runs: int, big: int, wandb: int, tensorboard: int) -
     _age(root, 3600)
     marker.write_text(json.dumps(spec))
     log(f"made in {time.perf_counter() - started:.0f} s")
+
+
+def _is_big_wandb(d: Path) -> bool:
+    """A W&B run directory whose log is over BIG_BYTES (or still being written by an interrupted child)."""
+    logs = list(d.glob("*.wandb"))
+    return any(p.stat().st_size > BIG_BYTES // 4 for p in logs)
 
 
 def _age(root: Path, seconds: float) -> None:
@@ -224,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         ok &= complete
         print(f"{'PASS' if complete else 'FAIL'}  {what} listing: {r['rows']} rows of {r['total']}, "
               f"{r['n_incomplete']} without a state, last step or final value {r['incomplete']}; states {r['states']}")
+    ends = results["first"]["ends"]
+    mix = dict(zip(("jsonl", "tensorboard", "wandb"), split_big(args.big), strict=True))
+    passed = ends == {k: n for k, n in mix.items() if n}
+    ok &= passed
+    print(f"{'PASS' if passed else 'FAIL'}  the runs over 100 MB indexed from their ends by the first listing: "
+          f"{ends} (of {mix})")
     first = results["by_best_first"]
     print(f"      find_best_run by best value, first (reads the large logs the listing read at their ends): "
           f"{first['seconds']:.2f} s")
