@@ -86,12 +86,28 @@ def call_as(tool: str, kind: type[Out], args: argparse.Namespace, **fields: Any)
 
 
 def show(tool: str, args: argparse.Namespace, **fields: Any) -> str:
-    """Run a tool and render its output in the chosen format."""
+    """Run a tool and render its output in the chosen format.
+
+    The text a command printed about unchanged runs is kept on disk (runwise.answers): the same
+    command in the next process prints it again without reading the configuration, importing the
+    tools or listing and reading the runs.
+    """
+    from runwise import answers
+
+    form = f"text:{args.format}:{getattr(args, 'budget', None)}"
+    q = answers.quick(tool, form, fields, args.root)
+    if q is not None and (kept := answers.quick_get(q)) is not None:
+        return kept
     from runwise.render import render
     from runwise.tools import TOOLS_BY_NAME
 
+    cfg = _config(args)
+    t = answers.ticket(cfg, tool, form, fields, proof=True) if q is not None else None
     out = call(tool, args, **fields)
-    return render(out, args.format, title=TOOLS_BY_NAME[tool].title)
+    text = render(out, args.format, title=TOOLS_BY_NAME[tool].title)
+    if q is not None and t is not None:
+        answers.quick_put(q, t, text)
+    return text
 
 
 def _summary_fields(args: argparse.Namespace, run: str) -> dict[str, Any]:
@@ -214,7 +230,8 @@ def cmd_init(args: argparse.Namespace) -> str:
     """Write a starter runwise.json into the project root (--root, else the environment, else here)."""
     import json
 
-    from runwise.config import CONFIG_FILE, project_root_dir, starter_config
+    from runwise._root import project_root_dir
+    from runwise.config import CONFIG_FILE, starter_config
 
     root = project_root_dir(args.root, os.environ)
     target = root / CONFIG_FILE
@@ -281,11 +298,12 @@ def _forget(cfg: RunwiseConfig, key: str) -> None:
 
 
 def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
-    """Remove every entry and the run index, or the entries and index row of the run `ref` names."""
-    from runwise import cache, index
+    """Remove every entry, kept answer and the run index, or the entries, answers and index row of run `ref`."""
+    from runwise import answers, cache, index
 
     if not ref:
         index.clear(cfg.cache_dir)
+        answers.clear(cfg.cache_dir)
         return cache.clear(cfg.cache_dir)
     from runwise import runs
     from runwise.errors import RunNotFound
@@ -298,8 +316,10 @@ def _clear_cache(ref: str | None, cfg: RunwiseConfig) -> tuple[int, int]:
         if len(named) != 1:
             raise
         _forget(cfg, named[0])
+        answers.clear(cfg.cache_dir, named[0])
         return cache.clear(cfg.cache_dir, key=named[0])
     entry = runs.canonical_entry(entry)  # the key a run read by its path is cached under
     _forget(cfg, entry.key)
+    answers.clear(cfg.cache_dir, entry.key)
     paths = list(dict.fromkeys([*entry.paths, *(p.resolve() for p in entry.paths)]))  # as listed, and as stored
     return cache.clear(cfg.cache_dir, key=entry.key, paths=paths)

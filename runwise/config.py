@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from runwise._root import project_root_dir
 from runwise.errors import ConfigError, OutsideRoot, SourceError
 from runwise.thresholds import Thresholds, violation
 
@@ -109,19 +109,6 @@ class FileConfig(BaseModel):
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
     cache: bool = True
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0, description="most bytes the disk cache may hold; 0: none")
-
-
-def project_root_dir(root: str | Path | None, env: Mapping[str, str]) -> Path:
-    """The project root: `root`, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else the working directory.
-
-    The one place this rule lives (the config and `runwise init` use it). ConfigError if not a directory.
-    """
-    if root is None or root == "":
-        root = env.get("RUNWISE_PROJECT_ROOT") or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"project root {str(root)!r} is not a directory")
-    return path
 
 
 class RunwiseConfig:

@@ -400,6 +400,7 @@ def test_the_cli_shows_the_bar_on_a_terminal_only(
     from runwise import runs
 
     runs.clear_cache()  # read the run again, so that there is a read to show
+    monkeypatch.setenv("RUNWISE_NO_CACHE", "1")  # ... not the answer the first call kept on disk
     assert cli.main(["--root", str(root), "--json", "stats", "done"]) == 0
     assert "runwise: reading" in terminal.getvalue()
     out = capsys.readouterr().out

@@ -92,11 +92,16 @@ def _anomaly_steps(out: dict[str, Any]) -> list[int]:
 # ---------------------------------------------------------------- repeated calls
 
 
-def test_second_call_of_each_analysis_tool_computes_nothing(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["memo", "answers-on-disk"])
+def test_second_call_of_each_analysis_tool_computes_nothing(
+    log: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
+) -> None:
+    """Once from the results memo in memory (the answers kept on disk off), once from those answers."""
     import runwise.analysis.anomalies as anomalies
     import runwise.tools._common as common
     import runwise.tools.metrics as metrics
     import runwise.tools.summary as summary
+    from runwise import answers
 
     spies = {
         "detect": Spy(monkeypatch, anomalies, "detect_anomalies"),
@@ -107,6 +112,8 @@ def test_second_call_of_each_analysis_tool_computes_nothing(log: Path, monkeypat
         "val_trend": Spy(monkeypatch, summary, "val_trend"),
     }
     tools = ("summarize_run", "detect_anomalies", "get_stats", "get_stability", "get_history", "live_status")
+    if not kept:
+        monkeypatch.setattr(answers, "TOOL_REFS", {})
     cfg = _cfg(log)
     first = {t: _ask(t, cfg) for t in tools}
     after_first = {k: s.calls for k, s in spies.items()}
@@ -121,7 +128,12 @@ def test_second_call_of_each_analysis_tool_computes_nothing(log: Path, monkeypat
             assert first[t] == second[t], t
     assert SPIKE in _anomaly_steps(second["detect_anomalies"])
     hits = results.counts().hits
-    assert hits.get("anomalies", 0) >= 3 and hits.get("stability", 0) >= 1, hits
+    if kept:  # five answers from the disk; live_status is never kept, and asks the memo
+        assert answers.count(cfg.cache_dir) == 5
+        assert hits.get("anomalies", 0) >= 1 and "stability" not in hits, hits
+    else:
+        assert answers.count(cfg.cache_dir) == 0
+        assert hits.get("anomalies", 0) >= 3 and hits.get("stability", 0) >= 1, hits
 
 
 def test_compare_runs_second_call_computes_nothing(log: Path, monkeypatch: pytest.MonkeyPatch) -> None:

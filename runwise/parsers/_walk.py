@@ -16,7 +16,10 @@ some other way is checked before a byte is read).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +92,7 @@ def list_dir(
     Links are followed or skipped by the rule above; names starting with "." are left out unless
     `hidden`. An unreadable directory lists as empty.
     """
+    _note(d)  # before the listing: a change after it shows as a newer mtime
     try:
         with os.scandir(d) as it:
             items = sorted(it, key=lambda e: e.name)
@@ -161,6 +165,8 @@ def walk(
     for top in tops:
         if top.is_dir():
             visit(top, top)
+        else:
+            _note(top)  # its absence: a listing after it is made differs
     while links:
         top, link = links.pop(0)
         visit(top, link)
@@ -190,3 +196,40 @@ def _log_files(d: Path, *, depth: int) -> Iterator[Path]:
             yield c
         elif depth > 0 and c.is_dir():
             yield from _log_files(c, depth=depth - 1)
+
+
+# ---------------------------------------------------------------- what a listing looked at
+
+_recorder = threading.local()
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[tuple[str, int, int]]]:
+    """Collect, in this thread, every directory listed meanwhile (and every top looked for and not
+    found), as (path, 0, mtime_ns), or (path, -1, 0) when it does not exist or is not a directory.
+
+    While none of them changed (a stat shows the same), a listing finds the same directories and
+    files (runwise.answers checks this instead of listing again).
+    """
+    seen: list[tuple[str, int, int]] = []
+    outer = getattr(_recorder, "seen", None)
+    _recorder.seen = seen
+    try:
+        yield seen
+    finally:
+        _recorder.seen = outer
+
+
+def dir_stat(path: str) -> tuple[str, int, int]:
+    """`(path, 0, mtime_ns)` of a directory, `(path, -1, 0)` for anything else: what `recording` notes."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, -1, 0)
+    return (path, 0, st.st_mtime_ns) if stat.S_ISDIR(st.st_mode) else (path, -1, 0)
+
+
+def _note(d: Path) -> None:
+    seen = getattr(_recorder, "seen", None)
+    if seen is not None:
+        seen.append(dir_stat(str(d)))
