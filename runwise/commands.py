@@ -263,7 +263,7 @@ def cmd_cache(args: argparse.Namespace) -> str:
     """`cache info`: where the disk cache is, what it holds, how often it answered; `cache clear [RUN]`."""
     import json
 
-    from runwise import cache
+    from runwise import answers, cache
 
     cfg = _config(args)
     if args.action == "clear":
@@ -275,14 +275,15 @@ def cmd_cache(args: argparse.Namespace) -> str:
         return f"removed {removed} cache {entries}{whose} ({_size(freed)}) from {cfg.cache_dir}"
     info = cache.info(cfg.cache_dir)
     data = {"directory": info.directory, "enabled": cfg.cache_enabled, "entries": info.entries, "bytes": info.bytes,
-            "max_bytes": cfg.cache_max_bytes, **info.counts}
+            "max_bytes": cfg.cache_max_bytes, **info.counts, "answers": answers.count(cfg.cache_dir)}
     if args.format == "json":
         return json.dumps(data, indent=2)
     state = "" if cfg.cache_enabled else " (off)"
     counts = ", ".join(f"{v:,} {k}" for k, v in info.counts.items())
     return (f"cache: {info.directory}{state}\n"
             f"entries: {info.entries:,}, {_size(info.bytes)} of at most {_size(cfg.cache_max_bytes)}\n"
-            f"counts: {counts}")
+            f"counts: {counts}\n"
+            f"answers kept: {data['answers']:,} (in {answers.store_path(cfg.cache_dir)})")
 
 
 def _forget(cfg: RunwiseConfig, key: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 import pytest
 
-from runwise import cache, cli, parsers, runs
+from runwise import answers, cache, cli, parsers, runs
 from runwise.config import RunwiseConfig, parse_config_file
 from runwise.errors import ConfigError
 from runwise.model import Run, make_series
@@ -193,6 +193,7 @@ def test_cache_info_command(capsys: pytest.CaptureFixture[str], project: Path, m
         f"cache: {cfg.cache_dir}",
         f"entries: 2, {data['bytes'] / 1024:.1f} KiB of at most 2.0 GiB",
         "counts: 1 hits, 2 misses, 0 resumed, 2 writes, 0 evicted, 0 discarded",
+        f"answers kept: {data['answers']} (in {answers.store_path(cfg.cache_dir)})",
     ]
 
 
