@@ -27,6 +27,7 @@ from runwise.model import CRASHED, FINISHED, UNKNOWN, RunEntry
 from runwise.parsers.tensorboard import ends as tb_ends
 from runwise.parsers.wandb import ends as wb_ends
 from runwise.parsers.wandb.log import BLOCK, CHUNK_HEADER, FIRST, FULL, HEADER_LEN, LAST, MIDDLE
+from tests.conftest import write_jsonl
 
 ROWS = 2000
 SCRIPT = r"""
@@ -93,7 +94,7 @@ def _ends(cfg: RunwiseConfig, entry: RunEntry) -> index.Row:
 def _agree(ends: index.Row, whole: index.Row) -> None:
     """The partial row says only what the whole read says."""
     assert ends.partial
-    same = ("name", "state", "first_step", "last_step", "config_digest", "tags")
+    same = ("name", "state", "first_step", "last_step", "runtime", "config_digest", "tags")
     assert [getattr(ends, f) for f in same] == [getattr(whole, f) for f in same]
     assert ends.metrics and set(ends.metrics) <= set(whole.metrics)
     for name, m in ends.metrics.items():
@@ -356,3 +357,32 @@ def test_hparams_metrics_are_left_out_unless_the_tail_has_them(tb_project: Path)
     ends, whole = _ends(cfg, entry), _whole(cfg, entry)
     _agree(ends, whole)
     assert "hparam/acc" in whole.metrics and "hparam/acc" not in ends.metrics
+
+
+# ---------------------------------------------------------------- JSONL
+
+
+def test_jsonl_metrics_the_tail_does_not_hold_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           reads: list[str]) -> None:
+    rows: list[dict[str, Any]] = [{"step": s, "warmup/lr": s * 1e-4} for s in range(50)]  # the head only
+    rows += [{"step": s, "train/loss": 1 / (s + 1)} for s in range(30_000)]
+    path = write_jsonl(tmp_path / "logs" / "big.jsonl", rows, age_s=600)
+    monkeypatch.setattr(runs, "LIST_LOAD_BYTES", path.stat().st_size // 4)
+    cfg = _cfg(tmp_path)
+    entry = _entry(cfg)
+    ends = runs.index_rows([entry], cfg)[entry.key]
+    assert isinstance(ends, index.Row) and reads == []
+    whole = _whole(cfg, entry)
+    _agree(ends, whole)
+    assert set(whole.metrics) == {"warmup/lr", "train/loss"} and set(ends.metrics) == {"train/loss"}
+
+
+def test_jsonl_tail_of_nan_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"step": s, "train/loss": 1 / (s + 1) if s < 30_000 else math.nan} for s in range(60_000)]
+    path = write_jsonl(tmp_path / "logs" / "big.jsonl", rows, age_s=600)  # json.dumps writes NaN
+    monkeypatch.setattr(runs, "LIST_LOAD_BYTES", path.stat().st_size // 4)
+    cfg = _cfg(tmp_path)
+    entry = _entry(cfg)
+    assert runs._ends_run(entry, cfg) is None
+    row = runs.index_rows([entry], cfg)[entry.key]
+    assert isinstance(row, index.Row) and not row.partial and row.metrics["train/loss"].final_step == 29_999
