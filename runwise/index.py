@@ -4,7 +4,9 @@ One sqlite3 file, `index.sqlite3`, beside the cache directory (runwise.cache; se
 never inside run directories. A row per (project root, run key) holds what `list_runs`, `find_best_run` and run
 references need: source, id, name, state, first and last step, runtime, a digest of the config,
 tags, and per metric its point count, last and last finite value, lowest and highest finite value
-(each with its step) and a 12-character sparkline.
+(each with its step) and a 12-character sparkline. A run of over runs.LIST_LOAD_BYTES is indexed from
+its log's first and last records only (runs._ends_run; a `partial` row): its state, steps and the
+final values of the metrics its tail holds, no counts, extremes or sparklines.
 
 A row is trusted only while the run's files are unchanged: it records their identity (path, size,
 mtime of each log and side file; a W&B run directory's top level and its `files/` folder, never
