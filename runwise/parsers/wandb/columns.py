@@ -149,7 +149,8 @@ def _key_groups(u8: U8, u64: NDArray[np.uint64], item_s: I64, key_end: I64, idx:
     st = item_s[idx]
     n = key_end[idx] - st
     w0 = u64[st] & MASKS[np.minimum(n, 8)]
-    w1 = np.where(n > 16, u64[st + 8], np.uint64(0))
+    long = n > 16  # the middle word only for keys over 16 bytes (tags included): rare, skip the gather
+    w1 = np.where(long, u64[st + 8], np.uint64(0)) if long.any() else np.zeros(st.size, np.uint64)
     w2 = np.where(n > 8, u64[np.maximum(st + n - 8, 0)], np.uint64(0))
     h = n.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     for w in (w0, w1, w2):

@@ -46,7 +46,7 @@ log = logging.getLogger("runwise.wandb")
 
 PARALLEL_BYTES = 32 * 1024 * 1024  # logs this big are read by several processes at once
 MAX_WORKERS = 3
-FIRST_SHARE = 0.5  # of a log split in two, the part this process reads itself
+FIRST_SHARE = 0.52  # of a log split in two, the part this process reads itself (a child starts ~0.4 s late)
 WAIT_SECONDS = 60.0  # a child's grace, from when its part is asked for ...
 WAIT_BYTES_PER_SECOND = 2 * 1024 * 1024  # ... plus a second per this many bytes of its part
 
@@ -222,6 +222,8 @@ def read_parts(path: str, cuts: list[int], *, window: int | None = None, progres
             if w is not None:
                 w.close()
     assert end is not None
+    if progress is not None:
+        progress(float(end.end), float(max(total, end.end)))
     return cols, damage, end
 
 
