@@ -6,7 +6,7 @@ A state is a tree of a few kinds of values, and nothing else is encoded or decod
 - list, tuple, dict (any keys of these kinds), bytes, `pathlib.Path`;
 - numpy arrays of bool, int, uint or float dtype, stored as members of the cache's `.npz` file (a
   list of 1-D arrays of one dtype as one member, split again on reading; an array referred to
-  twice is stored once);
+  twice, or a large one equal to one stored already, is stored once);
 - instances of the classes in ALLOWED (the sources' own state classes), by their fields.
 
 `encode` gives a JSON-able tree (orjson) and the arrays to store beside it; `decode` rebuilds the
@@ -52,6 +52,7 @@ ALLOWED = frozenset({
 })
 DTYPE_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 PREFIX = "r:"  # npz member names of the arrays a state stores
+SAME_BYTES = 64 * 1024  # arrays this large are compared with the stored ones, and stored once if equal
 _PATH = type(Path())  # PosixPath or WindowsPath: no other Path class
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -104,6 +105,7 @@ class _Encoder:
         self.arrays: dict[str, np.ndarray] = {}
         self.seen: dict[int, str] = dict(shared)  # id(array) -> member that holds it
         self.keep: list[object] = []  # what `seen` refers to stays alive while encoding
+        self.similar: dict[tuple[object, ...], list[str]] = {}  # a sample of an array's contents -> members
 
     def member(self, arr: np.ndarray) -> str:
         found = self.seen.get(id(arr))
@@ -111,10 +113,20 @@ class _Encoder:
             return found
         if arr.dtype.kind not in DTYPE_KINDS or arr.dtype.hasobject:
             raise StateError(f"an array of dtype {arr.dtype} may not be stored")
+        self.keep.append(arr)
+        sample = None
+        if arr.nbytes >= SAME_BYTES:  # the same contents stored once (a JSONL log's keys share their line numbers)
+            flat = arr.reshape(-1)
+            sample = (arr.dtype.str, arr.shape, flat[:8].tobytes(), flat[-8:].tobytes(), flat[flat.size // 2].tobytes())
+            for name in self.similar.get(sample, ()):
+                if np.array_equal(self.arrays[name], arr):
+                    self.seen[id(arr)] = name
+                    return name
         name = f"{PREFIX}{len(self.arrays)}"
         self.arrays[name] = arr
         self.seen[id(arr)] = name
-        self.keep.append(arr)
+        if sample is not None:
+            self.similar.setdefault(sample, []).append(name)
         return name
 
     def node(self, x: object) -> object:

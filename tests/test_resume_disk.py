@@ -354,3 +354,14 @@ def test_an_entry_far_behind_is_written_again(tmp_path: Path) -> None:
     assert (d["full"], d["parsed"][0][1], d["counts"]["writes"]) == ([], size, 2)
     assert d["history"] == child(tmp_path, "live", "jsonl", cache_on=False)["history"]
     assert len(cache.entries(tmp_path / "cache")) == 1
+
+
+def test_equal_large_arrays_are_stored_once() -> None:
+    rows = np.arange(20_000, dtype=np.int64)
+    state = {"a": [rows[:10_000].copy(), rows[10_000:].copy()], "b": [rows[:10_000].copy(), rows[10_000:].copy()],
+             "c": rows.copy(), "d": rows + 1, "small": [np.arange(3), np.arange(3)]}
+    tree, arrays = _state.encode(state)
+    assert len(arrays) == 3  # a and b (packed: rows again) and c once, d, the small list packed in one
+    back = _state.decode(orjson.loads(orjson.dumps(tree)), arrays.__getitem__)
+    assert {k: [x.tolist() for x in v] if isinstance(v, list) else v.tolist() for k, v in back.items()} == \
+        {k: [x.tolist() for x in v] if isinstance(v, list) else v.tolist() for k, v in state.items()}
