@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from runwise.analysis.stats import series_stats
+from runwise.analysis.stats import BLOCK, grown_stats, series_stats
 
 
 def _steps(n: int) -> np.ndarray:
@@ -84,3 +86,33 @@ def test_plain_python_types() -> None:
 def test_bad_arguments_raise(steps: np.ndarray, values: np.ndarray) -> None:
     with pytest.raises(ValueError):
         series_stats(steps, values)
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=st.integers(0, 3 * BLOCK), more=st.integers(0, 2 * BLOCK), seed=st.integers(0, 2**32 - 1))
+def test_a_grown_series_gives_the_statistics_of_the_whole(first: int, more: int, seed: int) -> None:
+    """Statistics that go on from the blocks of the series' first `first` points equal those of the
+    whole series read at once, to the bit (NaN, inf and ties included, across block boundaries)."""
+    rng = np.random.default_rng(seed)
+    n = first + more
+    values = rng.normal(3.0, 2.0, n).round(1)  # rounded: ties for min and max in several blocks
+    for bad in (np.nan, np.inf, -np.inf):
+        if n:
+            values[rng.integers(0, n, size=min(n, 5))] = bad
+    steps = np.arange(n, dtype=np.int64) * 2
+    _, blocks = grown_stats(steps[:first], values[:first], ())
+    grown, _ = grown_stats(steps, values, blocks)
+    assert grown == series_stats(steps, values)
+    whole = series_stats(steps, values)
+    finite = values[np.isfinite(values)]
+    if finite.size:  # and within rounding of numpy's own, over the whole series
+        assert whole.mean == pytest.approx(float(np.mean(finite)), rel=1e-12, abs=1e-12)
+        assert whole.std == pytest.approx(float(np.std(finite)), rel=1e-9, abs=1e-12)
+
+
+def test_a_tie_across_blocks_is_dated_at_its_first_occurrence() -> None:
+    values = np.ones(2 * BLOCK + 10)
+    values[[5, BLOCK + 5, 2 * BLOCK + 5]] = 0.0
+    values[[7, BLOCK + 7]] = 9.0
+    st_ = series_stats(_steps(values.size), values)
+    assert (st_.min, st_.min_step, st_.max, st_.max_step) == (0.0, 50, 9.0, 70)

@@ -105,7 +105,7 @@ def test_second_call_of_each_analysis_tool_computes_nothing(
 
     spies = {
         "detect": Spy(monkeypatch, anomalies, "detect_anomalies"),
-        "stats": Spy(monkeypatch, common, "series_stats"),
+        "stats": Spy(monkeypatch, common, "grown_stats"),
         "stability": Spy(monkeypatch, metrics, "stability"),
         "extremes": Spy(monkeypatch, metrics, "_extremes"),
         "lr_phase": Spy(monkeypatch, summary, "lr_phase"),
@@ -168,7 +168,7 @@ def test_a_run_that_grew_is_computed_again(log: Path, monkeypatch: pytest.Monkey
     import runwise.tools._common as common
 
     detect = Spy(monkeypatch, anomalies, "detect_anomalies")
-    stats = Spy(monkeypatch, common, "series_stats")
+    stats = Spy(monkeypatch, common, "grown_stats")
     before = _ask("detect_anomalies", _cfg(log))
     stats_before = _ask("get_stats", _cfg(log), keys=["train/loss"])
     assert LATE_SPIKE not in _anomaly_steps(before)
@@ -184,6 +184,12 @@ def test_a_run_that_grew_is_computed_again(log: Path, monkeypatch: pytest.Monkey
     assert stats_before["stats"]["rows"][0][cols.index("points")] == N
     assert stats_after["stats"]["rows"][0][cols.index("points")] == N + 1000
     assert stats_after["stats"]["rows"][0][cols.index("final_step")] == N + 999
+    # the statistics went on from the earlier version's blocks, and equal those computed afresh
+    assert results.counts().grown.get("stats", 0) >= 1
+    runs.clear_cache()
+    results.clear()
+    assert _ask("get_stats", _cfg(log), keys=["train/loss"]) == stats_after
+    assert not results.counts().grown
 
 
 # ---------------------------------------------------------------- other arguments, other entries
@@ -300,3 +306,26 @@ def test_memo_single_flight_across_threads() -> None:
     for t in threads:
         t.join()
     assert got == [42] * 6 and len(calls) == 1
+
+
+def test_a_grown_result_goes_on_only_from_arrays_the_new_ones_begin_with() -> None:
+    results.clear()
+    seen: list[object] = []
+
+    def compute(arr: np.ndarray) -> Any:
+        def run(state: int | None) -> tuple[float, int]:
+            seen.append(state)
+            return float(arr.sum()), int(arr.size)
+        return run
+
+    a = np.arange(10.0)
+    b = np.concatenate([a, [99.0]])  # a grown by one value
+    c = b.copy()
+    c[3] = -1.0  # as long as b, but rewritten in the middle: neither a nor b begins it
+    d = b[:5].copy()  # shorter than every earlier version
+    for arr in (a, b, c, d):
+        results.grown("sum", (arr,), (), compute(arr))
+    assert seen == [None, 10, None, None]
+    assert results.counts().grown == {"sum": 1}
+    e = np.concatenate([b, [1.0, 2.0]])  # b grown again: goes on from b, the longest it begins with
+    assert results.grown("sum", (e,), (), compute(e)) == float(e.sum()) and seen[-1] == 11

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runwise import results, runs
 from runwise.analysis.aliases import ROLES, find_metric, is_validation
-from runwise.analysis.stats import SeriesStats, series_stats
+from runwise.analysis.stats import SeriesStats, grown_stats
 from runwise.config import RunwiseConfig
 from runwise.errors import UnknownMetric
 from runwise.formatting import Cell as Cell
@@ -197,8 +197,8 @@ def anomaly_report(run: Run, cfg: RunwiseConfig, *, keys: Sequence[str] | None =
 
 
 def stats_of(s: Series) -> SeriesStats:
-    """`series_stats` of a series, once per version of its columns."""
-    return results.memo("stats", (s.steps, s.values), (), lambda: series_stats(s.steps, s.values))
+    """`series_stats` of a series, once per version of its columns; a grown series sums only its new blocks."""
+    return results.grown("stats", (s.steps, s.values), (), lambda known: grown_stats(s.steps, s.values, known or ()))
 
 
 def config_key(config: dict[str, Any]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Annotated, Literal
 
 import numpy as np
@@ -11,6 +10,7 @@ from pydantic import Field, model_validator
 
 from runwise import results
 from runwise.analysis.stability import Stability, stability
+from runwise.analysis.stats import SeriesStats
 from runwise.config import RunwiseConfig
 from runwise.model import Series
 from runwise.parsers import Progress
@@ -176,7 +176,7 @@ def _history(
     whole = req.start_step is None and req.end_step is None  # a window's views are new arrays on every call
     for k, s in windows.items():
         steps, vals, method = _sampled(s, per_metric) if whole else _extremes(s, per_metric)
-        nan, inf = results.memo("nonfinite", (s.values,), (), partial(_nonfinite, s)) if whole else _nonfinite(s)
+        nan, inf = _nonfinite(stats_of(s)) if whole else _nonfinite(s)
         if method != "all":
             sampled += 1
         if req.format == "csv":
@@ -209,8 +209,10 @@ def _frozen(s: Series, max_points: int) -> tuple[tuple[int, ...], tuple[int | fl
     return tuple(steps), tuple(vals), method
 
 
-def _nonfinite(s: Series) -> tuple[int, int]:
-    """How many NaN and how many ±inf values the series has."""
+def _nonfinite(s: Series | SeriesStats) -> tuple[int, int]:
+    """How many NaN and how many ±inf values the series (or the series its statistics are of) has."""
+    if isinstance(s, SeriesStats):
+        return s.nan_count, s.inf_count
     return int(np.count_nonzero(np.isnan(s.values))), int(np.count_nonzero(np.isinf(s.values)))
 
 
