@@ -30,6 +30,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
 from runwise.config import RunwiseConfig
+from runwise.server import completions, prompts
 from runwise.server.messages import ERROR_CHARS, argument_error, error_message
 from runwise.server.schema import input_schema, model_schema
 from runwise.server.sdk import ToolFn, sdk_tool
@@ -136,7 +137,10 @@ def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPS
             description=spec.description, input_schema=schema, output_model=spec.output,
             output_schema=model_schema(spec.output), annotations=READ_ONLY,
         ))
-    return MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools)
+    server = MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools)
+    prompts.register(server, load_config)
+    completions.register(server, load_config)
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
