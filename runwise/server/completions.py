@@ -14,7 +14,9 @@ One handler serves every prompt and resource template: it dispatches on the argu
 Everything comes from discovery and the run index (runwise.runs.index_rows): a run the index has
 not seen is entered the way list_runs enters it (a large log read at its ends only), never read
 whole for a completion. At most MAX_VALUES values, with `total` and `has_more`. A reference that
-names nothing gives no values, not an error. The work runs in a worker thread.
+names nothing gives no values, not an error. The work runs in a worker thread. Values are plain
+references and names; a resource template's client percent-encodes them into the URI, and a
+partial value that comes encoded ('jsonl%3A') is decoded first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -208,7 +211,7 @@ def _groups(value: str, cfg: RunwiseConfig) -> list[str]:
     """Name prefixes the runs share, up to a separator ('sweep-lr-' of 'sweep-lr-3e4'), newest runs first."""
     entries = _entries(cfg)
     rows = _indexed(entries, cfg)
-    prefixes = []
+    prefixes: list[str] = []
     for e in entries:
         for name in [e.id, *_names(e, rows)]:
             prefixes.extend(name[: m.end()] for m in _NAME_BREAKS.finditer(name))
@@ -244,23 +247,28 @@ def register(server: MCPServer, load_config: Callable[[], RunwiseConfig]) -> Non
     """Serve `completion/complete` on `server` (which advertises the completions capability with it)."""
 
     async def handle(
-        ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: CompletionContext | None
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
     ) -> Completion:
         if argument.name not in RUN_ARGS | LIST_ARGS | METRIC_ARGS | GROUP_ARGS:
             return empty()
         from runwise.errors import RunwiseError
 
-        ctx = dict(context.arguments or {}) if context is not None else {}
+        value, ctx = argument.value, dict(context.arguments or {}) if context is not None else {}
+        if isinstance(ref, ResourceTemplateReference):  # a URI segment may come percent-encoded (jsonl%3Aa)
+            value, ctx = unquote(value), {k: unquote(v) for k, v in ctx.items()}
         try:
             cfg = load_config()
             return await anyio.to_thread.run_sync(
-                partial(complete, argument.name, argument.value, ctx, cfg), abandon_on_cancel=True
+                partial(complete, argument.name, value, ctx, cfg), abandon_on_cancel=True
             )
         except (RunwiseError, OSError, sqlite3.Error) as exc:  # runs not listable now: no values, no error
             log.debug("completion of %s: %s", argument.name, exc)
             return empty()
 
-    decorate = cast(Callable[[Callable[..., Any]], Any], server.completion())  # the SDK leaves it untyped
+    # the SDK's decorator has no annotations; handle's signature is the one it calls with
+    decorate = cast(Callable[[Callable[..., Any]], Any], server.completion())  # type: ignore[no-untyped-call]
     decorate(handle)
 
 

@@ -49,12 +49,17 @@ def _describe(refs: list[str], load_config: Callable[[], RunwiseConfig]) -> list
             base, step = runs.split_step(ref)
             entry = runs.resolve(base, cfg, entries)
         except (RunwiseError, OSError) as exc:
-            lines.append(f"- `{ref}` names no run now: {_first_line(exc)}. Find it with list_runs first.")
+            lines.append(f"- `{ref}` names no run now: {_first_line(exc)}")
             continue
         at = f", at step {step:,}" if step is not None else ""
         name = f" ('{entry.name}')" if entry.name and entry.name != entry.id else ""
         lines.append(f"- `{ref}` is {entry.key}{name}{at}.")
     return lines
+
+
+def _base(ref: str) -> str:
+    """`ref` without a trailing '@STEP' ('run_b@12k' -> 'run_b'), as the tools other than compare_runs take it."""
+    return re.sub(r"@-?\d[\d_,]*[kKmM]?$", "", ref.strip())
 
 
 def _first_line(exc: BaseException) -> str:
@@ -89,6 +94,7 @@ def register(server: MCPServer, load_config: Callable[[], RunwiseConfig]) -> Non
         run_a: Annotated[Ref, Field(description="The baseline run reference ('ref@STEP' compares at a step)")],
         run_b: Annotated[Ref, Field(description="The run compared with it")],
     ) -> str:
+        base_a, base_b = _base(run_a), _base(run_b)  # the tools other than compare_runs take no '@STEP'
         return _plan(f"Compare `{run_a}` (baseline) with `{run_b}` and explain what made the difference.",
                      [run_a, run_b], [
             f"compare_runs runs=['{run_a}', '{run_b}']: read `summary`, the `metrics` table (final values and "
@@ -96,7 +102,7 @@ def register(server: MCPServer, load_config: Callable[[], RunwiseConfig]) -> Non
             "beyond noise).",
             "Read `config_diff`: the keys that differ, ranked by how much they explain; those are the candidate "
             "causes. If `config_omitted` > 0, ask again with config_diff keys of interest via get_config prefix=.",
-            f"summarize_run on '{run_a}' and on '{run_b}': does either verdict name a finding (a spike, "
+            f"summarize_run on '{base_a}' and on '{base_b}': does either verdict name a finding (a spike, "
             "divergence, NaN) that explains the gap better than a config key?",
             "If they split at a step, get_history keys=<that metric> for both runs around it.",
             "Answer: which run is better on which metric and by how much, from which step, and the config "
