@@ -275,6 +275,11 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
      "terminal (or with --format md/json), a line (a JSON object) is written each time the step changes."),
     ("anomalies", _anomalies_opts,
      "spikes, NaN/inf, divergence, overfitting, plateaus, gradient trouble", ""),
+    ("report", c.report_opts, "one markdown report of runs, with charts when written to a file (-o)",
+     "One markdown document about 1 to 16 runs, for a GitHub issue or a lab notebook: each run's verdict and "
+     "findings with their evidence, its key metrics, and for several runs the comparison and the config diff "
+     "(the MCP report tool returns the same). With -o FILE it is written there, with PNG charts of the key "
+     "metrics next to it (FILE's stem + _<metric>.png; needs pip install 'runwise[plot]'; --no-charts: none)."),
     ("local", _local_opts,
      "list the JSONL logs, or analyse one log file (.jsonl, .wandb, tfevents, run dir)",
      "Without FILE: list the JSONL logs under the logs dir, newest first. With FILE (a path relative "

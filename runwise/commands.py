@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from runwise.cli_report import cmd_report as cmd_report  # in a module of their own
+from runwise.cli_report import report_opts as report_opts
 from runwise.errors import ConfigError
 from runwise.formatting import split_keys
 
@@ -34,7 +36,7 @@ TOOL_COMMANDS = {
     "find_best_run": ("best",),
     "get_history": ("history", "local --history"), "get_stats": ("stats", "local --stats"),
     "get_stability": ("stability", "local --stability"), "list_keys": ("keys", "local --keys"),
-    "live_status": ("live", "watch"), "detect_anomalies": ("anomalies",),
+    "live_status": ("live", "watch"), "detect_anomalies": ("anomalies",), "report": ("report",),
 }
 
 

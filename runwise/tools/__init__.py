@@ -35,6 +35,7 @@ from runwise.tools.metrics import (
     get_stability,
     get_stats,
 )
+from runwise.tools.report import REPORT_BUDGET, ReportInput, ReportOutput, report
 from runwise.tools.run import (
     GetConfigInput,
     GetConfigOutput,
@@ -122,79 +123,84 @@ class ToolSpec(Generic[I, O]):
 TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "list_runs", "List runs",
-        "List training runs (W&B, TensorBoard, JSONL), newest first: state, last step, final loss, sparkline.",
+        "List runs, newest first: state, last step, final loss, sparkline.",
         ListRunsInput, ListRunsOutput, list_runs,
         budget=1_500, ask="limit=, source=", sizes=("limit",),
     ),
     ToolSpec(
         "summarize_run", "Summarize a run",
-        "Is this run healthy? Verdict first (healthy/watch/broken, worst finding), LR phase, validation "
-        "trend, best checkpoint, then main metrics. Start here.",
+        "Is this run healthy? Verdict (healthy/watch/broken), LR phase, val trend, best checkpoint, main "
+        "metrics. Start here.",
         SummarizeRunInput, SummarizeRunOutput, summarize_run,
         budget=SUMMARY_BUDGET, ask="keys=, get_history, detect_anomalies", sizes=SUMMARY_SIZES,
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
-        "Compare 2-16 runs: final/best values, checkpoints, the step where they diverge beyond noise, config "
-        "keys ranked by how much they explain; 'ref@STEP' or step=N; group_by='seed' aggregates seeds.",
+        "Compare 2-16 runs: final/best values, checkpoints, where they diverge beyond noise, config keys "
+        "ranked by effect; group_by='seed' pools seeds.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
         budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=COMPARE_SIZES,
     ),
     ToolSpec(
         "get_history", "Metric history",
-        "Downsampled metric curves (step/value columns); each bucket's min/max kept, so spikes survive.",
+        "Downsampled curves (step/value); bucket min/max kept, so spikes survive.",
         GetHistoryInput, GetHistoryOutput, get_history,
         budget=HISTORY_TOKENS, ask="keys=, start_step=/end_step=", sizes=HISTORY_SIZES,
     ),
     ToolSpec(
         "get_stats", "Metric statistics",
-        "Per-metric statistics, full resolution: points, final, min/max with steps, mean, std, NaN/inf.",
+        "Full-resolution stats per metric: points, final, min/max with steps, mean, std, NaN/inf.",
         GetStatsInput, GetStatsOutput, get_stats,
         budget=2_000, ask="keys=", sizes=("max_metrics",),
     ),
     ToolSpec(
         "get_stability", "Metric stability",
-        "Noise and trend per metric: rolling std, robust slope per 1k steps, verdict.",
+        "Noise and trend per metric: rolling std, robust slope/1k steps, verdict.",
         GetStabilityInput, GetStabilityOutput, get_stability,
         budget=1_500, ask="keys=",
     ),
     ToolSpec(
         "find_best_run", "Best run by a metric",
-        "Rank runs by a metric's best or final value (min for losses, max for accuracy-like names).",
+        "Rank runs by a metric's best or final value (min: losses, max: accuracy).",
         FindBestRunInput, FindBestRunOutput, find_best_run,
         budget=1_000, ask="top_n=", sizes=("top_n",),
     ),
     ToolSpec(
         "get_config", "Run config",
-        "A run's hyperparameters as flattened keys ('optimizer.lr'); filter with prefix.",
+        "A run's hyperparameters as flat keys ('optimizer.lr').",
         GetConfigInput, GetConfigOutput, get_config,
         budget=2_500, ask="prefix=", sizes=("max_keys",),
     ),
     ToolSpec(
         "get_run_context", "Run context",
-        "A run's name, notes, tags, group, job type, project, segments and exit code.",
+        "A run's name, notes, tags, group, job type, project, segments, exit code.",
         RunContextInput, RunContextOutput, get_run_context,
         budget=1_500,
     ),
     ToolSpec(
         "list_keys", "List metric keys",
-        "A run's metric names with point counts and step ranges; non-numeric keys (media, text) by kind.",
+        "A run's metric keys: point counts, step ranges; non-numeric ones (media, text) by kind.",
         ListKeysInput, ListKeysOutput, list_keys,
         budget=3_000, ask="prefix=", sizes=("max_keys",),
     ),
     ToolSpec(
         "live_status", "Live status",
-        "A running (or the latest) job: last step, steps/s, seconds since last write, latest values, "
-        "anomalies, console tail.",
+        "A running (or latest) job: step, steps/s, last write age, latest values, anomalies, console tail.",
         LiveStatusInput, LiveStatusOutput, live_status,
         budget=1_000, ask="keys=, output_lines=", sizes=("output_lines",),
     ),
     ToolSpec(
         "detect_anomalies", "Detect anomalies",
         "Full-resolution checks: spikes, NaN/inf, divergence, overfitting, plateaus, vanishing/exploding "
-        "gradients, throughput drops, LR schedule faults; each with its steps and evidence.",
+        "grads, throughput, LR schedule; steps and evidence.",
         DetectAnomaliesInput, DetectAnomaliesOutput, detect_anomalies,
         budget=ANSWER_TOKENS, ask="keys=, max_anomalies=", sizes=ANOMALY_SIZES,
+    ),
+    ToolSpec(
+        "report", "Markdown report",
+        "Markdown report: verdicts, findings, metrics; 2+ runs: comparison, config diff.",
+        ReportInput, ReportOutput, report,
+        budget=REPORT_BUDGET, ask="fewer runs",
     ),
 ]
 
