@@ -62,6 +62,7 @@ TOOL_REFS: dict[str, str] = {
     "get_stats": "run", "get_history": "run", "get_stability": "run", "detect_anomalies": "run",
     "compare_runs": "runs",
 }
+_LOCAL = ("wandb", "tensorboard", "jsonl")  # the sources whose runs are files on disk
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
@@ -167,6 +168,8 @@ def ticket(
     except (RunwiseError, OSError):
         return None
     files = tuple(tuple(index.file_stats(e)) for e in found)
+    if not all(files) or any(e.source not in _LOCAL for e in found):
+        return None  # a run without files on disk (a cloud run): nothing tells its version
     seen: dict[tuple[str, str], tuple[str, str, int, int]] = {}
     if proof:
         for path, size, mtime in listed:
@@ -197,7 +200,8 @@ def settled(t: Ticket, now: float | None = None) -> bool:
     if tuple(tuple(index.file_stats(e)) for e in t.entries) != t.files:
         return False
     cutoff = ((time.time() if now is None else now) - LIVE_SECONDS - SETTLE_SECONDS) * 1e9
-    return all(size >= 0 and mtime_ns < cutoff for run in t.files for _, size, mtime_ns in run)
+    return all(run for run in t.files) and all(
+        size >= 0 and mtime_ns < cutoff for run in t.files for _, size, mtime_ns in run)
 
 
 # ---------------------------------------------------------------- the store
