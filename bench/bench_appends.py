@@ -25,13 +25,14 @@ Each repeat, from a fresh copy and an empty cache directory:
 
 A source passes when, in every repeat, process B read nothing whole and parsed exactly the appended
 bytes (W&B: from the start of the chunk the cut was in, at most one 32 KiB block before the old end),
-and its answer equals the text of an uncached process on the same grown run (RUNWISE_NO_CACHE=1: a
-full parse, run once). The JSONL run must also answer within `--limit` seconds (median handler time).
+and its run (every point) and its answer equal an uncached process's on the same grown run (RUNWISE_NO_CACHE=1: a
+full parse, run right after process B). The JSONL run must also answer within `--limit` seconds (median handler time).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -109,8 +110,14 @@ cpu = time.process_time()
 with contextlib.redirect_stdout(out):
     code = cli.main(["--root", root, "stats", ref])
 seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "cpu_s": time.process_time() - cpu, "code": code, "parsed": parsed,
-                  "whole": whole, "load": sum(load), "text": out.getvalue()}))
+cpu = time.process_time() - cpu
+from pathlib import Path
+from bench._common import digest
+from runwise.config import RunwiseConfig
+run, _ = runs.get_run(ref, RunwiseConfig.load(Path(root)))  # in memory now: its points, to compare
+print(json.dumps({"seconds": seconds, "cpu_s": cpu, "code": code, "parsed": parsed, "whole": whole,
+                  "load": sum(load), "text": out.getvalue(),
+                  "digest": digest({k: (s.steps, s.values) for k, s in run.history.items()})}))
 """
 
 
@@ -257,7 +264,6 @@ def bench(run: Run, repeat: int, limit: float | None) -> tuple[bool, list[dict[s
     print(f"{run.source}: {run.log.relative_to(ROOT)}", flush=True)
     problems: list[str] = []
     first, handler, reading, wall = [], [], [], []
-    expected = ""
     for i in range(repeat):
         shutil.rmtree(run.cache, ignore_errors=True)
         shutil.rmtree(run.cache.with_name(run.cache.name + "-index"), ignore_errors=True)
@@ -269,8 +275,8 @@ def bench(run: Run, repeat: int, limit: float | None) -> tuple[bool, list[dict[s
         entry = sum(p.stat().st_size for p in run.cache.glob("*.npz"))
         appended = run.grow()
         b = _child(run, _env(run))
-        if not expected:
-            expected = _child(run, _env(run, RUNWISE_NO_CACHE="1"))["text"]  # the same grown run every repeat
+        uncached = _child(run, _env(run, RUNWISE_NO_CACHE="1"))  # at once: "running" depends on the clock
+        expected = uncached["text"]
         parsed = sum(end - start for start, end in b["parsed"])
         print(f"  repeat {i + 1}/{repeat}: A {a['seconds']:.2f} s (file {size / 2**20:.0f} MiB, cache entry "
               f"{entry / 2**20:.0f} MiB); appended {appended:,} B; B handler {b['seconds'] * 1000:.0f} ms "
@@ -287,8 +293,13 @@ def bench(run: Run, repeat: int, limit: float | None) -> tuple[bool, list[dict[s
             ok = ranges == [[size, size + appended]]
         if not ok:
             problems.append(f"repeat {i + 1}: process B parsed {ranges} (the run grew from {size} by {appended})")
+        if b["digest"] != uncached["digest"]:
+            problems.append(f"repeat {i + 1}: process B's run has other points than an uncached process's")
         if b["text"] != expected:
-            problems.append(f"repeat {i + 1}: process B's answer differs from an uncached process's")
+            diff = difflib.unified_diff(expected.splitlines(), b["text"].splitlines(), "uncached", "process B",
+                                        lineterm="", n=0)
+            problems.append(f"repeat {i + 1}: process B's answer differs from an uncached process's:\n    "
+                            + "\n    ".join(list(diff)[:12]))
         first.append(a["seconds"])
         handler.append(b["seconds"])
         reading.append(b["load"])
