@@ -301,6 +301,33 @@ def test_sdk_internals_runwise_relies_on() -> None:
     assert 'f"Error executing tool {self.name}: {exc}"' in run  # the prefix ERROR_CHARS leaves room for
 
 
+def test_sdk_internals_runwise_resources_rely_on(server: MCPServer) -> None:
+    """Fails when the SDK changes what `serve_request`, `connection_of` and `add_middleware` rely on."""
+    import inspect
+
+    from mcp.server import runner
+    from mcp.server.connection import Connection
+    from mcp.server.lowlevel.server import Server
+    from mcp.server.session import ServerSession
+    from mcp_types import SubscriptionFilter
+
+    lowlevel = server._lowlevel_server
+    assert isinstance(lowlevel, Server) and "add_request_handler" in vars(Server)
+    for method in ("resources/list", "resources/subscribe", "resources/unsubscribe"):  # runwise's, served
+        entry = lowlevel.get_request_handler(method)
+        assert entry is not None and entry.handler.__module__ == "runwise.server.resources", method
+    # the 2025 capability derives from the method being served; 2026 from subscriptions/listen
+    assert 'subscribe = "resources/subscribe" in self._request_handlers' in inspect.getsource(Server.get_capabilities)
+    # a lowlevel handler's ctx.session is per request, and holds the connection as _connection
+    assert "ServerSession(dctx, self.connection" in inspect.getsource(runner)
+    assert "self._connection = connection" in inspect.getsource(ServerSession.__init__)
+    assert inspect.iscoroutinefunction(Connection.send_resource_updated)
+    assert "self.exit_stack = AsyncExitStack()" in inspect.getsource(Connection.__init__)
+    # middleware sees a listen request's raw params, with the filter's wire name
+    assert server.middleware is lowlevel.middleware
+    assert SubscriptionFilter.model_fields["resource_subscriptions"].alias == "resourceSubscriptions"
+
+
 @pytest.mark.anyio
 async def test_sdk_hands_bad_and_unknown_arguments_to_runwise(server: MCPServer) -> None:
     async with Client(server) as client:

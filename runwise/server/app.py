@@ -3,8 +3,10 @@
 Each tool takes its input model's fields as flat arguments (validated here, against the input
 model, so a bad one gets one line naming it and what it accepts), runs `ToolSpec.run` in a worker
 thread (cancellable from the client: the thread's result is dropped), reports read progress, and
-returns its output model as structured content plus the same JSON, without spaces, as text.
-Every failure is a one-line `ToolError` (`runwise.server.messages`). What runwise needs from the
+returns its output model as structured content plus the same JSON, without spaces, as text, then
+`resource_link`s to fuller views (`runwise.server.resources`: the run index, run summaries, configs
+and metric histories as resources, with subscriptions to a running run). Every failure is a one-line
+`ToolError` (`runwise.server.messages`). What runwise needs from the
 SDK beyond its documented surface is in `runwise.server.sdk`. stdout carries only the protocol;
 logs go to stderr.
 """
@@ -16,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,11 +28,12 @@ import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp_types import CallToolResult, ContentBlock, ResourceLink, TextContent, ToolAnnotations
 from pydantic import ValidationError
 
 from runwise.config import RunwiseConfig
-from runwise.server import completions, prompts
+from runwise.server import completions, prompts, resources
 from runwise.server.messages import ERROR_CHARS, argument_error, error_message
 from runwise.server.schema import input_schema, model_schema
 from runwise.server.sdk import ToolFn, sdk_tool
@@ -75,7 +78,7 @@ def _tool_fn(
             out = await anyio.to_thread.run_sync(partial(spec.run, req, cfg, progress), abandon_on_cancel=True)
         except Exception as exc:
             raise ToolError(error_message(exc, limit)) from exc
-        return _result(out)
+        return _result(out, resources.links(spec.name, req, out))
 
     return tool
 
@@ -98,10 +101,12 @@ def _pre_parse(arguments: dict[str, Any], schema: dict[str, Any]) -> dict[str, A
     return out
 
 
-def _result(out: Out) -> CallToolResult:
-    """The answer as structured content and, for clients that read only text, the same JSON without spaces."""
+def _result(out: Out, links: Sequence[ResourceLink] = ()) -> CallToolResult:
+    """The answer as structured content and, for clients that read only text, the same JSON without spaces
+    (first), then the resource links."""
     text = out.model_dump_json()
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=json.loads(text))
+    content: list[ContentBlock] = [TextContent(type="text", text=text), *links]
+    return CallToolResult(content=content, structured_content=json.loads(text))
 
 
 def _progress_reporter(ctx: Context) -> Callable[[float, float], None]:
@@ -124,7 +129,7 @@ def _progress_reporter(ctx: Context) -> Callable[[float, float], None]:
 
 
 def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPServer:
-    """An MCPServer with every runwise tool registered; `load_config` gives the config for each call."""
+    """An MCPServer with every runwise tool and resource registered; `load_config` gives each call's config."""
     if load_config is None:
         load_config = RunwiseConfig.load
     from runwise import __version__
@@ -137,7 +142,12 @@ def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPS
             description=spec.description, input_schema=schema, output_model=spec.output,
             output_schema=model_schema(spec.output), annotations=READ_ONLY,
         ))
-    server = MCPServer("runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools)
+    bus = InMemorySubscriptionBus()  # the SDK's default, held here so resource polls can publish to it
+    server: MCPServer[Any] = MCPServer(
+        "runwise", title="runwise", instructions=INSTRUCTIONS, version=__version__, tools=tools,
+        lifespan=resources.lifespan(load_config), subscriptions=bus,
+    )
+    resources.install(server, load_config, bus)
     prompts.register(server, load_config)
     completions.register(server, load_config)
     return server

@@ -1,4 +1,5 @@
-"""Where runwise relies on the `mcp` SDK beyond its documented surface: one function, `sdk_tool`.
+"""Where runwise relies on the `mcp` SDK beyond its documented surface: `sdk_tool`, `serve_request`,
+`connection_of` and `add_middleware`.
 
 tests/test_server.py (`test_sdk_internals_runwise_relies_on`) fails if any of this changes.
 """
@@ -8,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.connection import Connection
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp_types import CallToolResult, ToolAnnotations
@@ -67,3 +69,38 @@ def sdk_tool(
         context_kwarg="ctx",
         annotations=annotations,
     )
+
+
+def serve_request(server: MCPServer[Any], method: str, params_type: type[BaseModel], handler: Any) -> None:
+    """Serve `method` with the lowlevel `handler(ctx, params)`, replacing MCPServer's own if it has one.
+
+    What is documented: the lowlevel `Server.add_request_handler(method, params_type, handler)`, and
+    that the capabilities a client is given derive from the methods served (`resources/subscribe`
+    served -> `resources.subscribe: true`).
+    What is internal (mcp 2.3): `MCPServer._lowlevel_server`, the lowlevel `Server` it serves through.
+    runwise needs it for a `resources/list` that names each run (MCPServer lists only resources
+    registered one by one) and for `resources/subscribe` / `resources/unsubscribe`, which MCPServer
+    does not serve.
+    """
+    server._lowlevel_server.add_request_handler(method, params_type, handler)
+
+
+def add_middleware(server: MCPServer[Any], middleware: Any) -> None:
+    """Add `middleware(ctx, call_next)` innermost on every inbound message (`MCPServer.middleware`,
+    documented as provisional in mcp 2.3). runwise uses it to see a `subscriptions/listen` stream's
+    resource URIs (`ctx.params`, raw) for as long as the stream is open."""
+    server.middleware.append(middleware)
+
+
+def connection_of(ctx: Any) -> Connection:
+    """The client connection of a lowlevel handler's request context.
+
+    What is documented: `Connection` (per client; `send_resource_updated(uri)` on its standalone
+    channel, best effort; `exit_stack`, unwound when the connection closes, for per-connection
+    teardown). What is internal (mcp 2.3): that `ServerRequestContext.session` (a per-request
+    `ServerSession`) holds it as `_connection`; the SDK's own `Context.connection` is not handed to
+    lowlevel handlers. runwise keys resource subscriptions by it and ends them when it closes.
+    """
+    connection = ctx.session._connection
+    assert isinstance(connection, Connection)
+    return connection
