@@ -130,6 +130,18 @@ def read(cache_dir: Path, identity: tuple[object, ...], slot: object = None) -> 
     return None if found is None else found.run
 
 
+def holds(cache_dir: Path, identity: tuple[object, ...], slot: object = None) -> bool:
+    """Whether the entry of `slot` is of `identity`, from its `entry` record alone (no history read)."""
+    path = _file(cache_dir, identity, slot)
+    try:
+        with path.open("rb") as fp, np.load(fp, allow_pickle=False) as z:
+            entry = orjson.loads(z["entry"].tobytes())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, orjson.JSONDecodeError):
+        return False
+    return isinstance(entry, dict) and entry.get("identity") == _identity_digest(identity) and (
+        entry.get("slot") == _slot(identity, slot))
+
+
 def lookup(cache_dir: Path, identity: tuple[object, ...], slot: object = None, *, stale: bool = True) -> Found | None:
     """The entry of `slot`: the Run of `identity` (a hit), else, with `stale`, a Run of older files of
     the run holding the source's resume state (to read on from with `parsers.refresh`); None for a

@@ -286,6 +286,12 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
      "to the working directory, inside the project roots): summarize it, or show its keys, history, "
      "stats or stability. Here -k/--metrics picks metrics, and --keys lists them."),
     ("tb", _tb_opts, "list TensorBoard runs, or summarize one with -r RUN", ""),
+    ("api", c.api_options, "W&B cloud runs (wandb.Api): list, summarize (-r), rank (--best), compare (-c)",
+     "Runs on W&B's servers, read through wandb.Api (pip install 'runwise[wandb]'): list a project's runs "
+     "(--state S), summarize one (-r RUN, -k KEYS; --history: its curves), rank runs (--best METRIC "
+     "[--max]), compare two (-c A,B [-f PREFIX] [-t PCT]; a local reference such as wandb:abc works too). "
+     "The project: -p, else runwise.json's wandb_project, else the local W&B runs'. Fetched histories are "
+     "kept in the disk cache. References elsewhere: wandb-cloud:ENTITY/PROJECT/RUN_ID or cloud:RUN_ID."),
     # the file name is spelled out (config.CONFIG_FILE): importing config would load pydantic for --help
     ("init", _init_opts, "write a starter runwise.json into the project root", ""),
     ("cache", _cache_opts, "show or clear the disk cache of parsed runs (cache info, cache clear [RUN])",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from runwise.cli_api import api_options as api_options  # `runwise api`: W&B cloud runs
+from runwise.cli_api import cmd_api as cmd_api
 from runwise.cli_report import cmd_report as cmd_report  # in a module of their own
 from runwise.cli_report import report_opts as report_opts
 from runwise.errors import ConfigError

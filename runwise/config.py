@@ -109,6 +109,11 @@ class FileConfig(BaseModel):
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
     cache: bool = True
     cache_max_bytes: int = Field(default=2 * 1024**3, ge=0, description="most bytes the disk cache may hold; 0: none")
+    # W&B cloud runs (`cloud:RUN_ID`, runwise.parsers.wandb_cloud): default project and entity, and the
+    # seconds a request to W&B may stay unanswered (RUNWISE_WANDB_TIMEOUT overrides it)
+    wandb_project: str | None = None
+    wandb_entity: str | None = None
+    wandb_timeout: float = Field(default=30.0, gt=0, le=600)
 
 
 class RunwiseConfig:
@@ -134,6 +139,10 @@ class RunwiseConfig:
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
         self.cache_dir = Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
+        self.wandb_project: str | None = self.file.wandb_project
+        self.wandb_entity: str | None = self.file.wandb_entity
+        self.wandb_timeout = _seconds(env.get("RUNWISE_WANDB_TIMEOUT"), self.file.wandb_timeout)
+        self.wandb_state: str | None = None  # cloud listings: only runs in this state (`runwise api --state`)
 
     def _dir(self, value: str | None, default: str | None) -> Path | None:
         if not value:
@@ -194,6 +203,20 @@ class RunwiseConfig:
         if path.is_file():
             file_cfg = parse_config_file(path)
         return cls(root_path, file_cfg, env=env)
+
+
+def _seconds(text: str | None, default: float) -> float:
+    """RUNWISE_WANDB_TIMEOUT: seconds above 0, at most 600; unset or empty: `default`."""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 600:
+        raise ConfigError(f"RUNWISE_WANDB_TIMEOUT must be seconds above 0 and at most 600, got {text!r}",
+                          key="RUNWISE_WANDB_TIMEOUT")
+    return value
 
 
 def parse_config_file(path: Path) -> FileConfig:

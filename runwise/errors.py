@@ -10,6 +10,7 @@
   + AmbiguousRun       several runs match a reference (ref, candidates)
   + UnknownMetric      the run has no metric of that name (metric, available)
   + OutsideRoot        a path points outside the configured roots (path)
+  + CloudError         W&B's servers (wandb.Api) could not answer: no wandb, no key, no network, a timeout
 """
 
 from __future__ import annotations
@@ -98,3 +99,7 @@ class OutsideRoot(RunwiseError):
     def __init__(self, path: str, roots: Sequence[str]) -> None:
         super().__init__(f"path {path!r} is outside the project roots ({_names(roots)}); refusing to read it")
         self.path = path
+
+
+class CloudError(RunwiseError):
+    """W&B's servers could not answer a cloud reference (runwise.parsers.wandb_cloud): the message says why."""

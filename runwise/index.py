@@ -158,6 +158,9 @@ def file_stats(entry: RunEntry) -> list[tuple[str, int, int]]:
     A file path is itself (size -1 when it is missing); a directory (a W&B run directory) is the files
     at its top level and in its `files/` folder, the only places its reader looks.
     """
+    version = entry.extra.get("version") if entry.extra.get("remote") else None
+    if version is not None:  # a W&B cloud run (runwise.parsers.wandb_cloud): its version stands for its files
+        return [(str(version[0]), int(version[1]), int(version[2]))]
     parts: list[tuple[str, int, int]] = []
     for p in entry.paths:
         try:

@@ -101,6 +101,10 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
     small enough that `list_runs` reads them) are loaded once, and the names are matched again.
     """
     ref = ref.strip() or "latest"
+    if ref.startswith(("wandb-cloud:", "cloud:")):  # W&B cloud runs (runwise.parsers.wandb_cloud): no discovery
+        from runwise.parsers import wandb_cloud
+
+        return wandb_cloud.resolve(ref, cfg)
     if entries is None:
         entries, _ = discover(cfg)
     if ref == "latest":
@@ -542,8 +546,9 @@ def _read(
             if found.exact:
                 return found.run
             run = _refreshed(entry, cfg, found.run, progress, stored=True)
+    remote = bool(entry.extra.get("remote"))  # a W&B cloud run: every fetch is worth keeping on disk
     if run is not None:
-        if cfg.cache_enabled and _behind(slot, ident):
+        if cfg.cache_enabled and (remote or _behind(slot, ident)):
             _store(cfg, ident, run, slot)
         return run
     started = time.perf_counter()
@@ -552,7 +557,7 @@ def _read(
         run.id = entry.id
     else:
         run = parsers.load(entry, cfg, progress)
-    if cfg.cache_enabled and time.perf_counter() - started >= cache.MIN_SECONDS:
+    if cfg.cache_enabled and (remote or time.perf_counter() - started >= cache.MIN_SECONDS):
         _store(cfg, ident, run, slot)
     return run
 
@@ -616,6 +621,11 @@ def clear_cache() -> None:
         _latest.clear()
         _loaded_names.clear()
     index.clear_memory()
+
+
+def cached_on_disk(entry: RunEntry, cfg: RunwiseConfig) -> bool:
+    """Whether the disk cache holds the run of `entry` as its files (or cloud version) are now."""
+    return cache.holds(cfg.cache_dir, _identity(entry), _slot(entry, cfg))
 
 
 def is_cached(entry: RunEntry) -> bool:

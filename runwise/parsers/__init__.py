@@ -61,13 +61,15 @@ if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignmen
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import tensorboard as _tensorboard
     from runwise.parsers import wandb as _wandb
+    from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, Source, Source] = (_jsonl, _tensorboard, _wandb)
+    _CHECKED: tuple[Source, Source, Source, Source] = (_jsonl, _tensorboard, _wandb, _wandb_cloud)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
     "tensorboard": "runwise.parsers.tensorboard",
     "jsonl": "runwise.parsers.jsonl",
+    "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
 

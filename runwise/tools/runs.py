@@ -21,25 +21,39 @@ from runwise.parsers import Progress
 from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, unknown_metric
 from runwise.tools._fields import MetricName
 
-Source = Literal["all", "wandb", "tensorboard", "jsonl"]
+Source = Literal["all", "wandb", "tensorboard", "jsonl", "wandb-cloud"]
 
 
-def _entries(cfg: RunwiseConfig, source: str) -> tuple[list[RunEntry], list[RunEntry], list[str]]:
-    """All the project's runs, those of `source` ("all": every one), and the discovery warnings."""
+def _entries(
+    cfg: RunwiseConfig, source: str, *, limit: int = runs.LIST_MAX_RUNS
+) -> tuple[list[RunEntry] | None, list[RunEntry], list[str]]:
+    """All the project's runs (None for cloud runs), those of `source` ("all": every one), and the
+    discovery warnings.
+
+    W&B cloud runs (`wandb-cloud`) are asked of W&B's servers only when that source is chosen: the
+    newest `limit` runs of the configured project, of `cfg.wandb_state` when set (`runwise api --state`;
+    not an input field: the tools list's schemas are held to 8,000 characters).
+    """
+    if source == "wandb-cloud":
+        from runwise.parsers import wandb_cloud
+
+        return None, wandb_cloud.list_entries(cfg, state=cfg.wandb_state, limit=limit), []
     entries, warnings = runs.discover(cfg)
     chosen = entries if source == "all" else [e for e in entries if e.source == source]
     return entries, chosen, warnings
 
 
 def _rows(
-    every: list[RunEntry], shown: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None, *, whole: bool = False
+    every: list[RunEntry] | None, shown: list[RunEntry], cfg: RunwiseConfig, progress: Progress | None, *,
+    whole: bool = False,
 ) -> dict[str, Row | str]:
     """The index rows of `shown` (read now where the index has not seen them); forgets runs no longer on disk.
 
     `whole`: rows with each metric's lowest and highest values (a large log read at its ends has none).
     """
     rows = runs.index_rows(shown, cfg, progress, whole=whole)
-    runs.forget_missing(every, cfg)
+    if every is not None:  # None: a cloud listing, which says nothing of the local runs
+        runs.forget_missing(every, cfg)
     return rows
 
 
@@ -67,7 +81,7 @@ class ListRunsOutput(Out):
 
 
 def list_runs(req: ListRunsInput, cfg: RunwiseConfig, progress: Progress | None = None) -> ListRunsOutput:
-    every, entries, warnings = _entries(cfg, req.source)
+    every, entries, warnings = _entries(cfg, req.source, limit=req.limit)
     shown = entries[: req.limit]
     columns = ["id", "name", "source", "state", "last_step", "runtime", "metric", "final"]
     if req.sparklines:
@@ -125,7 +139,7 @@ class FindBestRunOutput(Out):
 
 
 def find_best_run(req: FindBestRunInput, cfg: RunwiseConfig, progress: Progress | None = None) -> FindBestRunOutput:
-    every, entries, warnings = _entries(cfg, req.source)
+    every, entries, warnings = _entries(cfg, req.source, limit=req.max_runs)
     entries = entries[: req.max_runs]
     maximize = higher_is_better(req.metric) if req.mode == "auto" else req.mode == "max"
     hib = cfg.schema.higher_is_better(req.metric)
