@@ -339,3 +339,70 @@ def test_the_server_and_cli_start_without_wandb() -> None:
     code = ("import sys, runwise.cli, runwise.server, runwise.parsers.wandb_cloud; "
             "sys.exit('wandb' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# ---------------------------------------------------------------- a run written now, offline, synced
+
+
+FRESH_SCRIPT = r"""
+import math, wandb
+run = wandb.init(id="fresh001", name="fresh-run", project="runwise-fixtures", config={"lr": 0.1, "opt": {"b": 2}},
+                 tags=["fresh"], notes="written offline by the test",
+                 settings=wandb.Settings(host="test-host", x_disable_meta=True, x_disable_stats=True))
+for s in range(400):
+    row = {"train/loss": 2.0 / (s + 1) + (5.0 if s == 250 else 0.0), "lr": 0.1 * (1 - s / 400)}
+    if s % 25 == 24:
+        row["val/loss"] = 3.0 / (s + 1)
+    run.log(row, step=s)
+run.summary["best"] = 0.5
+run.finish()
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run written now by the real wandb client, offline (400 steps, a loss spike at 250, val every 25)."""
+    import os
+    import subprocess
+
+    work = tmp_path_factory.mktemp("fresh")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(WANDB_MODE="offline", WANDB_DIR=str(work), WANDB_SILENT="true", WANDB_DATA_DIR=str(work / "d"),
+               WANDB_CACHE_DIR=str(work / "c"), WANDB_CONFIG_DIR=str(work / "cfg"), WANDB_DISABLE_GIT="true",
+               WANDB_DISABLE_CODE="true", WANDB_CONSOLE="off")
+    subprocess.run([sys.executable, "-c", FRESH_SCRIPT], cwd=work, env=env, check=True, timeout=600,
+                   capture_output=True)
+    return next((work / "wandb").glob("offline-run-*"))
+
+
+def test_a_run_written_offline_reads_the_same_from_the_cloud(
+    cloud: Loopback, root: Path, fresh_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(fresh_run_dir, root / "wandb" / fresh_run_dir.name)
+    cfg = cfg_of(root)
+    want = local.load_file(root / "wandb" / fresh_run_dir.name, cfg)
+    cloud.add(CloudRun.of(want, ENTITY, PROJECT))
+    monkeypatch.setattr(wandb_cloud, "PAGE_SIZE", 100)
+    ref = f"wandb-cloud:{ENTITY}/{PROJECT}/fresh001"
+    got, _ = runs.get_run(ref, cfg)
+    assert (got.config, got.summary, got.tags, got.notes) == (want.config, want.summary, want.tags, want.notes)
+    pages = [json.loads(v["spec"]) for op, v in cloud.log if op == "SampledHistoryPage"]
+    assert len([p for p in pages if "train/loss" in p["keys"]]) == 4  # 400 steps, 100 a page
+    for tool in ("get_stats", "detect_anomalies"):
+        spec = TOOLS_BY_NAME[tool]
+        outs = [spec.run(spec.input.model_validate({"run": r, "budget": 20_000}), cfg).model_dump(mode="json")
+                for r in ("wandb:fresh001", ref)]
+        text = [json.dumps(o, sort_keys=True).replace(f"{ENTITY}/{PROJECT}/", "").replace("wandb-cloud", "wandb")
+                for o in outs]
+        assert text[1] == text[0]
+    assert "250" in json.dumps(outs[1])  # the spike is found at full resolution
+
+
+def test_the_recorded_requests_are_the_ones_answered() -> None:
+    record = json.loads((Path(__file__).parent / "cloud" / "requests.json").read_text())
+    lb = Loopback(entity=ENTITY)
+    assert {r["operation"] for r in record["requests"]} == set(record["queries"])
+    for op in record["queries"]:
+        assert op in ("Viewer", "GetDefaultEntity") or "project" in lb.answer(op, {
+            "entity": ENTITY, "project": PROJECT, "name": "x", "runName": "x", "run": "x",
+            "spec": json.dumps({"keys": ["_step"], "minStep": 0, "maxStep": 1, "samples": 1})})

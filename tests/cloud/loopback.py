@@ -14,7 +14,8 @@ Runs are served from `CloudRun`s built from a runwise `Run` read locally (`Cloud
 config, summary, tags, notes, state and history, in the shapes W&B's server gives them. Failures are
 injected per operation: `status` (an HTTP error code), `delay` (seconds before answering), `private`
 (run ids answered as not found, as W&B does for a run the key may not see). `calls` counts requests
-per operation; `log` keeps (operation, variables) of each, for `record_requests.py`.
+per operation; `log` keeps (operation, variables) of each and `queries` each operation's query text,
+for `record_requests.py`.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class Loopback:
     private: set[str] = field(default_factory=set)  # run ids answered as not found
     calls: Counter[str] = field(default_factory=Counter)
     log: list[tuple[str, Any]] = field(default_factory=list)
+    queries: dict[str, str] = field(default_factory=dict)  # operation -> the query text the client sent
     port: int = 0
 
     def add(self, run: CloudRun) -> None:
@@ -194,6 +196,7 @@ class Loopback:
                 variables = req.get("variables") or {}
                 state.calls[op] += 1
                 state.log.append((op, variables))
+                state.queries.setdefault(op, req.get("query", ""))
                 if op in state.delay:
                     time.sleep(state.delay[op])
                 if op in state.status:
