@@ -36,6 +36,7 @@ import numpy as np
 ALLOWED = frozenset({
     "runwise.parsers._growth:FileMark",
     "runwise.parsers.jsonl:_Resume",
+    "runwise.parsers.jsonl:_Built",
     "runwise.parsers.jsonl_rows:Part",
     "runwise.parsers.jsonl_rows:Columns",
     "runwise.parsers.tensorboard.resume:TBResume",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwise import runs
 from runwise.config import RunwiseConfig
@@ -143,3 +145,73 @@ def test_unterminated_last_row_with_a_rarer_key(cfg: RunwiseConfig, monkeypatch:
     assert second is not None
     same(second, jsonl.load(e, cfg))  # type: ignore[arg-type]
     assert second.history["val/loss"].steps.tolist() == [0, 10, 20, 30]
+
+
+def test_a_step_key_that_outranks_the_one_used_means_a_full_read(cfg: RunwiseConfig) -> None:
+    """Lines numbered by `_step` until `step` appears: a full read numbers every line by `step`
+    where it has one, so the appended lines cannot simply be added to the earlier ones."""
+    path = cfg.logs_dir / "keys.jsonl"
+    path.write_bytes(b"".join(json.dumps({"_step": s * 2, "loss": 1.0}).encode() + b"\n" for s in range(5)))
+    os.utime(path, (OLD, OLD))
+    e = entry_for(cfg)
+    first = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    grow(path, json.dumps({"step": 100, "_step": 10, "loss": 0.5}).encode() + b"\n")
+    assert jsonl.refresh(e, cfg, first) is None  # type: ignore[arg-type]
+    again = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    assert again.history["loss"].steps.tolist() == [0, 1, 2, 3, 4, 100]  # line numbers, then `step`
+
+
+_ROWS = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"step": st.integers(0, 50), "loss": st.floats(allow_nan=True, allow_infinity=True)}),
+        st.fixed_dictionaries({"step": st.integers(0, 50)}, optional={
+            "acc": st.floats(0, 1), "_timestamp": st.floats(1e9, 2e9), "_runtime": st.floats(0, 1e4)}),
+        st.fixed_dictionaries({"loss": st.floats(-5, 5)}),  # a row without its step: its line number is used
+        st.fixed_dictionaries({"_meta": st.fixed_dictionaries({"name": st.sampled_from(["a", "b"])})}),
+        st.fixed_dictionaries({"config": st.fixed_dictionaries({"lr": st.floats(0, 1)})}),
+        st.just("{broken"),
+        st.fixed_dictionaries({"step": st.integers(0, 50), "note": st.text(max_size=3)}),
+    ),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=_ROWS, cuts=st.lists(st.floats(0, 1), min_size=1, max_size=3))
+def test_any_log_read_in_appends_equals_a_full_read(tmp_path_factory: pytest.TempPathFactory,
+                                                     rows: list[object], cuts: list[float]) -> None:
+    """Whatever the rows (steps out of order or repeated, rows without a step, NaN and inf, time keys,
+    `_meta` and config rows, broken lines) and wherever the file is cut (mid-line too), reading it
+    in appends gives the run a full read gives."""
+    root = tmp_path_factory.mktemp("appends")
+    (root / "logs").mkdir()
+    cfg = RunwiseConfig.load(root, env={})
+    data = b"".join((r if isinstance(r, str) else json.dumps(r)).encode() + b"\n" for r in rows)
+    path = root / "logs" / "a.jsonl"
+    ends = sorted(int(c * len(data)) for c in cuts) + [len(data)]
+    path.write_bytes(data[: ends[0]])
+    os.utime(path, (OLD, OLD))
+    e = entry_for(cfg)
+    run = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    for start, end in zip(ends, ends[1:], strict=False):
+        grow(path, data[start:end])
+        grown = jsonl.refresh(e, cfg, run)  # type: ignore[arg-type]
+        run = grown if grown is not None else jsonl.load(e, cfg)  # type: ignore[arg-type]
+        whole = jsonl.load(e, cfg)  # type: ignore[arg-type]
+        same(run, whole)
+        assert (repr(sorted(run.summary.items())), run.name, run.start_time, run.runtime) == (
+            repr(sorted(whole.summary.items())), whole.name, whole.start_time, whole.runtime)
+
+
+def test_start_time_and_runtime_span_every_append(cfg: RunwiseConfig) -> None:
+    path = cfg.logs_dir / "times.jsonl"
+    stamp = [{"step": s, "loss": 1.0, "_timestamp": 1.7e9 + 10 * s, "_runtime": 10.0 * s} for s in range(6)]
+    data = [json.dumps(r).encode() + b"\n" for r in stamp]
+    path.write_bytes(b"".join(data[:3]))
+    os.utime(path, (OLD, OLD))
+    e = entry_for(cfg)
+    first = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    grow(path, b"".join(data[3:]))
+    second = jsonl.refresh(e, cfg, first)  # type: ignore[arg-type]
+    assert second is not None
+    assert (second.start_time, second.runtime) == (1.7e9, 50.0)  # the first line's time, the last's runtime

@@ -74,6 +74,11 @@ def _block(v: NDArray[np.float64], start: int) -> Block:
     part = v[start:start + BLOCK]
     finite = np.isfinite(part)
     n = int(np.count_nonzero(finite))
+    if n == part.size:  # the usual block: no gather needed
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, var = float(np.mean(part)), float(np.var(part))
+        return Block(start, n, n, 0, start, start + n - 1, start + int(np.argmin(part)), start + int(np.argmax(part)),
+                     mean, var)
     nan = int(np.count_nonzero(np.isnan(part)))
     if n == 0:
         return Block(start, int(part.size), 0, nan, -1, -1, -1, -1, 0.0, 0.0)

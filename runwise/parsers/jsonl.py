@@ -19,6 +19,7 @@ Parsing lines into columns is `jsonl_rows`; spreading a big file over several pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -186,11 +187,17 @@ def read_jsonl(path: Path, *, progress: Progress | None = None, step_key: str | 
 
 
 def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
-    """Read only the lines appended since `previous` was read; None unless the file only grew."""
+    """Read only the lines appended since `previous` was read; None unless the file only grew.
+
+    The run is the earlier one's series with the new lines' values appended (`_extend`): what a
+    full read gives now. None, so the caller reads in full, when the new lines change how earlier
+    lines get their steps (a step key of higher priority appears).
+    """
     state = previous.resume
     if not isinstance(state, _Resume) or str(entry.paths[0]) != state.path:
         return None
     path = Path(state.path)
+    step_key = _step_key(cfg)
     try:
         with path.open("rb") as fp:
             st = grown(state.mark, fp)
@@ -199,18 +206,43 @@ def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progre
         new = read_part(str(path), state.mark.offset, st.st_size)
     except OSError:
         return None
-    run = _finish(path, st, merge([state.part, new]), _step_key(cfg))
+    built = _extend(state.built, new, step_key)
+    if built is None:
+        return None
+    run = _assemble(path, st, built)
+    run.resume = _resume_after(path, st, state, built, step_key)
     run.id, run.name, run.path = previous.id, run.name or entry.name, previous.path
     return run
 
 
 @dataclass(frozen=True)
+class _Built:
+    """What a run is made of, kept to append to: its series and what its other fields come from.
+
+    `series` holds the very arrays of the run's history (sorted by step), so keeping it costs no
+    memory; the rest are small. Line numbers are 0-based and global.
+    """
+
+    cfg_step_key: str | None  # runwise.json's step key when built
+    step_key: str | None  # the step key used (None: line numbers)
+    lines: int
+    series: dict[str, tuple[np.ndarray, np.ndarray]]  # key -> (steps, values)
+    times: dict[str, tuple[float, float]]  # _timestamp/_runtime -> (min, max) of its finite values
+    missing: int  # lines with a metric but no step
+    skipped: dict[str, int]
+    first_bad: dict[str, int]
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    non_numeric: dict[str, str]
+
+
+@dataclass(frozen=True)
 class _Resume:
-    """Where a read stopped: the complete lines before `mark.offset`, as columns."""
+    """Where a read stopped: the run made of the complete lines before `mark.offset`."""
 
     path: str
     mark: FileMark  # mark.offset: the end of the last complete line read
-    part: Part  # the columns of every complete line before it
+    built: _Built
 
 
 Merged = tuple[Columns, dict[str, int], dict[str, int], int]  # columns, skipped, first bad line, lines
@@ -219,16 +251,137 @@ Merged = tuple[Columns, dict[str, int], dict[str, int], int]  # columns, skipped
 def _finish(path: Path, st: Any, merged: Merged, step_key: str | None) -> Run:
     """The Run from merged columns, with the state a later refresh resumes from."""
     cols, skipped, first_bad, total = merged
-    run = _build_run(path, st, cols, skipped, first_bad, total, step_key)
-    run.resume = _resume_state(path, st, cols, skipped, first_bad, total)
+    built = _build(cols, skipped, first_bad, total, step_key)
+    run = _assemble(path, st, built)
+    run.resume = _resume_state(path, st, cols, built)
     return run
 
 
-def _resume_state(
-    path: Path, st: Any, cols: Columns, skipped: dict[str, int], first_bad: dict[str, int], total: int
-) -> _Resume | None:
+def _column(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _step_order(step_key: str | None) -> tuple[str, ...]:
+    return ((step_key,) if step_key else ()) + STEP_KEYS
+
+
+def _line_steps(cols: Columns, used: str | None, first: int, lines: int) -> tuple[np.ndarray, np.ndarray]:
+    """The step of each of `lines` lines from line `first` on (the `used` key, else the line number),
+    and which lines have one."""
+    line_steps = np.arange(first, first + lines, dtype=np.int64)
+    has_step = np.zeros(lines, dtype=bool)
+    if used is not None and used in cols.vals:
+        rows, vals = _column(cols.rows[used]), _column(cols.vals[used])
+        ok = np.isfinite(vals)
+        line_steps[rows[ok]] = vals[ok].astype(np.int64)
+        has_step[rows[ok]] = True
+    return line_steps, has_step
+
+
+def _build(
+    cols: Columns, skipped: dict[str, int], first_bad: dict[str, int], total_lines: int, step_key: str | None
+) -> _Built:
+    """The series and the rest of a run from the columns of all its lines."""
+    used = next((k for k in _step_order(step_key) if k in cols.vals), None)
+    empty = _Built(step_key, used, 0, {}, {}, 0, {}, {}, {}, {}, {})
+    part = Part()
+    part.cols, part.lines, part.skipped, part.first_bad = cols, total_lines, skipped, first_bad
+    return _append(empty, part)
+
+
+def _extend(b: _Built, part: Part, step_key: str | None) -> _Built | None:
+    """`b` with the lines of `part` (read right after b's lines) added; None when they would change
+    how b's lines get their steps: another configured step key, or a step key of higher priority."""
+    if step_key != b.cfg_step_key:
+        return None
+    order = _step_order(step_key)
+    rank = order.index(b.step_key) if b.step_key is not None else len(order)
+    if any(order.index(k) < rank for k in order if k in part.cols.vals):
+        return None
+    return _append(b, part)
+
+
+def _append(b: _Built, part: Part) -> _Built:
+    cols, base, n = part.cols, b.lines, part.lines
+    line_steps, has_step = _line_steps(cols, b.step_key, base, n)
+    series = dict(b.series)
+    times = dict(b.times)
+    has_metric = np.zeros(n, dtype=bool)
+    for key in cols.vals:
+        if key in STEP_KEYS or key == b.step_key:
+            continue
+        rows, vals = _column(cols.rows[key]), _column(cols.vals[key])
+        if key in TIME_KEYS:
+            fin = vals[np.isfinite(vals)]
+            if fin.size:
+                lo, hi = float(fin.min()), float(fin.max())
+                old = times.get(key)
+                times[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+            continue
+        has_metric[rows] = True
+        steps = line_steps[rows]
+        if key in series:  # the earlier values first: a stable sort keeps them ahead of equal steps
+            old_s, old_v = series[key]
+            steps, vals = steps.astype(np.int64, copy=False), vals.astype(np.float64, copy=False)
+            if not steps.size or ((not old_s.size or steps[0] >= old_s[-1]) and bool(np.all(steps[1:] >= steps[:-1]))):
+                series[key] = (np.concatenate([old_s, steps]), np.concatenate([old_v, vals]))  # sorted already
+                continue
+            steps, vals = np.concatenate([old_s, steps]), np.concatenate([old_v, vals])
+        made = make_series(key, steps, vals)
+        series[key] = (made.steps, made.values)
+    skipped, first_bad = dict(b.skipped), dict(b.first_bad)
+    for reason, count in part.skipped.items():
+        skipped[reason] = skipped.get(reason, 0) + count
+        first_bad.setdefault(reason, part.first_bad[reason] + base)
+    non_numeric = dict(b.non_numeric)
+    for key, kind in cols.non_numeric.items():
+        non_numeric.setdefault(key, kind)
+    return _Built(
+        cfg_step_key=b.cfg_step_key, step_key=b.step_key, lines=base + n, series=series, times=times,
+        missing=b.missing + int((has_metric & ~has_step).sum()), skipped=skipped, first_bad=first_bad,
+        meta={**b.meta, **cols.meta}, config={**b.config, **cols.config}, non_numeric=non_numeric,
+    )
+
+
+_HALF = "half-written last line"
+
+
+def _resume_state(path: Path, st: Any, cols: Columns, built: _Built) -> _Resume | None:
     """Keep the complete lines: a last line without its newline is read again next time."""
-    size = st.st_size
+    ends = _complete_end(path, st.st_size)
+    if ends is None:
+        return None
+    offset = ends
+    if offset < st.st_size:  # a last line without its newline: the run read without it
+        complete = built.lines - 1
+        if any(r.size and r[-1] >= complete for arrays in cols.rows.values() for r in arrays[-1:]):
+            built = _build(_without_line(cols, complete), _drop_half(built.skipped), _drop_half(built.first_bad),
+                           complete, built.cfg_step_key)
+        else:  # it held no value (half-written, skipped): only the counts change
+            built = dataclasses.replace(built, lines=complete, skipped=_drop_half(built.skipped),
+                                        first_bad=_drop_half(built.first_bad))
+    return _marked(path, offset, built)
+
+
+def _resume_after(path: Path, st: Any, state: _Resume, built: _Built, step_key: str | None) -> _Resume | None:
+    """The state after a refresh: as `_resume_state`, with the appended lines read again to leave out a partial one."""
+    ends = _complete_end(path, st.st_size)
+    if ends is None:
+        return None
+    if ends < st.st_size:
+        try:
+            complete = read_part(str(path), state.mark.offset, ends) if ends > state.mark.offset else Part()
+        except OSError:
+            return None
+        again = _extend(state.built, complete, step_key)
+        if again is None:
+            return None
+        built = again
+    return _marked(path, ends, built)
+
+
+def _complete_end(path: Path, size: int) -> int | None:
+    """Where the last complete line of a file of `size` bytes ends; None when it cannot be told."""
     base = max(0, size - MAX_LINE)
     try:
         with path.open("rb") as fp:
@@ -238,98 +391,63 @@ def _resume_state(
         return None
     if len(window) != size - base:
         return None
-    complete = total
-    offset = size
-    if window and not window.endswith(b"\n"):
-        cut = window.rfind(b"\n")
-        if cut < 0 and base > 0:
-            return None  # a last line longer than MAX_LINE: read in full next time
-        offset = base + cut + 1
-        complete = total - 1
-    part = Part()
-    part.lines = complete
-    for key, arrays in cols.rows.items():
-        rows, vals = list(arrays), list(cols.vals[key])  # the arrays are shared, never changed
-        for i, r in enumerate(rows):  # each chunk is ascending: its last row says if it holds the line
-            if complete < total and r.size and r[-1] >= complete:
-                keep = r < complete
-                rows[i], vals[i] = r[keep], vals[i][keep]
-        if sum(map(len, rows)):
-            part.cols.rows[key], part.cols.vals[key] = rows, vals
-    part.cols.non_numeric = dict(cols.non_numeric)
-    part.cols.config, part.cols.meta = dict(cols.config), dict(cols.meta)
-    for reason, n in skipped.items():
-        if reason != "half-written last line":  # the only line that can be, and it is read again
-            part.skipped[reason], part.first_bad[reason] = n, first_bad[reason]
+    if not window or window.endswith(b"\n"):
+        return size
+    cut = window.rfind(b"\n")
+    if cut < 0 and base > 0:
+        return None  # a last line longer than MAX_LINE: read in full next time
+    return base + cut + 1
+
+
+def _marked(path: Path, offset: int, built: _Built) -> _Resume | None:
     try:
         with path.open("rb") as fp:
-            mark = take(fp, size=offset, offset=offset)  # the partial last line is not counted as read
+            mark = take(fp, size=offset, offset=offset)  # a partial last line is not counted as read
     except OSError:
         return None
-    return _Resume(str(path), mark, part)
+    return _Resume(str(path), mark, built)
 
 
-def _build_run(
-    path: Path,
-    st: Any,
-    cols: Columns,
-    skipped: dict[str, int],
-    first_bad: dict[str, int],
-    total_lines: int,
-    step_key: str | None,
-) -> Run:
-    first_bad = {reason: line + 1 for reason, line in first_bad.items()}  # 1-based, as editors count
-    def column(key: str) -> tuple[np.ndarray, np.ndarray]:
-        return np.concatenate(cols.rows[key]), np.concatenate(cols.vals[key])
+def _drop_half(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if k != _HALF}
 
-    # the step of each line: configured key, else step / _step, else the line number
-    line_steps = np.arange(total_lines, dtype=np.int64)
-    used_step_key = None
-    for key in ((step_key,) if step_key else ()) + STEP_KEYS:
-        if key in cols.vals:
-            rows, vals = column(key)
-            ok = np.isfinite(vals)
-            line_steps[rows[ok]] = vals[ok].astype(np.int64)
-            used_step_key = key
-            break
-    has_step = np.zeros(total_lines, dtype=bool)
-    if used_step_key is not None:
-        rows, vals = column(used_step_key)
-        has_step[rows[np.isfinite(vals)]] = True
 
-    history: dict[str, Series] = {}
-    times: dict[str, np.ndarray] = {}
-    has_metric = np.zeros(total_lines, dtype=bool)
-    for key in cols.vals:
-        if key in STEP_KEYS or key == used_step_key:
-            continue
-        rows, vals = column(key)
-        if key in TIME_KEYS:
-            times[key] = vals
-            continue
-        has_metric[rows] = True
-        history[key] = make_series(key, line_steps[rows], vals)
+def _without_line(cols: Columns, line: int) -> Columns:
+    """The columns without the values of line `line` and those after it (the arrays are shared, never changed)."""
+    out = Columns()
+    for key, arrays in cols.rows.items():
+        rows, vals = list(arrays), list(cols.vals[key])
+        for i, r in enumerate(rows):  # each chunk is ascending: its last row says if it holds the line
+            if r.size and r[-1] >= line:
+                keep = r < line
+                rows[i], vals[i] = r[keep], vals[i][keep]
+        if sum(map(len, rows)):
+            out.rows[key], out.vals[key] = rows, vals
+    out.non_numeric = dict(cols.non_numeric)
+    out.config, out.meta = dict(cols.config), dict(cols.meta)
+    return out
 
+
+def _assemble(path: Path, st: Any, b: _Built) -> Run:
+    """The Run of `b`: its series, and its warnings, times, state and metadata."""
+    first_bad = {reason: line + 1 for reason, line in b.first_bad.items()}  # 1-based, as editors count
+    history = {k: Series(k, s, v) for k, (s, v) in b.series.items()}
     warnings = []
-    if skipped:
-        parts = [f"{n} {reason} (first at line {first_bad[reason]})" for reason, n in skipped.items()]
-        warnings.append(f"skipped {sum(skipped.values())} of {total_lines} lines: " + "; ".join(parts))
-    missing = int((has_metric & ~has_step).sum())
-    if used_step_key is not None and missing:
-        warnings.append(f"{missing} rows have no {used_step_key!r}: their line number was used as the step")
-    elif used_step_key is None and total_lines:
+    if b.skipped:
+        parts = [f"{n} {reason} (first at line {first_bad[reason]})" for reason, n in b.skipped.items()]
+        warnings.append(f"skipped {sum(b.skipped.values())} of {b.lines} lines: " + "; ".join(parts))
+    if b.step_key is not None and b.missing:
+        warnings.append(f"{b.missing} rows have no {b.step_key!r}: their line number was used as the step")
+    elif b.step_key is None and b.lines:
         warnings.append("no 'step' or '_step' key: line numbers (from 0) are the steps")
 
-    meta = cols.meta
+    meta = b.meta
     start_time = runtime = None
-    if "_timestamp" in times and times["_timestamp"].size:
-        ts = times["_timestamp"][np.isfinite(times["_timestamp"])]
-        if ts.size:
-            start_time, runtime = float(ts.min()), float(ts.max() - ts.min())
-    if "_runtime" in times and times["_runtime"].size:
-        rt = times["_runtime"][np.isfinite(times["_runtime"])]
-        if rt.size:
-            runtime = float(rt.max())
+    if "_timestamp" in b.times:
+        lo, hi = b.times["_timestamp"]
+        start_time, runtime = lo, hi - lo
+    if "_runtime" in b.times:
+        runtime = b.times["_runtime"][1]
     live = (time.time() - st.st_mtime) < LIVE_SECONDS
     state = RUNNING if live else UNKNOWN
     exit_code = meta.get("exit_code")
@@ -340,6 +458,7 @@ def _build_run(
         state = FINISHED if exit_code == 0 else FAILED
     summary = {k: float(s.values[-1]) for k, s in history.items() if len(s)}
     tags = meta.get("tags")
+
     return Run(
         id=path.stem,
         source="jsonl",
@@ -351,14 +470,13 @@ def _build_run(
         job_type=str(meta.get("job_type") or ""),
         notes=str(meta.get("notes") or ""),
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
-        config=flatten(cols.config, unwrap=True),  # W&B-style {"value": x} wrappers too
+        config=flatten(b.config, unwrap=True),  # W&B-style {"value": x} wrappers too
         summary=summary,
         start_time=start_time,
         runtime=runtime,
         last_write=st.st_mtime,
         history=history,
-        non_numeric=dict(cols.non_numeric),
+        non_numeric=dict(b.non_numeric),
         warnings=warnings,
-        truncated=skipped.get("half-written last line", 0) > 0,
+        truncated=b.skipped.get(_HALF, 0) > 0,
     )
-
