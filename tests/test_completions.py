@@ -106,7 +106,16 @@ async def test_unknown_partial_gives_no_values_and_no_error(server: MCPServer) -
     got = await complete(server, DIAGNOSE, "run", "zzz_unknown")
     assert got.values == [] and got.total == 0 and got.has_more is False
     assert await values(server, BEST, "metric", "zzz/") == []
-    assert await values(server, DIAGNOSE, "other_argument", "run") == []
+    other = await complete(server, DIAGNOSE, "other_argument", "run")
+    assert other.values == [] and other.total == 0 and other.has_more is False
+
+
+@pytest.mark.anyio
+async def test_a_project_without_runs_completes_nothing(tmp_path: Path) -> None:
+    server = build_server(lambda: RunwiseConfig.load(tmp_path, env={}))
+    assert await values(server, DIAGNOSE, "run", "") == []  # not even 'latest': it would name nothing
+    assert await values(server, BEST, "metric", "") == []
+    assert await values(server, COMPARE, "run_a", "latest@") == []
 
 
 @pytest.mark.anyio

@@ -176,7 +176,7 @@ def _run_refs(value: str, cfg: RunwiseConfig) -> list[str]:
     source, colon, rest = value.partition(":")
     if colon and source in sources:
         return matching(value, (e.key for e in entries if e.source == source))
-    candidates = ["latest"]
+    candidates = ["latest"] if entries else []
     for e in entries:
         candidates.append(e.id)
         candidates.extend(_names(e, rows))
@@ -251,8 +251,6 @@ def register(server: MCPServer, load_config: Callable[[], RunwiseConfig]) -> Non
         argument: CompletionArgument,
         context: CompletionContext | None,
     ) -> Completion:
-        if argument.name not in RUN_ARGS | LIST_ARGS | METRIC_ARGS | GROUP_ARGS:
-            return empty()
         from runwise.errors import RunwiseError
 
         value, ctx = argument.value, dict(context.arguments or {}) if context is not None else {}
