@@ -191,24 +191,6 @@ async def test_subscription_notifies_on_appended_rows_until_unsubscribed(project
 
 
 @pytest.mark.anyio
-async def test_polls_stop_with_the_session(project: Path, running: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[float] = []
-    real = index.file_stats
-
-    def counted(entry: Any) -> Any:
-        calls.append(time.monotonic())
-        return real(entry)
-
-    monkeypatch.setattr(index, "file_stats", counted)
-    async with Client(server_for(project), mode="legacy") as client:
-        await legacy_call(client.subscribe_resource, resources.run_uri("logs/live.jsonl"))
-        assert await _wait_for(lambda: len(calls) >= 3)
-    ended = len(calls)
-    await anyio.sleep(0.4)
-    assert len(calls) == ended  # no poll after the session ended
-
-
-@pytest.mark.anyio
 async def test_subscribing_to_what_cannot_change_fails_in_one_line(project: Path, running: Path) -> None:
     async with Client(server_for(project), mode="legacy") as client:
         with pytest.raises(MCPError, match="no run matches 'nope'"):
@@ -327,3 +309,51 @@ def test_inspector_cli_lists_resources(project: Path, tmp_path: Path, method: st
     else:
         assert [t["uriTemplate"] for t in answer["resourceTemplates"]] == TEMPLATES
 
+
+
+@pytest.mark.anyio
+async def test_polls_of_an_http_session_stop_when_it_ends_while_the_server_runs_on(
+    project: Path, running: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # over streamable HTTP one server (one lifespan) serves many sessions: a closed session's polls must stop
+    import socket
+
+    calls: list[float] = []
+    real = index.file_stats
+
+    def counted(entry: Any) -> Any:
+        calls.append(time.monotonic())
+        return real(entry)
+
+    monkeypatch.setattr(index, "file_stats", counted)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = server_for(project)
+    uri = resources.run_uri("logs/live.jsonl")
+    seen: list[str] = []
+    import uvicorn
+
+    http = uvicorn.Server(uvicorn.Config(server.streamable_http_app(), host="127.0.0.1", port=port, log_level="error"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(http.serve)
+        url = f"http://127.0.0.1:{port}/mcp"
+        with anyio.fail_after(10):
+            while True:  # until it listens
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.05)
+        async with Client(url, mode="legacy", message_handler=_notes(seen)) as client:
+            await legacy_call(client.subscribe_resource, uri)
+            await anyio.sleep(0.2)
+            append_rows(running, 20)
+            assert await _wait_for(lambda: seen == [uri]), seen  # delivered on the session's own stream
+        assert await _wait_for(lambda: not calls or time.monotonic() - calls[-1] > 0.3, 5)
+        ended = len(calls)
+        await anyio.sleep(0.4)
+        assert len(calls) == ended  # the server runs on; the closed session's run is no longer polled
+        async with Client(url, mode="legacy") as other:  # and it still serves new sessions
+            assert (await other.list_resources()).resources
+        http.should_exit = True  # a graceful stop: uvicorn closes its sockets
