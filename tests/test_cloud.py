@@ -406,3 +406,30 @@ def test_the_recorded_requests_are_the_ones_answered() -> None:
         assert op in ("Viewer", "GetDefaultEntity") or "project" in lb.answer(op, {
             "entity": ENTITY, "project": PROJECT, "name": "x", "runName": "x", "run": "x",
             "spec": json.dumps({"keys": ["_step"], "minStep": 0, "maxStep": 1, "samples": 1})})
+
+
+# ---------------------------------------------------------------- through the MCP server
+
+
+@pytest.mark.anyio
+async def test_mcp_tools_on_a_cloud_run(cloud: Loopback, root: Path) -> None:
+    from mcp import Client
+
+    from runwise.server.app import build_server
+
+    server = build_server(lambda: cfg_of(root))
+    async with Client(server) as mcp:
+        ok = await mcp.call_tool("get_stats", {"run": CLOUD, "keys": ["val/loss"]})
+        steps = await mcp.call_tool("compare_runs", {"runs": [f"{CLOUD}@29", "wandb:fin00001@29"]})
+        cloud.status["Run"] = 500
+        bad = await mcp.call_tool("summarize_run", {"run": f"wandb-cloud:{ENTITY}/{PROJECT}/pfx00001"})
+    assert not ok.is_error and "val/loss" in json.dumps(ok.structured_content)
+    assert not steps.is_error, steps.content
+    assert bad.is_error and "W&B request failed" in bad.content[0].text and "\n" not in bad.content[0].text
+
+
+def test_progress_reaches_the_end(cloud: Loopback, root: Path) -> None:
+    seen: list[tuple[float, float]] = []
+    runs.get_run(CLOUD, cfg_of(root), progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
