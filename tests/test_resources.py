@@ -200,6 +200,18 @@ async def test_subscribing_to_what_cannot_change_fails_in_one_line(project: Path
 
 
 @pytest.mark.anyio
+async def test_a_run_without_local_files_is_not_subscribable(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runwise import runs
+    from runwise.model import RunEntry
+
+    cloud = RunEntry(id="team/proj/abc123", source="wandb-cloud", paths=())
+    monkeypatch.setattr(runs, "resolve", lambda ref, cfg, entries=None: cloud)
+    async with Client(server_for(project), mode="legacy") as client:
+        with pytest.raises(MCPError, match="cannot subscribe to 'wandb-cloud:team/proj/abc123': it has no local files"):
+            await legacy_call(client.subscribe_resource, resources.run_uri("wandb-cloud:team/proj/abc123"))
+
+
+@pytest.mark.anyio
 async def test_listen_stream_notifies_while_open(project: Path, running: Path) -> None:
     uri = resources.run_uri("jsonl:live", "summary")
     events: list[str] = []

@@ -233,9 +233,13 @@ class Watcher:
             return runs.canonical_entry(runs.resolve(runs.split_step(ref)[0], self.load_config()))
 
         try:
-            return await anyio.to_thread.run_sync(find, abandon_on_cancel=True)
+            entry = await anyio.to_thread.run_sync(find, abandon_on_cancel=True)
         except Exception as exc:
             raise MCPError(INVALID_PARAMS, error_message(exc)) from exc
+        if not entry.paths:  # a cloud run: nothing on this machine changes when it does
+            raise MCPError(INVALID_PARAMS, one_line(f"cannot subscribe to {entry.key!r}: it has no local files "
+                                                    "to watch; read the resource again to see it grow"))
+        return entry
 
     async def subscribe(self, owner: object, uri: str, notify: Notify) -> None:
         """Poll the run `uri` names for `owner` (a connection, or a listen stream) until `unsubscribe`."""
