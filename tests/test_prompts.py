@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from runwise.config import RunwiseConfig
 from runwise.server.app import build_server
 from runwise.server.prompts import split_refs
+from runwise.tools import TOOLS_BY_NAME
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"  # pinned: its CLI output is what the test reads
 
@@ -114,6 +116,19 @@ async def test_a_reference_that_names_no_run_is_said_so_in_the_prompt(server: MC
     text = await prompt_text(server, "diagnose_run", {"run": "no_such_run"})
     assert "`no_such_run` names no run now: no run matches 'no_such_run'" in text
     assert "summarize_run run='no_such_run'" in text  # the plan is still given
+
+
+@pytest.mark.anyio
+async def test_every_tool_a_prompt_names_exists(server: MCPServer) -> None:
+    args = {"run": "run_a", "run_a": "run_a", "run_b": "run_b", "metric": "val/loss", "runs": "run_a run_b"}
+    named: set[str] = set()
+    for name, arguments in ARGUMENTS.items():
+        text = await prompt_text(server, name, {a: args[a] for a, required in arguments if required})
+        called = set(re.findall(r"\b([a-z]+_[a-z_]+|report) (?:run=|runs=|metric=|on ')", text))
+        assert called, name
+        named |= called
+    assert named <= set(TOOLS_BY_NAME), named - set(TOOLS_BY_NAME)
+    assert {"summarize_run", "detect_anomalies", "compare_runs", "live_status", "find_best_run", "report"} <= named
 
 
 def test_split_refs() -> None:
