@@ -433,3 +433,18 @@ def test_progress_reaches_the_end(cloud: Loopback, root: Path) -> None:
     runs.get_run(CLOUD, cfg_of(root), progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1][0] == seen[-1][1] > 0
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_no_network(
+    cloud: Loopback, root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("RUNWISE_WANDB_TIMEOUT", "10")
+    started = time.monotonic()
+    err = one_error_line(capsys, cli.main(api_cli(root, "-r", "fin00001")))
+    assert "cannot reach W&B" in err and time.monotonic() - started < 15, err
