@@ -21,12 +21,13 @@ notification that cannot be sent). Tool answers carry `resource_link`s to these 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import anyio
 import anyio.abc
@@ -76,8 +77,6 @@ def history_uri(ref: str, metric: str) -> str:
 
 def run_of(uri: str) -> str | None:
     """The (decoded) run reference of a runwise://run/... URI; None for any other URI."""
-    from urllib.parse import unquote
-
     if not uri.startswith(RUN_PREFIX):
         return None
     head, sep, rest = uri[len(RUN_PREFIX):].partition("/")
@@ -160,8 +159,6 @@ class Reader:
         except ResourceError as exc:
             log.warning("resources/list: runs not listed: %s", exc)
             return []
-        import json
-
         table = json.loads(text)["runs"]
         found = []
         for row in table["rows"]:
