@@ -215,3 +215,24 @@ def test_start_time_and_runtime_span_every_append(cfg: RunwiseConfig) -> None:
     second = jsonl.refresh(e, cfg, first)  # type: ignore[arg-type]
     assert second is not None
     assert (second.start_time, second.runtime) == (1.7e9, 50.0)  # the first line's time, the last's runtime
+
+
+def test_a_step_written_again_keeps_line_order_whatever_the_rows_shapes(cfg: RunwiseConfig) -> None:
+    """Lines of other key sets are parsed in other chunks: a step written more than once still
+    keeps its values in the order they were written, read whole or in appends."""
+    path = cfg.logs_dir / "ties.jsonl"
+    rows = [{"step": 1, "loss": 1.0}, {"step": 1, "loss": 2.0, "acc": 0.5}, {"step": 1, "loss": 3.0},
+            {"step": 2, "loss": 4.0, "acc": 0.6}, {"step": 2, "loss": 5.0}]
+    data = [json.dumps(r).encode() + b"\n" for r in rows]
+    path.write_bytes(b"".join(data))
+    os.utime(path, (OLD, OLD))
+    e = entry_for(cfg)
+    whole = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    assert whole.history["loss"].values.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert whole.summary["loss"] == 5.0
+    path.write_bytes(b"".join(data[:3]))
+    os.utime(path, (OLD, OLD))
+    first = jsonl.load(e, cfg)  # type: ignore[arg-type]
+    grow(path, b"".join(data[3:]))
+    second = jsonl.refresh(e, cfg, first)  # type: ignore[arg-type]
+    assert second is not None and second.history["loss"].values.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]

@@ -219,8 +219,9 @@ def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progre
 class _Built:
     """What a run is made of, kept to append to: its series and what its other fields come from.
 
-    `series` holds the very arrays of the run's history (sorted by step), so keeping it costs no
-    memory; the rest are small. Line numbers are 0-based and global.
+    `series` holds the very arrays of the run's history (sorted by step, and a step written more
+    than once in line order), so keeping it costs no memory; the rest are small. Line numbers are
+    0-based and global.
     """
 
     cfg_step_key: str | None  # runwise.json's step key when built
@@ -311,6 +312,9 @@ def _append(b: _Built, part: Part) -> _Built:
         if key in STEP_KEYS or key == b.step_key:
             continue
         rows, vals = _column(cols.rows[key]), _column(cols.vals[key])
+        if rows.size > 1 and not bool(np.all(rows[1:] > rows[:-1])):  # chunks of several row shapes: line order
+            order = np.argsort(rows, kind="stable")  # each chunk ascends: a merge of few runs
+            rows, vals = rows[order], vals[order]
         if key in TIME_KEYS:
             fin = vals[np.isfinite(vals)]
             if fin.size:
