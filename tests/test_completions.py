@@ -3,6 +3,7 @@ for prompt arguments and resource template arguments alike, in memory and over s
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,16 @@ async def test_source_prefix_and_source_keys(server: MCPServer) -> None:
     assert await values(server, DIAGNOSE, "run", "jsonl:") == ["jsonl:run_b", "jsonl:run_a"]
     assert await values(server, DIAGNOSE, "run", "jsonl:run_a") == ["jsonl:run_a"]
     assert await values(server, DIAGNOSE, "run", "wandb:") == []  # no W&B run in this project
+
+
+@pytest.mark.anyio
+async def test_cloud_prefixes_are_offered_once_a_wandb_project_is_set(project: Path) -> None:
+    server = build_server(lambda: RunwiseConfig.load(project, env={}))
+    assert await values(server, DIAGNOSE, "run", "cl") == []
+    (project / "runwise.json").write_text(json.dumps({"logs_dir": "logs", "wandb_project": "demo"}))
+    assert await values(server, DIAGNOSE, "run", "cl") == ["cloud:", "wandb-cloud:"]  # prefix match first
+    assert await values(server, DIAGNOSE, "run", "wandb") == ["wandb-cloud:"]
+    assert await values(server, DIAGNOSE, "run", "cloud:") == ["cloud:", "wandb-cloud:"]  # no ids: on W&B's servers
 
 
 @pytest.mark.anyio

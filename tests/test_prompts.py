@@ -14,6 +14,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.server.mcpserver import MCPServer
 
+from runwise import runs
 from runwise.config import RunwiseConfig
 from runwise.server.app import build_server
 from runwise.server.prompts import split_refs
@@ -116,6 +117,17 @@ async def test_a_reference_that_names_no_run_is_said_so_in_the_prompt(server: MC
     text = await prompt_text(server, "diagnose_run", {"run": "no_such_run"})
     assert "`no_such_run` names no run now: no run matches 'no_such_run'" in text
     assert "summarize_run run='no_such_run'" in text  # the plan is still given
+
+
+@pytest.mark.anyio
+async def test_a_cloud_reference_is_not_looked_up(server: MCPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_lookup(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cloud reference was looked up while rendering a prompt")
+
+    monkeypatch.setattr(runs, "resolve", no_lookup)
+    text = await prompt_text(server, "explain_difference", {"run_a": "cloud:abc123", "run_b": "wandb-cloud:e/p/xyz"})
+    assert "`cloud:abc123` is a W&B cloud run" in text and "`wandb-cloud:e/p/xyz` is a W&B cloud run" in text
+    assert "compare_runs runs=['cloud:abc123', 'wandb-cloud:e/p/xyz']" in text
 
 
 @pytest.mark.anyio

@@ -7,7 +7,8 @@ One handler serves every prompt and resource template: it dispatches on the argu
 - A run reference completes to 'latest', run ids and display names (prefix matches first, then
   the ones that hold the text), and `source:` prefixes of the sources the project has runs in;
   after `source:` to that source's 'source:id' keys; after `ref@` to a few steps of that run (its
-  last step, round fractions of its range, its first step).
+  last step, round fractions of its range, its first step). With a W&B project set (`wandb_project`),
+  'cloud:' and 'wandb-cloud:' are offered too; cloud run ids are not (that would ask W&B's servers).
 - A metric name completes from the run index row of the run another argument names (`run`,
   `ref`, `run_b`, `run_a`, the first of `runs`), else of the newest run (of the `group`, if given).
 
@@ -52,6 +53,7 @@ GROUP_ARGS = frozenset({"group"})
 CONTEXT_RUN_ARGS = ("run", "ref", "run_b", "run_a", "runs")  # which run a metric completes from, in this order
 STEP_FRACTIONS = (0.25, 0.5, 0.75)
 DISCOVERY_SECONDS = 2.0  # completions come per keystroke: one discovery serves the requests of this long
+CLOUD_PREFIXES = ("cloud:", "wandb-cloud:")  # runwise.parsers.wandb_cloud
 _SEPARATORS = re.compile(r"[\s,]+")
 _NAME_BREAKS = re.compile(r"[-_/.]")
 
@@ -181,6 +183,8 @@ def _run_refs(value: str, cfg: RunwiseConfig) -> list[str]:
         candidates.append(e.id)
         candidates.extend(_names(e, rows))
     candidates.extend(f"{s}:" for s in sources)
+    if cfg.wandb_project:  # W&B cloud runs of the set project: their ids are on W&B's servers, not completed
+        candidates.extend(CLOUD_PREFIXES)
     return matching(value, candidates)
 
 

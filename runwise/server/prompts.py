@@ -5,7 +5,8 @@ Every prompt takes run references (as the tools take them: 'latest', an id, a un
 display name, 'source:id', a log path; 'ref@STEP' where a step makes sense). A reference is looked
 up once when the prompt is rendered (in a worker thread: the SDK runs these sync functions in one):
 the plan then names the run's canonical key, or says that the reference did not resolve and how to
-find the run. Nothing here reads a run's log.
+find the run. Nothing here reads a run's log, and a W&B cloud reference is not looked up (that asks
+W&B's servers: the tools do it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MAX_REPORT_RUNS = 16
 NOTES = ("Pass on what `notes` fields say (sampled, downsampled, left out, truncated, still being written): "
          "never present a sampled or truncated answer as the whole run.")
 
+CLOUD_PREFIXES = ("wandb-cloud:", "cloud:")  # runwise.parsers.wandb_cloud
 Ref = Annotated[str, Field(min_length=1, max_length=REF_CHARS)]
 
 
@@ -45,6 +47,9 @@ def _describe(refs: list[str], load_config: Callable[[], RunwiseConfig]) -> list
         return [f"- Runs could not be listed now ({_first_line(exc)}): start with list_runs."]
     lines = []
     for ref in refs:
+        if ref.startswith(CLOUD_PREFIXES):  # looking it up would ask W&B's servers: the tools do that
+            lines.append(f"- `{ref}` is a W&B cloud run, fetched when a tool reads it.")
+            continue
         try:
             base, step = runs.split_step(ref)
             entry = runs.resolve(base, cfg, entries)
