@@ -63,8 +63,10 @@ _pending: dict[Hashable, threading.Event] = {}
 _lock = threading.Lock()
 _counts = Counts({}, {})
 _weight = 0  # the sum of the kept entries' weights
-LINEAGE = 8  # per kind and parameters: the most recent entries a grown version looks among
-_lineage: dict[tuple[str, Hashable], deque[Hashable]] = {}
+LINEAGE = 8  # per kind, parameters and first values: the most recent entries a grown version looks among
+MAX_LINEAGES = 4096
+# (kind, params, each array's first item as bytes) -> keys of the entries a grown version may go on from
+_lineage: OrderedDict[tuple[str, Hashable, tuple[bytes, ...]], deque[Hashable]] = OrderedDict()
 
 
 def memo(
@@ -110,7 +112,11 @@ def _memo(
             _items[key] = entry
             _weight += entry.weight
             if keep_state:
-                line = _lineage.setdefault((kind, params), deque(maxlen=LINEAGE))
+                head = (kind, params, _heads(arrays))
+                line = _lineage.setdefault(head, deque(maxlen=LINEAGE))
+                _lineage.move_to_end(head)
+                while len(_lineage) > MAX_LINEAGES:
+                    _lineage.popitem(last=False)
                 if key in line:
                     line.remove(key)
                 line.append(key)
@@ -135,7 +141,7 @@ def grown(
     """
     def fresh() -> tuple[T, S]:
         with _lock:
-            keys = list(_lineage.get((kind, params), ()))
+            keys = list(_lineage.get((kind, params, _heads(arrays)), ()))
             found = [e for k in reversed(keys) if (e := _items.get(k)) is not None and e.state is not None]
         olds = [[ref() for ref in e.arrays] for e in found]
         by_size = sorted(range(len(found)), key=lambda i: -sum(a.size for a in olds[i] if a is not None))
@@ -155,7 +161,22 @@ def _prefix(old: Sequence[np.ndarray[Any, Any] | None], new: Sequence[np.ndarray
     for a, b in zip(old, new, strict=True):
         if a is None or a.ndim != 1 or b.ndim != 1 or a.dtype != b.dtype or not 0 < a.size <= b.size:
             return False
-    return all(np.array_equal(b[: a.size], a) for a, b in zip(old, new, strict=True) if a is not None)
+    pairs = [(_bits(a), _bits(b[: a.size])) for a, b in zip(old, new, strict=True) if a is not None]
+    for a, b in pairs:  # a few samples first: another series of the same length differs at once
+        for i in (a.size - 1, 0, a.size // 2):
+            if a[i] != b[i]:
+                return False
+    return all(np.array_equal(a, b) for a, b in pairs)
+
+
+def _heads(arrays: Sequence[np.ndarray[Any, Any]]) -> tuple[bytes, ...]:
+    """Each array's first item, as bytes: a grown version begins as the earlier one did."""
+    return tuple(a.reshape(-1)[:1].tobytes() for a in arrays)
+
+
+def _bits(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The array's bits as unsigned integers: equal exactly when the values are the same (NaN and -0.0 too)."""
+    return a.view(f"u{a.itemsize}") if a.itemsize in (1, 2, 4, 8) else a
 
 
 def _same(entry: _Entry, arrays: Sequence[np.ndarray[Any, Any]]) -> bool:
