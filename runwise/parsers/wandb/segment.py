@@ -1,8 +1,9 @@
 """One W&B run directory (a *segment*; a resumed run has several) read into plain columns.
 
 `read_log` reads `run-<id>.wandb` through the framing (`wandb.log`) and the bulk decoder
-(`wandb.columns`), a big log in several processes (`wandb.workers`, same result); `wandb.legacy.read_side_files` fills the same `Segment` from the JSON/YAML side
-files of wandb 0.9 runs or of directories without a log. Nothing is ever written.
+(`wandb.columns`), a big log in several processes (`wandb.workers`, same result);
+`wandb.legacy.read_side_files` fills the same `Segment` from the JSON/YAML side files of wandb 0.9
+runs or of directories without a log. Nothing is ever written.
 """
 
 from __future__ import annotations
