@@ -284,10 +284,10 @@ def test_slow_answer_times_out(
 ) -> None:
     monkeypatch.setenv("RUNWISE_WANDB_TIMEOUT", "2")
     client.api(2)  # made before the server slows down: only the run's request is slow
-    cloud.delay["Run"] = 8
+    cloud.delay["Run"] = 15
     started = time.monotonic()
     err = one_error_line(capsys, cli.main(api_cli(root, "-r", "fin00001")))
-    assert "W&B did not answer within 2 s" in err and time.monotonic() - started < 5
+    assert "W&B did not answer within 2 s" in err and time.monotonic() - started < 8  # not the 15 s answer
 
 
 def test_no_wandb_installed(
