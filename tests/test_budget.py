@@ -44,6 +44,8 @@ def args(tool: str, run: str) -> dict[str, Any]:
     """Arguments that point `tool` at `run` (compare_runs: it and three short runs)."""
     if tool == "compare_runs":
         return {"runs": [run, "short_a", "short_b", "short_c"]}
+    if tool == "report":  # one run's report: its verdict, findings and key metrics
+        return {"runs": [run]}
     if tool == "find_best_run":
         return {"metric": "train/loss"}
     if tool == "list_runs":

@@ -51,7 +51,8 @@ the most tokens the answer may cost; each tool has a default of 400 to 3,000 tok
 Start with summarize_run (health, anomalies, how it ended) or list_runs. Then: \
 detect_anomalies (where it went wrong, with steps), compare_runs (which config change made B \
 better than A), get_history (downsampled curves; spikes kept), get_stats / get_stability, \
-find_best_run, get_config, get_run_context, list_keys, live_status (a job still running).
+find_best_run, get_config, get_run_context, list_keys, live_status (a job still running), \
+report (one markdown document of runs, for an issue or a notebook).
 Outputs are bounded; ask for more with budget, keys, max_points, start_step/end_step, max_metrics. \
 `notes` fields say what was sampled, left out, skipped, truncated or still being written: pass them on.
 """
