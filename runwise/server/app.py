@@ -45,7 +45,8 @@ log = logging.getLogger("runwise.server")
 INSTRUCTIONS = """\
 runwise reads ML training runs on disk (W&B run dirs incl. binary .wandb logs, TensorBoard \
 event files, JSONL logs) and answers in few tokens. Runs are named by `run`: 'latest' (default), \
-an id, a unique id prefix, a display name, 'source:id', or a log file path; in compare_runs \
+an id, a unique id prefix, a display name, 'source:id', a log file path, or a W&B cloud run \
+'wandb-cloud:ENTITY/PROJECT/RUN_ID' ('cloud:RUN_ID' with wandb_project set); in compare_runs \
 'ref@STEP' compares at a step. `keys`: metric names or prefixes ('val/'). `budget` (every tool): \
 the most tokens the answer may cost; each tool has a default of 400 to 3,000 tokens.
 Start with summarize_run (health, anomalies, how it ended) or list_runs. Then: \
