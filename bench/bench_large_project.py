@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import ROOT, run_child  # noqa: E402
+from bench._common import ROOT, figure, run_child, write_figures  # noqa: E402
 from runwise.index import index_path  # noqa: E402
 
 DATA = ROOT / "bench" / "_data"
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big", type=int, default=10)
     ap.add_argument("--wandb", type=int, default=5)
     ap.add_argument("--tensorboard", type=int, default=495)
+    ap.add_argument("--json", help="write the figures as JSON here (bench/run_all.py)")
     args = ap.parse_args(argv)
     root = DATA / "large_project"
     generate(root, runs=args.runs, big=args.big, wandb=args.wandb, tensorboard=args.tensorboard)
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_best": run_child(CHILD, str(root), str(cache), "best"),
     }
     ok = True
+    figures = []
     LIMITS["by_best"] = LIMITS["best"]
     for what, label in (("first", "first listing (reads and indexes every run)"),
                         ("second", "second listing, new process"),
@@ -329,12 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         ok &= passed
         print(f"{'PASS' if passed else 'FAIL'}  {label}: {r['seconds']:.2f} s (limit {LIMITS[what]:g} s; "
               f"whole process {r['process_s']:.2f} s)")
+        figures.append(figure(f"{args.runs:,} runs: {label}", round(r["seconds"], 2), unit="s",
+                              target=f"<= {LIMITS[what]:g} s", passed=passed))
     for what in ("first", "second"):
         r = results[what]
         complete = r["n_incomplete"] == 0 and r["rows"] == args.runs
         ok &= complete
         print(f"{'PASS' if complete else 'FAIL'}  {what} listing: {r['rows']} rows of {r['total']}, "
               f"{r['n_incomplete']} without a state, last step or final value {r['incomplete']}; states {r['states']}")
+        figures.append(figure(f"{what} listing: rows without a state, last step or final value", r["n_incomplete"],
+                              target="0", passed=complete))
     ends = results["first"]["ends"]
     mix = dict(zip(("jsonl", "tensorboard", "wandb"), split_big(args.big), strict=True))
     passed = ends == {k: n for k, n in mix.items() if n}
@@ -347,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     for what in ("best", "by_best"):
         r = results[what]
         print(f"      {r['summary']} ({r['considered']} considered)")
+    figures.append(figure("runs over 100 MB indexed from their ends by the first listing", sum(ends.values()),
+                          target=str(sum(mix.values())), passed=passed))
+    write_figures(args.json, "large_project", figures)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, Side, repeat, run_child, same_points, table  # noqa: E402
+from _common import ROOT, Side, figure, repeat, run_child, same_points, table, write_figures  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
@@ -69,6 +69,8 @@ def main() -> int:
     ap.add_argument("--file", type=Path)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (default 3)")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--target", type=float, default=8.0, help="protobuf's time over runwise's, best of runs")
+    ap.add_argument("--json", help="write the figures as JSON here (bench/run_all.py)")
     args = ap.parse_args()
     path = args.file or next(iter(sorted((ROOT / "bench" / "_data").glob("wandb/*/run-*.wandb"))), None)
     if path is None:
@@ -93,7 +95,22 @@ def main() -> int:
     for line in table(sides, against="runwise",
                       extra=peak):
         print(line)
-    return 0
+    if len(sides) < 2:
+        return 0
+    ours, ref = sides
+    best = ref.best / ours.best
+    ok = best >= args.target
+    print(f"protobuf / runwise: {best:.2f}x best of {args.repeat}, {ref.median / ours.median:.2f}x by median "
+          f"(target {args.target:g}x best of runs): {'PASS' if ok else 'FAIL'}")
+    write_figures(args.json, "wandb", [
+        figure(f"1M-row .wandb full read, best of {args.repeat} (s; runwise {ours.processes} processes)",
+               round(ours.best, 2), peer=round(ref.best, 2), peer_name="protobuf + json.loads, 1 process", unit="s",
+               ratio=round(best, 2), target=f">= {args.target:g}x faster", passed=ok),
+        figure(f"1M-row .wandb full read, median of {args.repeat} (s)", round(ours.median, 2),
+               peer=round(ref.median, 2), peer_name="protobuf + json.loads, 1 process", unit="s",
+               ratio=round(ref.median / ours.median, 2)),
+    ])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
