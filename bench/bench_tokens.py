@@ -55,6 +55,8 @@ def arguments(tool: str, run: str) -> dict[str, object]:
         return {"metric": "train/loss"}
     if tool == "list_runs":
         return {}
+    if tool == "report":  # one run's report
+        return {"runs": [run]}
     return {"run": run}
 
 

@@ -112,25 +112,23 @@ def creation_flags() -> int:
     return 0
 
 
-class Worker:
-    """A child interpreter parsing one byte range of the file; its pickled Part comes back on a pipe."""
+class Child:
+    """A child interpreter running `code` (argv: PACKAGE_PARENT, then `args`); it writes its pickled
+    answer to its stdout pipe. The readers' workers are Children."""
 
-    def __init__(self, path: str, start: int, end: int) -> None:
+    def __init__(self, code: str, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, PACKAGE_PARENT, path, str(start), str(end)],
+            [sys.executable, "-c", code, PACKAGE_PARENT, *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             creationflags=creation_flags(),
         )
 
-    def result(self, timeout: float) -> Part:
-        """The child's Part; raises TimeoutExpired, RuntimeError or a pickle error if there is none."""
+    def answer(self, timeout: float) -> object:
+        """What the child wrote; raises TimeoutExpired, RuntimeError or a pickle error if there is nothing."""
         out, err = self.proc.communicate(timeout=timeout)
         if self.proc.returncode != 0:
             raise RuntimeError(f"worker exited with {self.proc.returncode}: {err.decode(errors='replace')[-300:]}")
-        part = pickle.loads(out)  # our own child's output
-        if not isinstance(part, Part):
-            raise RuntimeError("worker returned something else")
-        return part
+        return pickle.loads(out)  # our own child's output
 
     def close(self) -> None:
         """Kill the child if it still runs, close its pipes, reap it."""
@@ -140,6 +138,20 @@ class Worker:
             if pipe is not None:
                 pipe.close()
         self.proc.wait()
+
+
+class Worker(Child):
+    """A child interpreter parsing one byte range of the file; its pickled Part comes back on a pipe."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        super().__init__(WORKER, path, str(start), str(end))
+
+    def result(self, timeout: float) -> Part:
+        """The child's Part; raises TimeoutExpired, RuntimeError or a pickle error if there is none."""
+        part = self.answer(timeout)
+        if not isinstance(part, Part):
+            raise RuntimeError("worker returned something else")
+        return part
 
 
 def _start(path: str, bounds: list[tuple[int, int]]) -> list[Worker | None]:

@@ -227,35 +227,19 @@ def read_parts(path: str, cuts: list[int], *, window: int | None = None, progres
     return cols, damage, end
 
 
-class Worker:
+class Worker(jw.Child):
     """A child interpreter reading one part of the log; its pickled Part comes back on a pipe."""
 
     def __init__(self, path: str, start: int, stop: int, window: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, jw.PACKAGE_PARENT, path, str(start), str(stop), str(window)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            creationflags=jw.creation_flags(),
-        )
+        super().__init__(WORKER, path, str(start), str(stop), str(window))
 
     def result(self, start: int, stop: int, timeout: float) -> Part:
         """The child's Part; raises TimeoutExpired, RuntimeError or a pickle error if there is none."""
-        out, err = self.proc.communicate(timeout=timeout)
-        if self.proc.returncode != 0:
-            raise RuntimeError(f"worker exited with {self.proc.returncode}: {err.decode(errors='replace')[-300:]}")
-        part = pickle.loads(out)  # our own child's output
+        part = self.answer(timeout)
         if not (isinstance(part, Part) and isinstance(part.cols, Columns) and isinstance(part.damage, Damage)
                 and part.start == start and part.stop == stop and (part.end is None) == (stop >= 0)):
             raise RuntimeError("worker returned something else")
         return part
-
-    def close(self) -> None:
-        """Kill the child if it still runs, close its pipes, reap it."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        self.proc.wait()
 
 
 def _start(path: str, bounds: list[tuple[int, int]], window: int) -> list[Worker | None]:
