@@ -294,7 +294,11 @@ def test_a_claude_turn_calls_runwise_under_the_one_rule(tmp_path: Path, settings
     if settings:
         assert denied == []
         assert not result.get("is_error")
-        answer = json.loads(text)  # what the model reads: runwise's structured answer as JSON
+        # what the model reads: Claude Code puts the answer's resource links first, as
+        # "[Resource link: runs] runwise://runs (the run index)", then runwise's structured answer as JSON
+        links, brace, rest = text.partition("{")
+        assert "runwise://runs" in links
+        answer = json.loads(brace + rest)
         assert [row[answer["runs"]["columns"].index("id")] for row in answer["runs"]["rows"]] == ["cc_run"]
     else:
         assert denied == ["mcp__runwise__list_runs"]
