@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from runwise import parsers
 from runwise.config import RunwiseConfig
+from runwise.model import RunEntry
 
 RUN_A_CONFIG = {"lr": 0.0003, "batch_size": 32, "optimizer": {"name": "adam", "beta1": 0.9}, "seed": 1}
 RUN_B_CONFIG = {
@@ -154,3 +156,17 @@ def cfg(project: Path) -> RunwiseConfig:
 def anyio_backend() -> str:
     """The MCP tests (`@pytest.mark.anyio`) run on asyncio, as the MCP SDK's stdio server does."""
     return "asyncio"
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run keys read whole from their files (every whole read goes through parsers.load)."""
+    seen: list[str] = []
+    real = parsers.load
+
+    def counting(entry: RunEntry, cfg: RunwiseConfig, progress: Any = None) -> Any:
+        seen.append(entry.key)
+        return real(entry, cfg, progress)
+
+    monkeypatch.setattr(parsers, "load", counting)
+    return seen

@@ -43,20 +43,6 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The run keys read from their files (every whole read goes through parsers.load)."""
-    seen: list[str] = []
-    real = parsers.load
-
-    def counting(entry: RunEntry, cfg: RunwiseConfig, progress: Any = None) -> Any:
-        seen.append(entry.key)
-        return real(entry, cfg, progress)
-
-    monkeypatch.setattr(parsers, "load", counting)
-    return seen
-
-
 def _table(root: Path, **kw: Any) -> dict[str, dict[str, Any]]:
     out = list_runs(ListRunsInput(limit=50, **kw), _cfg(root))
     return {r[0]: dict(zip(out.runs.columns, r, strict=True)) for r in out.runs.rows}

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from runwise import index, parsers, runs
+from runwise import index, runs
 from runwise.config import RunwiseConfig
 from runwise.model import CRASHED, FINISHED, UNKNOWN, RunEntry
 from runwise.parsers.tensorboard import ends as tb_ends
@@ -58,20 +58,6 @@ def _age(root: Path, seconds: float = 600) -> None:
 def _cfg(root: Path) -> RunwiseConfig:
     runs.clear_cache()  # a new process: nothing in memory
     return RunwiseConfig.load(root, env={"RUNWISE_CACHE_DIR": str(root / "cache")})
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The run keys read whole (every whole read goes through parsers.load)."""
-    seen: list[str] = []
-    real = parsers.load
-
-    def counting(entry: RunEntry, cfg: RunwiseConfig, progress: Any = None) -> Any:
-        seen.append(entry.key)
-        return real(entry, cfg, progress)
-
-    monkeypatch.setattr(parsers, "load", counting)
-    return seen
 
 
 def _entry(cfg: RunwiseConfig) -> RunEntry:
