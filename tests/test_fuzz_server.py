@@ -35,6 +35,7 @@ from runwise.server import build_server
 DATA = Path(__file__).resolve().parent / "data"
 OLD = 1_700_000_000
 EXAMPLES = 1_000
+VALID_EXAMPLES = 25  # more sets per tool, each within its schema
 ANSWER_CHARS = 40_000
 ERROR_CHARS = 300
 INTERNAL = re.compile(r"internal error [0-9a-f]{6}: ")
@@ -119,12 +120,14 @@ def names(session: Session) -> tuple[list[str], list[str]]:
     return sorted(set(refs)), sorted(set(metrics))
 
 
-def strategy_for(name: str, prop: dict[str, Any], refs: list[str], metrics: list[str]) -> st.SearchStrategy[Any]:
-    """Values a schema property allows: in its range, of its length, from its enum; names that exist, or not."""
+def strategy_for(name: str, prop: dict[str, Any], refs: list[str], metrics: list[str],
+                 required: bool = False, known_only: bool = False) -> st.SearchStrategy[Any]:
+    """Values a schema property allows: in its range, of its length, from its enum; names that exist, or not
+    (with `known_only`, names that exist only)."""
     kinds = prop.get("type")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
     options: list[st.SearchStrategy[Any]] = []
-    if "null" in kinds or "default" not in prop:  # optional arguments with a null default are published without null
+    if "null" in kinds or ("default" not in prop and not required):  # a null default is published without null
         options.append(st.none())
     if "enum" in prop:
         options.append(st.sampled_from(prop["enum"]))
@@ -135,11 +138,14 @@ def strategy_for(name: str, prop: dict[str, Any], refs: list[str], metrics: list
             options.append(st.floats(float(lo), float(hi), allow_nan=False))
     elif "string" in kinds:
         known = refs if name == "run" else metrics
-        options += [st.sampled_from(known)] * 3 + [st.text(max_size=min(prop.get("maxLength", 50), 60))]
+        options += [st.sampled_from(known)] * 3
+        if not known_only:
+            options.append(st.text(max_size=min(prop.get("maxLength", 50), 60)))
     elif "array" in kinds:
         known = refs if name == "runs" else metrics
         size = {"min_size": prop.get("minItems", 0), "max_size": prop.get("maxItems", 10)}
-        options.append(st.lists(st.one_of(*[st.sampled_from(known)] * 6, st.text(max_size=40)), **size))
+        item = st.sampled_from(known) if known_only else st.one_of(*[st.sampled_from(known)] * 6, st.text(max_size=40))
+        options.append(st.lists(item, **size))
     elif "boolean" in kinds:
         options.append(st.booleans())
     return st.one_of(options) if options else st.none()
@@ -193,24 +199,26 @@ def hostile(prop: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
     return anything
 
 
-def arguments(schema: dict[str, Any], refs: list[str], metrics: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+def arguments(schema: dict[str, Any], refs: list[str], metrics: list[str],
+              modes: tuple[str, ...] = ("valid", "valid", "valid", "big", "attack", "attack"),
+              ) -> st.SearchStrategy[dict[str, Any]]:
     """Half the sets are what the schema allows; the other half have hostile values or unknown keys."""
     props: dict[str, Any] = schema.get("properties", {})
     required = set(schema.get("required", []))
 
     @st.composite
     def draw(d: st.DrawFn) -> dict[str, Any]:
-        mode = d(st.sampled_from(["valid", "valid", "valid", "big", "attack", "attack"]))
+        mode = d(st.sampled_from(modes))
         if mode == "big":  # the largest request on the widest run: the answer cap has to hold
             return {name: biggest(name, prop) for name, prop in props.items() if biggest(name, prop) is not None}
-        attack = mode == "attack"
+        attack, known_only = mode == "attack", mode == "known"
         args: dict[str, Any] = {}
         for name, prop in props.items():
             if name not in required and d(st.integers(0, 2)) == 0:
                 continue  # left to its default
             how = d(st.sampled_from(["valid", "hostile", "hostile", "past"])) if attack else "valid"
             if how == "valid":
-                args[name] = d(strategy_for(name, prop, refs, metrics))
+                args[name] = d(strategy_for(name, prop, refs, metrics, name in required, known_only))
             else:
                 args[name] = d(hostile(prop) if how == "hostile" else out_of_bounds(prop))
         if attack and d(st.integers(0, 3)) == 0:
@@ -218,6 +226,18 @@ def arguments(schema: dict[str, Any], refs: list[str], metrics: list[str]) -> st
         return args
 
     return draw()
+
+
+def valid_calls(tool: str, args: st.SearchStrategy[dict[str, Any]], check: Any) -> None:
+    """Check VALID_EXAMPLES calls of `tool` drawn from `args` with `check` (the fuzz test's own)."""
+
+    @settings(max_examples=VALID_EXAMPLES, deadline=None, database=None, derandomize=not os.environ.get(
+        "RUNWISE_FUZZ_RANDOM"), suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(args)
+    def valid_call(drawn: dict[str, Any]) -> None:
+        check((tool, drawn))
+
+    valid_call()
 
 
 def test_every_answer_is_bounded_or_one_line(session: Session) -> None:
@@ -253,10 +273,15 @@ def test_every_answer_is_bounded_or_one_line(session: Session) -> None:
         largest[0] = max(largest[0], (size, tool, repr(args)[:200]))
 
     one_call()
+    # every tool is reached past its argument checks: VALID_EXAMPLES sets each drawn from its schema alone (names
+    # that exist, or its biggest request); the mixed draws above depend on every schema: how many reach a handler is chance
+    for tool in sorted(tools):
+        valid_calls(tool, arguments(tools[tool], refs, metrics, modes=("known", "known", "known", "big")),
+                    one_call.hypothesis.inner_test)
     print("\n" + ", ".join(f"{k}: {n}" for k, n in seen.most_common()))
     print(f"fuzz: {seen['calls']} calls, {seen['errors']} one-line errors, largest answer {largest[0][0]:,} "
           f"characters ({largest[0][1]} {largest[0][2]})")
-    assert seen["calls"] >= EXAMPLES
+    assert seen["calls"] >= EXAMPLES + VALID_EXAMPLES * len(tools)
     # the draws reach the handlers of every tool, not only the argument checks, and meet the cap
     assert all(seen[f"ok {tool}"] >= 5 for tool in tools), seen
     assert seen["cut by the cap"] >= 1, seen

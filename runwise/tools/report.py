@@ -48,7 +48,7 @@ CONFIG_KEYS = 30  # rows of the config diff
 class ReportInput(In):
     # the tool's description says what `runs` is; its schema is kept to what a client must know
     runs: Annotated[
-        list[Annotated[str, Field(max_length=REF_CHARS), AfterValidator(check_ref)]],
+        list[Annotated[str, Field(min_length=1, max_length=REF_CHARS), AfterValidator(check_ref)]],
         Field(max_length=MAX_RUNS, json_schema_extra=_no_default),  # none: the latest run
     ] = ["latest"]
 
