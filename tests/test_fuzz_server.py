@@ -274,7 +274,7 @@ def test_every_answer_is_bounded_or_one_line(session: Session) -> None:
 
     one_call()
     # every tool is reached past its argument checks: VALID_EXAMPLES sets each drawn from its schema alone (names
-    # that exist, or its biggest request); the mixed draws above depend on every schema: how many reach a handler is chance
+    # that exist, or its biggest request); the mixed draws above depend on every schema: reaching a handler is chance
     for tool in sorted(tools):
         valid_calls(tool, arguments(tools[tool], refs, metrics, modes=("known", "known", "known", "big")),
                     one_call.hypothesis.inner_test)
