@@ -152,6 +152,26 @@ def test_every_tool_works_on_an_mlflow_run(mcfg: RunwiseConfig) -> None:
     assert "train/loss" in compared.model_dump_json()
 
 
+def test_cli_lists_only_mlflow_runs(mcfg: RunwiseConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    from runwise import cli
+
+    write_project(mcfg.root)
+    assert cli.main(["--root", str(mcfg.root), "--format", "json", "list", "--source", "mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert "warm-lr" in out and "run_a" not in out
+
+
+def test_a_path_reference(tmp_path: Path) -> None:
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "file"))
+    exp = next(e for e in EXPECTED["file"] if e["name"] == "warm-lr")
+    run_dir = next((cfg.root / "mlruns").glob(f"*/{exp['run_id']}"))
+    run, _ = runs.get_run(str(run_dir.relative_to(cfg.root)), cfg)
+    assert run.source == "mlflow" and run.notes == "baseline at the default lr"
+    _project(tmp_path / "p", "sqlite")
+    with pytest.raises(RunwiseError, match="holds 4 MLflow runs"):
+        runs.get_run("./mlflow.db", cfg)
+
+
 def test_a_half_written_metric_line_is_skipped_and_counted(tmp_path: Path) -> None:
     cfg = RunwiseConfig.load(_project(tmp_path / "p", "file"))
     entry = runs.resolve("mlflow:baseline/warm-lr", cfg)
