@@ -114,6 +114,9 @@ class FileConfig(BaseModel):
     wandb_project: str | None = None
     wandb_entity: str | None = None
     wandb_timeout: float = Field(default=30.0, gt=0, le=600)
+    # MLflow's store when not `mlflow.db` / `mlruns` at the root: `sqlite:///path.db`, `file:path` or a directory
+    # (RUNWISE_MLFLOW_TRACKING_URI, then MLFLOW_TRACKING_URI, override it)
+    mlflow_tracking_uri: str | None = None
 
 
 class RunwiseConfig:
@@ -142,6 +145,9 @@ class RunwiseConfig:
         self.wandb_project: str | None = self.file.wandb_project
         self.wandb_entity: str | None = self.file.wandb_entity
         self.wandb_timeout = _seconds(env.get("RUNWISE_WANDB_TIMEOUT"), self.file.wandb_timeout)
+        self.mlflow_tracking_uri: str | None = (
+            env.get("RUNWISE_MLFLOW_TRACKING_URI") or env.get("MLFLOW_TRACKING_URI") or self.file.mlflow_tracking_uri
+        )
         self.wandb_state: str | None = None  # cloud listings: only runs in this state (`runwise api --state`)
 
     def _dir(self, value: str | None, default: str | None) -> Path | None:
@@ -158,7 +164,13 @@ class RunwiseConfig:
         `wandb -> /scratch/wandb` link makes /scratch/wandb a root; links *inside* a root do not.
         """
         out: list[Path] = []
-        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs]:
+        extra: list[Path] = []
+        if self.mlflow_tracking_uri:  # the configured MLflow store's folder
+            from runwise.parsers.mlflow import parse_uri
+
+            kind, store = parse_uri(self.mlflow_tracking_uri, self.root)
+            extra = [store.parent if kind == "sqlite" else store] if kind else []
+        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs, *extra]:
             try:
                 r = p.resolve()
             except (OSError, RuntimeError):  # a loop of links: not a directory anything can be read from

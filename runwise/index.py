@@ -171,6 +171,14 @@ def file_stats(entry: RunEntry) -> list[tuple[str, int, int]]:
         if not stat.S_ISDIR(st.st_mode):  # the mode p.stat() gave: no second stat
             parts.append((str(p), st.st_size, st.st_mtime_ns))
             continue
+        if entry.extra.get("deep"):  # a run whose files are in nested folders (an MLflow file-store run)
+            for dirpath, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    with contextlib.suppress(OSError):
+                        fst = os.stat(os.path.join(dirpath, name))
+                        parts.append((os.path.join(dirpath, name), fst.st_size, fst.st_mtime_ns))
+            continue
         for d in (p, p / "files"):
             with contextlib.suppress(OSError), os.scandir(d) as it:
                 for f in sorted(it, key=lambda f: f.name):

@@ -159,7 +159,9 @@ def _name_key(entry: RunEntry) -> tuple[str, float, int]:
 def _names(entry: RunEntry) -> tuple[str, ...]:
     """The names `entry` is shown by: the one discovery found, and the one its load gave (if loaded)."""
     loaded = _loaded_names.get(_name_key(entry))
-    return (entry.name, loaded) if loaded and loaded != entry.name else (entry.name,)
+    names = (entry.name, loaded) if loaded and loaded != entry.name else (entry.name,)
+    aliases = entry.extra.get("aliases")  # other names a source gives the run (an MLflow run id)
+    return names + tuple(aliases) if aliases else names
 
 
 def _index_names(entries: list[RunEntry], cfg: RunwiseConfig) -> bool:

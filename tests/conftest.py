@@ -135,6 +135,8 @@ def _isolated_env(
         "RUNWISE_NO_CACHE",
         "RUNWISE_DEBUG",
         "WANDB_API_KEY",
+        "MLFLOW_TRACKING_URI",
+        "RUNWISE_MLFLOW_TRACKING_URI",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))

@@ -59,16 +59,18 @@ class Source(Protocol):
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
     from runwise.parsers import jsonl as _jsonl
+    from runwise.parsers import mlflow as _mlflow
     from runwise.parsers import tensorboard as _tensorboard
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, Source, Source, Source] = (_jsonl, _tensorboard, _wandb, _wandb_cloud)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
     "tensorboard": "runwise.parsers.tensorboard",
     "jsonl": "runwise.parsers.jsonl",
+    "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -116,6 +118,10 @@ def sniff_source(path: Path) -> str:
         return "tensorboard"
     if filetypes.is_jsonl(name):
         return "jsonl"
+    from runwise.parsers import mlflow  # standard library only
+
+    if mlflow.is_run_dir(path) or (name.endswith(".db") and mlflow.is_sqlite(path)):
+        return "mlflow"
     if path.is_dir() and (
         any(filetypes.is_wandb_log(p.name) for p in path.iterdir()) or (path / filetypes.WANDB_HISTORY).exists()
     ):
