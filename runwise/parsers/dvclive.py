@@ -74,7 +74,8 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     for d in cfg.dvclive_dirs:
         if (d / "plots" / "metrics").is_dir():
             add(d)
-    for listed in walk([cfg.root], cfg.roots, want=_is_marker, skipped=skipped, show=cfg.relative):
+    # the search of the whole root notes no links: those are the other sources' (or no source's) business
+    for listed in walk([cfg.root], cfg.roots, want=_is_marker, skipped=Skipped(), show=cfg.relative):
         if listed.files and "plots" in listed.dirs and is_run_dir(listed.path):
             add(listed.path)
     entries = []
