@@ -98,6 +98,10 @@ def _ref(p: argparse.ArgumentParser) -> None:
     p.add_argument("ref", nargs="?", default="latest", metavar="RUN", help="run reference (default: latest)")
 
 
+# `--source` of list and best: the sources on disk (the cloud has `runwise api`)
+SOURCE_CHOICES = ["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive"]
+
+
 def _run_summary(p: argparse.ArgumentParser) -> None:
     _ref(p)
     _keys_opt(p)
@@ -106,7 +110,7 @@ def _run_summary(p: argparse.ArgumentParser) -> None:
 
 def _list_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", "--limit", type=int, default=15, metavar="N", help="runs to show (default 15)")
-    p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl", "mlflow"], default="all")
+    p.add_argument("--source", choices=SOURCE_CHOICES, default="all")
     p.add_argument("-m", "--metric", help="metric to show per run (default: the loss)")
     p.add_argument("--no-spark", action="store_true", help="no sparkline column")
 
@@ -147,7 +151,7 @@ def _best_opts(p: argparse.ArgumentParser) -> None:
                    help="rank the N newest runs (default 100)")
     p.add_argument("--top", type=int, default=5, metavar="N", help="ranked runs to show (default 5)")
     p.add_argument("--final", action="store_true", help="rank by the final value instead of the best")
-    p.add_argument("--source", choices=["all", "wandb", "tensorboard", "jsonl", "mlflow"], default="all")
+    p.add_argument("--source", choices=SOURCE_CHOICES, default="all")
 
 
 def _history_opts(p: argparse.ArgumentParser) -> None:

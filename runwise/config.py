@@ -2,7 +2,8 @@
 
 Project root: `RUNWISE_PROJECT_ROOT`, else `CLAUDE_PROJECT_DIR`, else the working directory.
 Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, overridden by
-`RUNWISE_WANDB_DIR` / `RUNWISE_LOGS_DIR`; relative paths are relative to the project root.
+`RUNWISE_WANDB_DIR` / `RUNWISE_LOGS_DIR`; `dvclive_dirs` (default `dvclive`), replaced by
+`RUNWISE_DVCLIVE_DIR`; relative paths are relative to the project root.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class FileConfig(BaseModel):
     wandb_dir: str | None = None
     logs_dir: str | None = None
     tensorboard_dirs: list[str] = Field(default_factory=list)
+    dvclive_dirs: list[str] = Field(default_factory=list)  # DVCLive run directories (runwise.parsers.dvclive)
     downsample_interval: int = Field(default=1000, ge=1)
     schema_inline: Schema = Field(default_factory=lambda: Schema())
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
@@ -138,6 +140,10 @@ class RunwiseConfig:
         self.logs_dir: Path = self._dir(env.get("RUNWISE_LOGS_DIR") or self.file.logs_dir, None) or self.root / "logs"
         tb = [self._dir(d, None) for d in self.file.tensorboard_dirs]
         self.tensorboard_dirs = [self.root / d for d in DEFAULT_TB_DIRS] + [d for d in tb if d is not None]
+        env_dvc = self._dir(env.get("RUNWISE_DVCLIVE_DIR"), None)
+        dvc = [self._dir(d, None) for d in self.file.dvclive_dirs]
+        self.dvclive_dirs: list[Path] = [env_dvc] if env_dvc is not None else (
+            [self.root / "dvclive"] + [d for d in dvc if d is not None])
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
@@ -170,7 +176,7 @@ class RunwiseConfig:
 
             kind, store = parse_uri(self.mlflow_tracking_uri, self.root)
             extra = [store.parent if kind == "sqlite" else store] if kind else []
-        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs, *extra]:
+        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs, *self.dvclive_dirs, *extra]:
             try:
                 r = p.resolve()
             except (OSError, RuntimeError):  # a loop of links: not a directory anything can be read from

@@ -58,19 +58,21 @@ class Source(Protocol):
 
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
+    from runwise.parsers import dvclive as _dvclive
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import mlflow as _mlflow
     from runwise.parsers import tensorboard as _tensorboard
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
     "tensorboard": "runwise.parsers.tensorboard",
     "jsonl": "runwise.parsers.jsonl",
     "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
+    "dvclive": "runwise.parsers.dvclive",
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -126,8 +128,11 @@ def sniff_source(path: Path) -> str:
         any(filetypes.is_wandb_log(p.name) for p in path.iterdir()) or (path / filetypes.WANDB_HISTORY).exists()
     ):
         return "wandb"
+    if path.is_dir() and (path / "plots" / "metrics").is_dir():
+        return "dvclive"
     raise UnsupportedFormat(
-        f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file or a .jsonl log",
+        f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log "
+        "or a DVCLive directory",
         path=str(path),
     )
 

@@ -137,7 +137,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ToolSpec(
         "compare_runs", "Compare runs",
         "Compare 2-16 runs: final/best values, checkpoints, where they diverge beyond noise, config keys "
-        "ranked by effect; group_by='seed' pools seeds.",
+        "ranked by effect.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
         budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=COMPARE_SIZES,
     ),

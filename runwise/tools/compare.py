@@ -87,7 +87,7 @@ class CompareRunsInput(In):
     group_by: Annotated[
         str | None,
         Field(min_length=1, max_length=NAME_CHARS,
-              description="'seed': aggregate runs whose configs differ only in seed/name keys; or a config key"),
+              description="'seed' pools runs differing only in seed/name keys; or a config key"),
     ] = None
 
 

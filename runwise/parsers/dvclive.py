@@ -1,0 +1,373 @@
+"""DVCLive run directories: `plots/metrics/**/*.tsv`, `metrics.json` and `params.yaml`.
+
+A run directory is `dvclive/` under the project root, every directory named in `dvclive_dirs`
+(runwise.json) or `RUNWISE_DVCLIVE_DIR`, and any directory under the root holding `plots/metrics/`
+plus `metrics.json` or `params.yaml`. Its id is its path relative to the project root.
+
+- Each `plots/metrics/<name>.tsv` is one series, header `timestamp\\tstep\\t<name>` (the
+  timestamp column only when the script asked `log_metric(..., timestamp=True)`); folders make
+  the metric name with "/" (`plots/metrics/train/loss.tsv` -> `train/loss`). Timestamps are
+  milliseconds since the epoch, as DVCLive writes them; they give the start time and runtime
+  (none without them).
+  A last line without its newline (half-written) or a line that does not parse is skipped,
+  counted, and reported in `Run.warnings`. NaN is kept.
+- `metrics.json` holds the latest values (DVCLive rewrites it at every `next_step()` and at
+  `end()`): the summary, nested keys flattened with "/".
+- `params.yaml` is the config, read by a small parser of mappings, lists and scalars that refuses
+  tags, anchors and aliases (so nothing is constructed or executed, and no alias bomb expands).
+- `dvc.yaml`, `report.*`, images and other plots are not read.
+
+State: DVCLive writes nothing at `end()` that a killed run lacks (metrics.json is written at
+every step too), so, as for JSONL logs, a run whose files changed in the last LIVE_SECONDS is
+"running" and any other "unknown".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runwise._flat import flatten, never
+from runwise.errors import SourceError
+from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
+from runwise.parsers import Progress
+from runwise.parsers._walk import Skipped, walk
+
+if TYPE_CHECKING:
+    from runwise.config import RunwiseConfig
+
+METRICS_JSON = "metrics.json"
+PARAMS_YAML = "params.yaml"
+MAX_PARAMS_BYTES = 1024 * 1024  # a larger params.yaml is not read
+
+
+def _is_marker(name: str) -> bool:
+    return name in (METRICS_JSON, PARAMS_YAML)
+
+
+def _is_tsv(name: str) -> bool:
+    return name.endswith(".tsv")
+
+
+def is_run_dir(d: Path) -> bool:
+    """Whether `d` looks like a DVCLive run directory (plots/metrics/ and metrics.json or params.yaml)."""
+    return (d / "plots" / "metrics").is_dir() and ((d / METRICS_JSON).is_file() or (d / PARAMS_YAML).is_file())
+
+
+def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntry]:
+    """The configured or default run directories, and every run directory found under the project root."""
+    skipped = Skipped()
+    found: list[Path] = []
+    seen: set[str] = set()
+
+    def add(d: Path) -> None:
+        key = os.path.realpath(d)
+        if key not in seen:
+            seen.add(key)
+            found.append(d)
+
+    for d in cfg.dvclive_dirs:
+        if (d / "plots" / "metrics").is_dir():
+            add(d)
+    # the search of the whole root notes no links: those are the other sources' (or no source's) business
+    for listed in walk([cfg.root], cfg.roots, want=_is_marker, skipped=Skipped(), show=cfg.relative):
+        if listed.files and "plots" in listed.dirs and is_run_dir(listed.path):
+            add(listed.path)
+    entries = []
+    for d in found:
+        tsvs = _tsv_files(d, cfg, skipped)
+        files = [p for _, p in tsvs] + [d / n for n in (METRICS_JSON, PARAMS_YAML) if (d / n).is_file()]
+        mtime, size = 0.0, 0
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            mtime, size = max(mtime, st.st_mtime), size + st.st_size
+        run_id = cfg.relative(d)
+        entries.append(RunEntry(run_id, "dvclive", (d, *(p for _, p in tsvs)), name=run_id, mtime=mtime, size=size,
+                                extra={"name_final": True}))
+    if notes is not None:
+        notes.extend(skipped.notes("dvclive", "dvclive_dirs"))
+    return entries
+
+
+def _tsv_files(d: Path, cfg: RunwiseConfig, skipped: Skipped) -> list[tuple[str, Path]]:
+    """(metric name, path) of every TSV under `d`/plots/metrics, links followed only inside the roots."""
+    top = d / "plots" / "metrics"
+    out = []
+    for listed in walk([top], cfg.roots, want=_is_tsv, skipped=skipped, show=cfg.relative):
+        for name in listed.files:
+            path = listed.path / name
+            rel = path.relative_to(top).with_suffix("")
+            out.append((rel.as_posix(), path))
+    return sorted(out)
+
+
+def display_name(entry: RunEntry, cfg: RunwiseConfig) -> str:
+    return entry.name
+
+
+def refresh(entry: RunEntry, cfg: RunwiseConfig, previous: Run, progress: Progress | None = None) -> Run | None:
+    return None  # small files: always read in full
+
+
+def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+    run = read_dvclive(entry.paths[0], cfg)
+    run.id = entry.id
+    return run
+
+
+def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
+    if path.is_file():  # a file inside the run directory: its run
+        path = next((p for p in path.parents if is_run_dir(p)), path.parent)
+    return read_dvclive(path, cfg)
+
+
+def read_dvclive(d: Path, cfg: RunwiseConfig) -> Run:
+    """Read one DVCLive run directory into a Run."""
+    if not (d / "plots" / "metrics").is_dir() and not (d / METRICS_JSON).is_file():
+        raise SourceError(f"{d.name}: not a DVCLive run directory (no plots/metrics/ or metrics.json)", path=str(d))
+    warnings: list[str] = []
+    history: dict[str, Series] = {}
+    times: list[float] = []
+    newest = 0.0
+    truncated = False
+    for name, path in _tsv_files(d, cfg, Skipped()):
+        try:
+            raw = path.read_bytes()
+            newest = max(newest, path.stat().st_mtime)
+        except OSError as exc:
+            warnings.append(f"{name}: not read: {exc.strerror or exc}")
+            continue
+        series, ts, skipped, half = _read_tsv(name, raw)
+        truncated = truncated or half
+        if skipped:
+            n = sum(skipped.values())
+            warnings.append(f"{cfg.relative(path)}: skipped {n} line{'s' if n > 1 else ''}: "
+                            + "; ".join(f"{n} {why}" for why, n in skipped.items()))
+        if series is not None:
+            history[name] = series
+        times.extend(ts)
+    summary: dict[str, Any] = {k: float(s.values[-1]) for k, s in history.items() if len(s)}
+    mj = d / METRICS_JSON
+    if mj.is_file():
+        try:
+            newest = max(newest, mj.stat().st_mtime)
+            data = json.loads(mj.read_bytes())
+            if isinstance(data, dict):
+                summary.update(flatten(data, sep="/", whole=never))
+            else:
+                warnings.append(f"{METRICS_JSON}: not an object; not read")
+        except (OSError, ValueError, RecursionError) as exc:
+            warnings.append(f"{METRICS_JSON}: not read: {_why(exc)}")
+    config: dict[str, Any] = {}
+    py = d / PARAMS_YAML
+    if py.is_file():
+        try:
+            newest = max(newest, py.stat().st_mtime)
+            if py.stat().st_size > MAX_PARAMS_BYTES:
+                raise YamlError(f"larger than {MAX_PARAMS_BYTES} bytes")
+            params = parse_yaml(py.read_bytes().decode("utf-8"))
+            if isinstance(params, dict):
+                config = flatten(params)
+            elif params is not None:
+                warnings.append(f"{PARAMS_YAML}: not a mapping; not read")
+        except (OSError, UnicodeDecodeError, YamlError, RecursionError) as exc:
+            warnings.append(f"{PARAMS_YAML}: not read: {_why(exc)}")
+    start_time = runtime = None
+    if times:
+        start_time, runtime = min(times) / 1000.0, (max(times) - min(times)) / 1000.0
+    last_write = newest or None
+    state = RUNNING if newest and (time.time() - newest) < LIVE_SECONDS else UNKNOWN
+    return Run(
+        id=cfg.relative(d), source="dvclive", path=cfg.relative(d), name="", state=state,
+        config=config, summary=summary, start_time=start_time, runtime=runtime, last_write=last_write,
+        history=history, warnings=warnings, truncated=truncated,
+    )
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _read_tsv(name: str, raw: bytes) -> tuple[Series | None, list[float], dict[str, int], bool]:
+    """One metric file: its series, its timestamps (ms), the lines skipped by reason, and whether
+    the last line was half-written."""
+    lines = raw.split(b"\n")
+    half = False
+    skipped: dict[str, int] = {}
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:  # no newline after the last line: half-written
+        lines.pop()
+        half = True
+        skipped["half-written last line"] = 1
+    if not lines:
+        return None, [], skipped, half
+    header = lines[0].decode("utf-8", "replace").rstrip("\r").split("\t")
+    if "step" not in header:
+        skipped["lines under a header without a step column"] = len(lines)
+        return None, [], skipped, half
+    si = header.index("step")
+    ti = header.index("timestamp") if "timestamp" in header else None
+    vi = next((i for i, h in enumerate(header) if i not in (ti, si)), None)
+    if vi is None:
+        return None, [], skipped, half
+    steps: list[int] = []
+    values: list[float] = []
+    ts: list[float] = []
+    for line in lines[1:]:
+        cells = line.decode("utf-8", "replace").rstrip("\r").split("\t")
+        try:
+            if len(cells) != len(header):
+                raise ValueError
+            step = int(cells[si])
+            value = float(cells[vi])
+            stamp = float(cells[ti]) if ti is not None else math.nan
+        except ValueError:
+            skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+            continue
+        steps.append(step)
+        values.append(value)
+        if math.isfinite(stamp):
+            ts.append(stamp)
+    return make_series(name, steps, values), ts, skipped, half
+
+
+# ---------------------------------------------------------------- params.yaml
+
+
+class YamlError(ValueError):
+    """params.yaml holds something the small parser does not read (a tag, an anchor, an alias, ...)."""
+
+
+_INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)$")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
+MAX_DEPTH = 50
+
+
+def parse_yaml(text: str) -> Any:
+    """A block-style YAML document of mappings, lists and scalars, as DVCLive writes params.yaml.
+
+    Tags (`!!python/...`, `!x`), anchors and aliases, multi-document streams and multi-line
+    scalars raise YamlError: nothing is constructed, and an alias bomb has nothing to expand.
+    """
+    rows: list[tuple[int, str, int]] = []
+    for no, line in enumerate(text.splitlines(), 1):
+        stripped = _strip_comment(line).rstrip()
+        if not stripped.strip() or stripped.strip() == "---" and not rows:
+            continue
+        if stripped.strip() in ("---", "..."):
+            raise YamlError(f"line {no}: more than one document")
+        if "\t" in stripped[: len(stripped) - len(stripped.lstrip())]:
+            raise YamlError(f"line {no}: tab in indentation")
+        rows.append((len(stripped) - len(stripped.lstrip(" ")), stripped.strip(), no))
+    if not rows:
+        return None
+    value, at = _block(rows, 0, rows[0][0], 0)
+    if at != len(rows):
+        raise YamlError(f"line {rows[at][2]}: unexpected indentation")
+    return value
+
+
+def _strip_comment(line: str) -> str:
+    quote = ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _block(rows: list[tuple[int, str, int]], at: int, indent: int, depth: int) -> tuple[Any, int]:
+    if depth > MAX_DEPTH:
+        raise YamlError("nested too deeply")
+    if rows[at][1].startswith("- ") or rows[at][1] == "-":
+        items: list[Any] = []
+        while at < len(rows) and rows[at][0] == indent and (rows[at][1].startswith("- ") or rows[at][1] == "-"):
+            rest, no = rows[at][1][1:].strip(), rows[at][2]
+            at += 1
+            if rest:
+                if _key_of(rest, no) is not None:
+                    raise YamlError(f"line {no}: a mapping inside a list item is not read")
+                items.append(_scalar(rest, no))
+            elif at < len(rows) and rows[at][0] > indent:
+                value, at = _block(rows, at, rows[at][0], depth + 1)
+                items.append(value)
+            else:
+                items.append(None)
+        return items, at
+    out: dict[str, Any] = {}
+    while at < len(rows) and rows[at][0] == indent:
+        text, no = rows[at][1], rows[at][2]
+        kv = _key_of(text, no)
+        if kv is None:
+            raise YamlError(f"line {no}: expected 'key: value'")
+        key, rest = kv
+        at += 1
+        if rest:
+            out[key] = _scalar(rest, no)
+        elif at < len(rows) and (rows[at][0] > indent or (rows[at][0] == indent and rows[at][1].startswith("-"))):
+            out[key], at = _block(rows, at, rows[at][0], depth + 1)
+        else:
+            out[key] = None
+    return out, at
+
+
+def _key_of(text: str, no: int) -> tuple[str, str] | None:
+    if text[0] in "'\"":
+        end = text.find(text[0], 1)
+        if end > 0 and text[end + 1 : end + 2] == ":":
+            return text[1:end], text[end + 2 :].strip()
+        return None
+    m = re.match(r"([^:#\[\]{},&*!|>'\"%@`][^:]*?)\s*:(\s+|$)(.*)$", text)
+    if m is None:
+        if text[:1] in "!&*":
+            raise YamlError(f"line {no}: tags, anchors and aliases are not read")
+        return None
+    return m.group(1), m.group(3).strip()
+
+
+def _scalar(text: str, no: int) -> Any:
+    if text[0] in "!&*":
+        raise YamlError(f"line {no}: tags, anchors and aliases are not read")
+    if text[0] in "|>":
+        raise YamlError(f"line {no}: multi-line strings are not read")
+    if text[0] == "[" and text[-1] == "]":
+        inner = text[1:-1].strip()
+        return [_scalar(p.strip(), no) for p in inner.split(",")] if inner else []
+    if text[0] in "[{":
+        if text == "{}":
+            return {}
+        raise YamlError(f"line {no}: flow mappings are not read")
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        body = text[1:-1]
+        return body.replace("''", "'") if text[0] == "'" else json.loads(text) if "\\" in body else body
+    low = text.lower()
+    if low in ("null", "~"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    if low in (".nan",):
+        return math.nan
+    if low in (".inf", "+.inf", "-.inf"):
+        return -math.inf if low.startswith("-") else math.inf
+    if _INT.match(text):
+        return int(text.replace("_", ""))
+    if _FLOAT.match(text) and any(c.isdigit() for c in text):
+        return float(text.replace("_", ""))
+    return text

@@ -1,0 +1,204 @@
+"""DVCLive source (runwise.parsers.dvclive) on fixtures written by dvclive itself.
+
+tests/data/dvclive/make_fixtures.py wrote the project (a finished run, a run killed mid-training
+with a half-written TSV line, a resumed run) and expected.json, what the files hold as read by the
+standard library: these tests need no dvclive.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runwise import runs
+from runwise.config import FileConfig, RunwiseConfig
+from runwise.parsers import SOURCES, dvclive, load_file
+from runwise.tools import TOOLS_BY_NAME
+from tests.conftest import write_project
+
+DATA = Path(__file__).parent / "data" / "dvclive"
+EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
+RUN_IDS = sorted(EXPECTED)
+
+
+def _age(root: Path, seconds: float = 3600.0) -> None:
+    """Make every file look written `seconds` ago (a checkout leaves them new: 'running')."""
+    then = time.time() - seconds
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            os.utime(Path(dirpath) / f, (then, then))
+
+
+@pytest.fixture
+def dvc_cfg(tmp_path: Path) -> RunwiseConfig:
+    root = tmp_path / "proj"
+    shutil.copytree(DATA / "project", root)
+    write_project(root)  # JSONL runs logs/run_a, logs/run_b next to the DVCLive runs
+    _age(root)
+    runs.clear_cache()
+    return RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+
+
+def _load(cfg: RunwiseConfig, run_id: str) -> Any:
+    entry = next(e for e in dvclive.discover(cfg, []) if e.id == run_id)
+    return dvclive.load(entry, cfg)
+
+
+def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
+    spec = TOOLS_BY_NAME[tool]
+    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
+    return out
+
+
+def test_discovery_finds_default_and_nested_run_dirs(dvc_cfg: RunwiseConfig) -> None:
+    entries = dvclive.discover(dvc_cfg, [])
+    assert sorted(e.id for e in entries) == RUN_IDS == ["dvclive", "experiments/killed", "experiments/resumed"]
+    assert all(e.source == "dvclive" for e in entries)
+    assert "dvclive" in SOURCES
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
+def test_every_point_matches_the_files(dvc_cfg: RunwiseConfig, run_id: str) -> None:
+    run = _load(dvc_cfg, run_id)
+    want = EXPECTED[run_id]
+    assert sorted(run.history) == sorted(want["metrics"])
+    for name, m in want["metrics"].items():
+        s = run.history[name]
+        assert s.steps.tolist() == m["steps"]
+        got = s.values.tolist()
+        assert len(got) == len(m["values"])
+        for g, w in zip(got, m["values"], strict=True):
+            assert (math.isnan(g) and w == "nan") or g == float(w), (name, g, w)
+    stamps = [t for m in want["metrics"].values() for t in m["timestamps"]]
+    assert run.start_time == pytest.approx(min(stamps) / 1000)
+    assert run.runtime == pytest.approx((max(stamps) - min(stamps)) / 1000)
+
+
+def test_nan_is_kept(dvc_cfg: RunwiseConfig) -> None:
+    acc = _load(dvc_cfg, "dvclive").history["val/acc"]
+    assert acc.steps.tolist() == [1, 3, 5] and math.isnan(acc.values[1])
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
+def test_config_and_summary(dvc_cfg: RunwiseConfig, run_id: str) -> None:
+    run = _load(dvc_cfg, run_id)
+    want = EXPECTED[run_id]
+
+    def flat(d: dict[str, Any], sep: str, pre: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, sep, pre + k + sep) if isinstance(v, dict) else {pre + k: v})
+        return out
+
+    assert run.config == flat(want["params"], ".")
+    for k, v in flat(want["metrics.json"], "/").items():
+        assert run.summary[k] == v
+
+
+def test_state_unknown_when_old_running_when_new(dvc_cfg: RunwiseConfig) -> None:
+    assert {_load(dvc_cfg, r).state for r in RUN_IDS} == {"unknown"}
+    os.utime(dvc_cfg.root / "experiments" / "killed" / "metrics.json")
+    assert _load(dvc_cfg, "experiments/killed").state == "running"
+
+
+def test_killed_run_warns_about_the_half_written_line(dvc_cfg: RunwiseConfig) -> None:
+    run = _load(dvc_cfg, "experiments/killed")
+    assert EXPECTED["experiments/killed"]["metrics"]["train/loss"]["half_written_lines"] == 1
+    assert run.truncated
+    assert run.warnings == ["experiments/killed/plots/metrics/train/loss.tsv: skipped 1 line: 1 half-written last line"]
+    assert not _load(dvc_cfg, "dvclive").warnings
+
+
+def test_resumed_run_has_both_sessions(dvc_cfg: RunwiseConfig) -> None:
+    run = _load(dvc_cfg, "experiments/resumed")
+    assert run.history["loss"].steps.tolist() == list(range(10))
+    assert run.summary["step"] == 9 and run.config["phase"] == 2
+
+
+@pytest.mark.parametrize("ref", ["experiments/killed", "dvclive:experiments/killed"])
+def test_references_by_relative_path(dvc_cfg: RunwiseConfig, ref: str) -> None:
+    run = runs.resolve(ref, dvc_cfg)
+    assert (run.source, run.id) == ("dvclive", "experiments/killed")
+
+
+def test_load_file_sniffs_a_run_directory(dvc_cfg: RunwiseConfig) -> None:
+    run = load_file(dvc_cfg.root / "experiments" / "resumed", dvc_cfg)
+    assert run.source == "dvclive" and len(run.history["loss"]) == 10
+
+
+def test_dvclive_dirs_config_and_env(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    shutil.copytree(DATA / "project" / "experiments" / "resumed", root / "out" / "live")
+    (root / "out" / "live" / "params.yaml").unlink()
+    (root / "out" / "live" / "metrics.json").unlink()  # not found by the marker files: only by configuration
+    assert dvclive.discover(RunwiseConfig(root, env={}), []) == []
+    by_file = RunwiseConfig(root, FileConfig(dvclive_dirs=["out/live"]), env={})
+    by_env = RunwiseConfig(root, env={"RUNWISE_DVCLIVE_DIR": "out/live"})
+    for cfg in (by_file, by_env):
+        assert [e.id for e in dvclive.discover(cfg, [])] == ["out/live"]
+
+
+def test_list_runs_by_source(dvc_cfg: RunwiseConfig) -> None:
+    out = _ask("list_runs", dvc_cfg, source="dvclive")
+    rows = out["runs"]["rows"]
+    assert sorted(r[0] for r in rows) == RUN_IDS
+    assert {r[2] for r in rows} == {"dvclive"}
+
+
+def test_every_tool_on_a_dvclive_run(dvc_cfg: RunwiseConfig) -> None:
+    ref = "dvclive:dvclive"
+    for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
+                 "list_keys", "live_status", "detect_anomalies"):
+        out = _ask(tool, dvc_cfg, run=ref)
+        assert "dvclive" in json.dumps(out), tool
+    assert "dvclive" in json.dumps(_ask("report", dvc_cfg, runs=[ref, "jsonl:run_b"]))
+    hist = _ask("get_history", dvc_cfg, run=ref, keys=["train/loss"])
+    loss = hist["metrics"]["train/loss"]
+    assert loss["steps"] == list(range(6)) and loss["values"][:2] == [2.1, 1.7] and loss["source_points"] == 6
+    stats = _ask("get_stats", dvc_cfg, run=ref)
+    assert "train/loss" in json.dumps(stats)
+    best = _ask("find_best_run", dvc_cfg, metric="train/loss", source="dvclive")
+    assert [r[1] for r in best["ranking"]["rows"]] == ["dvclive", "experiments/killed"]
+
+
+def test_compare_dvclive_with_a_jsonl_run(dvc_cfg: RunwiseConfig) -> None:
+    out = _ask("compare_runs", dvc_cfg, runs=["dvclive:dvclive", "jsonl:run_a"])
+    assert out["runs"] == ["dvclive:dvclive", "jsonl:run_a"]
+    rows = {r[0]: r for r in out["metrics"]["rows"]}
+    assert rows["train/loss"][1] == 0.75536 and rows["train/loss"][2] is not None
+    assert any(r[0] == "lr" for r in out["config_diff"]["rows"])
+
+
+BAD_PARAMS = {
+    "python tag": "lr: !!python/object/apply:os.system ['touch {marker}']\n",
+    "local tag": "opt: !custom {{a: 1}}\n",
+    "yaml bomb": 'a: &a ["x","x"]\nb: &b [*a,*a]\nc: &c [*b,*b]\nd: [*c,*c]\n',
+    "alias": "base: &base\n  lr: 1\nrun: *base\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_PARAMS))
+def test_unsafe_params_yaml_is_refused_in_one_line(dvc_cfg: RunwiseConfig, kind: str) -> None:
+    marker = dvc_cfg.root / "executed"
+    (dvc_cfg.root / "dvclive" / "params.yaml").write_text(BAD_PARAMS[kind].format(marker=marker))
+    run = _load(dvc_cfg, "dvclive")
+    assert run.config == {}
+    bad = [w for w in run.warnings if w.startswith("params.yaml: not read:")]
+    assert len(bad) == 1 and "\n" not in bad[0] and "Traceback" not in bad[0], run.warnings
+    assert not marker.exists()
+    assert len(run.history) == 3  # the metrics are still read
+    summary = _ask("summarize_run", dvc_cfg, run="dvclive:dvclive")
+    assert "params.yaml: not read" in json.dumps(summary)
+
+
+def test_params_yaml_parser_reads_what_dvclive_writes() -> None:
+    text = "lr: 0.001\nmodel:\n  name: tiny-mlp\n  layers:\n  - 16\n  - 8\nflag: false\nnone: null\ns: 'a b'\nx: 1e-4\n"
+    assert dvclive.parse_yaml(text) == {"lr": 0.001, "model": {"name": "tiny-mlp", "layers": [16, 8]},
+                                        "flag": False, "none": None, "s": "a b", "x": 1e-4}
