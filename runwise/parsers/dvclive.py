@@ -13,8 +13,9 @@ plus `metrics.json` or `params.yaml`. Its id is its path relative to the project
   counted, and reported in `Run.warnings`. NaN is kept.
 - `metrics.json` holds the latest values (DVCLive rewrites it at every `next_step()` and at
   `end()`): the summary, nested keys flattened with "/".
-- `params.yaml` is the config, read by a small parser of mappings, lists and scalars that refuses
-  tags, anchors and aliases (so nothing is constructed or executed, and no alias bomb expands).
+- `params.yaml` is the config, read by `runwise._yaml` (PyYAML's safe loader: a value under a
+  Python or other tag is read as plain data and nothing is constructed or executed; an alias bomb
+  is refused with a warning).
 - `dvc.yaml`, `report.*`, images and other plots are not read.
 
 State: DVCLive writes nothing at `end()` that a killed run lacks (metrics.json is written at
@@ -27,11 +28,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runwise import _yaml
 from runwise._flat import flatten, never
 from runwise.errors import SourceError
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
@@ -171,14 +172,12 @@ def read_dvclive(d: Path, cfg: RunwiseConfig) -> Run:
     if py.is_file():
         try:
             newest = max(newest, py.stat().st_mtime)
-            if py.stat().st_size > MAX_PARAMS_BYTES:
-                raise YamlError(f"larger than {MAX_PARAMS_BYTES} bytes")
-            params = parse_yaml(py.read_bytes().decode("utf-8"))
+            params = _yaml.load(py, max_bytes=MAX_PARAMS_BYTES)
             if isinstance(params, dict):
                 config = flatten(params)
             elif params is not None:
                 warnings.append(f"{PARAMS_YAML}: not a mapping; not read")
-        except (OSError, UnicodeDecodeError, YamlError, RecursionError) as exc:
+        except (OSError, _yaml.YamlError) as exc:
             warnings.append(f"{PARAMS_YAML}: not read: {_why(exc)}")
     start_time = runtime = None
     if times:
@@ -242,132 +241,3 @@ def _read_tsv(name: str, raw: bytes) -> tuple[Series | None, list[float], dict[s
         if math.isfinite(stamp):
             ts.append(stamp)
     return make_series(name, steps, values), ts, skipped, half
-
-
-# ---------------------------------------------------------------- params.yaml
-
-
-class YamlError(ValueError):
-    """params.yaml holds something the small parser does not read (a tag, an anchor, an alias, ...)."""
-
-
-_INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
-MAX_DEPTH = 50
-
-
-def parse_yaml(text: str) -> Any:
-    """A block-style YAML document of mappings, lists and scalars, as DVCLive writes params.yaml.
-
-    Tags (`!!python/...`, `!x`), anchors and aliases, multi-document streams and multi-line
-    scalars raise YamlError: nothing is constructed, and an alias bomb has nothing to expand.
-    """
-    rows: list[tuple[int, str, int]] = []
-    for no, line in enumerate(text.splitlines(), 1):
-        stripped = _strip_comment(line).rstrip()
-        if not stripped.strip() or stripped.strip() == "---" and not rows:
-            continue
-        if stripped.strip() in ("---", "..."):
-            raise YamlError(f"line {no}: more than one document")
-        if "\t" in stripped[: len(stripped) - len(stripped.lstrip())]:
-            raise YamlError(f"line {no}: tab in indentation")
-        rows.append((len(stripped) - len(stripped.lstrip(" ")), stripped.strip(), no))
-    if not rows:
-        return None
-    value, at = _block(rows, 0, rows[0][0], 0)
-    if at != len(rows):
-        raise YamlError(f"line {rows[at][2]}: unexpected indentation")
-    return value
-
-
-def _strip_comment(line: str) -> str:
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-def _block(rows: list[tuple[int, str, int]], at: int, indent: int, depth: int) -> tuple[Any, int]:
-    if depth > MAX_DEPTH:
-        raise YamlError("nested too deeply")
-    if rows[at][1].startswith("- ") or rows[at][1] == "-":
-        items: list[Any] = []
-        while at < len(rows) and rows[at][0] == indent and (rows[at][1].startswith("- ") or rows[at][1] == "-"):
-            rest, no = rows[at][1][1:].strip(), rows[at][2]
-            at += 1
-            if rest:
-                if _key_of(rest, no) is not None:
-                    raise YamlError(f"line {no}: a mapping inside a list item is not read")
-                items.append(_scalar(rest, no))
-            elif at < len(rows) and rows[at][0] > indent:
-                value, at = _block(rows, at, rows[at][0], depth + 1)
-                items.append(value)
-            else:
-                items.append(None)
-        return items, at
-    out: dict[str, Any] = {}
-    while at < len(rows) and rows[at][0] == indent:
-        text, no = rows[at][1], rows[at][2]
-        kv = _key_of(text, no)
-        if kv is None:
-            raise YamlError(f"line {no}: expected 'key: value'")
-        key, rest = kv
-        at += 1
-        if rest:
-            out[key] = _scalar(rest, no)
-        elif at < len(rows) and (rows[at][0] > indent or (rows[at][0] == indent and rows[at][1].startswith("-"))):
-            out[key], at = _block(rows, at, rows[at][0], depth + 1)
-        else:
-            out[key] = None
-    return out, at
-
-
-def _key_of(text: str, no: int) -> tuple[str, str] | None:
-    if text[0] in "'\"":
-        end = text.find(text[0], 1)
-        if end > 0 and text[end + 1 : end + 2] == ":":
-            return text[1:end], text[end + 2 :].strip()
-        return None
-    m = re.match(r"([^:#\[\]{},&*!|>'\"%@`][^:]*?)\s*:(\s+|$)(.*)$", text)
-    if m is None:
-        if text[:1] in "!&*":
-            raise YamlError(f"line {no}: tags, anchors and aliases are not read")
-        return None
-    return m.group(1), m.group(3).strip()
-
-
-def _scalar(text: str, no: int) -> Any:
-    if text[0] in "!&*":
-        raise YamlError(f"line {no}: tags, anchors and aliases are not read")
-    if text[0] in "|>":
-        raise YamlError(f"line {no}: multi-line strings are not read")
-    if text[0] == "[" and text[-1] == "]":
-        inner = text[1:-1].strip()
-        return [_scalar(p.strip(), no) for p in inner.split(",")] if inner else []
-    if text[0] in "[{":
-        if text == "{}":
-            return {}
-        raise YamlError(f"line {no}: flow mappings are not read")
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        body = text[1:-1]
-        return body.replace("''", "'") if text[0] == "'" else json.loads(text) if "\\" in body else body
-    low = text.lower()
-    if low in ("null", "~"):
-        return None
-    if low in ("true", "false"):
-        return low == "true"
-    if low in (".nan",):
-        return math.nan
-    if low in (".inf", "+.inf", "-.inf"):
-        return -math.inf if low.startswith("-") else math.inf
-    if _INT.match(text):
-        return int(text.replace("_", ""))
-    if _FLOAT.match(text) and any(c.isdigit() for c in text):
-        return float(text.replace("_", ""))
-    return text
