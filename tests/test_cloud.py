@@ -448,3 +448,15 @@ def test_no_network(
     started = time.monotonic()
     err = one_error_line(capsys, cli.main(api_cli(root, "-r", "fin00001")))
     assert "cannot reach W&B" in err and time.monotonic() - started < 15, err
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("POST http://127.0.0.1:40155/graphql giving up after 2 attempt(s): HTTP 500: Internal Server Error",
+     "W&B request failed"),  # a port holding "401" is not a refusal
+    ("HTTP 401: Unauthorized", "W&B refused access"),
+    ("403 Client Error: Forbidden for url", "W&B refused access"),
+])
+def test_errors_are_named_by_their_status_not_by_digits_in_a_url(text: str, said: str) -> None:
+    from runwise.parsers.wandb_cloud.client import translate
+
+    assert str(translate(RuntimeError(text), "run me/p/x", 30.0)).startswith(said)

@@ -14,6 +14,7 @@ process, which takes seconds.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +132,10 @@ def _timed_out(timeout: float, what: str) -> CloudError:
                       "raise wandb_timeout in runwise.json or RUNWISE_WANDB_TIMEOUT")
 
 
+# a status 401/403 as a word (not inside a port or a number) or the words of a refusal
+_DENIED = re.compile(r"(?<![\w.:/])40[13](?![\w.])|permission|unauthorized|forbidden|api key|authenticat")
+
+
 def translate(exc: BaseException, what: str, timeout: float) -> BaseException:
     """One-line runwise errors for what wandb raises (RunwiseErrors and interrupts pass through)."""
     if isinstance(exc, (RunwiseError, KeyboardInterrupt, SystemExit)):
@@ -143,7 +148,7 @@ def translate(exc: BaseException, what: str, timeout: float) -> BaseException:
         return RunNotFound(what, ())
     if "could not find project" in low or "project" in low and "not found" in low:
         return CloudError(f"W&B has no such project, or it is private ({what}): {text[:200]}")
-    if any(w in low for w in ("401", "403", "permission", "unauthorized", "forbidden", "api key", "authenticat")):
+    if _DENIED.search(low):
         return CloudError(f"W&B refused access ({what}): check the API key, entity and project; {text[:200]}")
     if any(w in low for w in ("connection refused", "name resolution", "connecterror", "no such host",
                               "network is unreachable", "dial tcp")):
