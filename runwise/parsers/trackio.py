@@ -102,8 +102,9 @@ def _is_db(name: str) -> bool:
     return name.endswith(DB_EXT)
 
 
-def project_files(cfg: RunwiseConfig, skipped: Skipped) -> list[Path]:
-    """Every `.db` file of the searched directories that holds trackio's tables."""
+def project_files(cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None = None) -> list[Path]:
+    """Every `.db` file of the searched directories that holds trackio's tables; one note per
+    SQLite file that could not be read (damaged, locked)."""
     found: list[Path] = []
     seen: set[str] = set()
     for d in dirs(cfg):
@@ -111,9 +112,15 @@ def project_files(cfg: RunwiseConfig, skipped: Skipped) -> list[Path]:
         for name in files:
             p = d / name
             key = os.path.realpath(p)
-            if key not in seen and is_trackio_db(p):
-                seen.add(key)
-                found.append(p)
+            if key in seen or not _is_sqlite(p):
+                continue
+            seen.add(key)
+            try:
+                if _read(p, _has_tables):
+                    found.append(p)
+            except SourceError as exc:
+                if notes is not None:
+                    notes.append(f"trackio runs of {cfg.relative(p)} not listed: {exc}")
     return found
 
 
@@ -150,7 +157,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     """Every run of every project file found; nothing of their metrics read."""
     skipped = Skipped()
     entries: list[RunEntry] = []
-    for db in project_files(cfg, skipped):
+    for db in project_files(cfg, skipped, notes):
         try:
             runs = _read(db, _list_runs)
         except SourceError as exc:
@@ -190,7 +197,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
 
 def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """A project file holding a single run."""
-    if not is_trackio_db(path):
+    if not _is_sqlite(path) or not _read(path, _has_tables):  # a damaged file: its own one-line error
         raise UnsupportedFormat(f"{path.name}: not a trackio project file", path=str(path))
     runs = _read(path, _list_runs)
     if len(runs) != 1:
