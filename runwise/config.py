@@ -147,7 +147,9 @@ class RunwiseConfig:
         self.dvclive_dirs: list[Path] = [env_dvc] if env_dvc is not None else (
             [self.root / "dvclive"] + [d for d in dvc if d is not None])
         trackio_dir = env.get("RUNWISE_TRACKIO_DIR") or env.get("TRACKIO_DIR") or self.file.trackio_dir
-        self.trackio_dir: Path | None = self._dir(trackio_dir, None)  # never trackio's default under the home dir
+        # Trackio's folders: the configured one, then trackio/ at the root; never trackio's default under the home dir
+        named = self._dir(trackio_dir, None)
+        self.trackio_dirs: list[Path] = ([named] if named is not None else []) + [self.root / "trackio"]
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
@@ -181,7 +183,7 @@ class RunwiseConfig:
             kind, store = parse_uri(self.mlflow_tracking_uri, self.root)
             extra = [store.parent if kind == "sqlite" else store] if kind else []
         for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs, *self.dvclive_dirs, *extra,
-                  *([self.trackio_dir] if self.trackio_dir else [])]:
+                  *self.trackio_dirs]:
             try:
                 r = p.resolve()
             except (OSError, RuntimeError):  # a loop of links: not a directory anything can be read from

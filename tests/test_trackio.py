@@ -327,3 +327,19 @@ def test_a_garbled_metric_row_is_skipped_and_said(tcfg: RunwiseConfig) -> None:
     run = _load(tcfg, "tiny/only-run")
     assert run.history["loss"].steps.tolist() == [0, 2]
     assert run.warnings == ["skipped 1 metric row that did not parse as a JSON object"]
+
+
+def test_links(tmp_path: Path) -> None:
+    outside = _copy_dbs(tmp_path / "scratch" / "trackio")
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "trackio").symlink_to(outside)  # the default folder as a link: read where it points
+    cfg = RunwiseConfig(root, env={})
+    assert sorted(e.id for e in trackio.discover(cfg, [])) == IDS
+    assert len(runs.load(runs.resolve("trackio:tiny/only-run", cfg), cfg).history["loss"]) == 3
+    (root / "trackio").unlink()
+    (root / "trackio").mkdir()
+    (root / "trackio" / "tiny.db").symlink_to(outside / "tiny.db")  # a link to a file outside the roots: skipped
+    notes: list[str] = []
+    assert trackio.discover(RunwiseConfig(root, env={}), notes) == []
+    assert len(notes) == 1 and "trackio_dir" in notes[0]

@@ -94,8 +94,7 @@ class _RunData:
 
 def dirs(cfg: RunwiseConfig) -> list[Path]:
     """The directories searched for `<project>.db` files: the configured one and `trackio/` at the root."""
-    out = [cfg.trackio_dir] if cfg.trackio_dir is not None else []
-    return [*out, cfg.root / "trackio"]
+    return cfg.trackio_dirs
 
 
 def _is_db(name: str) -> bool:
