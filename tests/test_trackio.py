@@ -121,7 +121,8 @@ def test_nan_inf_and_the_spike_are_kept_at_their_steps(tcfg: RunwiseConfig) -> N
     assert int(loss.steps[loss.values.tolist().index(9.5)]) == 23
     assert [int(s) for s, v in zip(grad.steps, grad.values, strict=True) if math.isinf(v)] == [5]
     assert run.history["eval/accuracy"].steps.tolist() == [9, 19, 29]
-    assert run.non_numeric == {"phase": "string", "layer_norms": "list"}  # not series
+    assert run.non_numeric == {"phase": "string", "layer_norms": "list", "weights": "trackio.histogram",
+                               "samples": "trackio.table"}  # not series
     anomalies = json.dumps(_ask("detect_anomalies", tcfg, run="trackio:glue-sst2/bert-base-lr3e-4"))
     assert "17" in anomalies
 

@@ -29,8 +29,11 @@ Reading never writes: the file is opened read-only (`mode=ro`). Trackio leaves i
 mode; a read-only SQLite connection to a WAL file would create `-wal`/`-shm` files next to it when
 none exist, so when no `-wal` file is there (no writer has the file open) the file is opened as
 immutable and its size and mtime are checked again after the read (changed: read again). While a
-writer has it open, SQLite reads through the writer's own `-wal`/`-shm` files. A locked file is
-retried briefly, then a one-line SourceError; a damaged one is a one-line SourceError.
+writer has it open, SQLite reads through the writer's own `-wal`/`-shm` files (and marks its read in
+`-shm`, as every SQLite reader does). SQLite's rule is that the last connection to close folds the
+`-wal` back and deletes it, and a read-only one cannot: if trackio closes while runwise reads, the two
+files stay, holding trackio's committed rows, until trackio next writes. A locked file is retried
+briefly, then a one-line SourceError; a damaged one is a one-line SourceError.
 """
 
 from __future__ import annotations
@@ -281,7 +284,9 @@ def _to_run(data: _RunData, shown: str) -> Run:
 
 def _add_row(points: dict[str, tuple[list[int], list[float]]], non_numeric: dict[str, str],
              row: dict[str, Any], step: int, prefix: str) -> None:
-    for key, value in flatten(row, sep="/", whole=media_or_empty).items():
+    items = row.items() if not any(isinstance(v, dict) for v in row.values()) else (
+        flatten(row, sep="/", whole=media_or_empty).items())
+    for key, value in items:
         num = _number(value)
         name = prefix + key
         if num is None:

@@ -11,9 +11,9 @@ two projects, each one SQLite file `<project>.db` as trackio names it:
 
 - `glue-sst2.db`
   - "bert-base-lr3e-4": finished (`trackio.finish()`): 30 steps of train/loss, NaN at step 17, a
-    spike (loss 9.5) at step 23, eval/accuracy every 10 steps, a string metric (`phase`) and a list
-    (`layer_norms`) that are not series, +inf in grad_norm at step 5; config with a nested dict;
-    3 system-metric samples.
+    spike (loss 9.5) at step 23, eval/accuracy every 10 steps, a string (`phase`), a list
+    (`layer_norms`), a trackio.Histogram and a trackio.Table (step 29) that are not series, +inf
+    in grad_norm at step 5; config with a nested dict; 3 system-metric samples.
   - "run 2": killed mid-training: a child process logs 12 steps, waits for trackio's sender
     thread to write them, then exits with os._exit(1) (no finish(), no atexit flush).
   - "run 2" again with resume="must": resumed by name, steps 12..19 appended to the same run.
@@ -72,6 +72,9 @@ def finished_run() -> None:
         if step == 0:
             row["phase"] = "warmup"
             row["layer_norms"] = [1.0, 2.0]
+        if step == 29:  # trackio media kept inline in the row: not series
+            row["weights"] = trackio.Histogram([0.1, 0.2, 0.2, 0.5], num_bins=4)
+            row["samples"] = trackio.Table(columns=["text", "label"], data=[["good film", 1]])
         trackio.log(row, step=step)
         if step % 10 == 0:
             trackio.log_system({"gpu/0/utilization": 50.0 + step, "gpu/0/memory_used": 3.5,
