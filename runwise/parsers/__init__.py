@@ -62,10 +62,11 @@ if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignmen
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import mlflow as _mlflow
     from runwise.parsers import tensorboard as _tensorboard
+    from runwise.parsers import trackio as _trackio
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _trackio)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
@@ -73,6 +74,7 @@ SOURCES: dict[str, str] = {
     "jsonl": "runwise.parsers.jsonl",
     "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
     "dvclive": "runwise.parsers.dvclive",
+    "trackio": "runwise.parsers.trackio",  # Trackio's <project>.db files
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -120,7 +122,10 @@ def sniff_source(path: Path) -> str:
         return "tensorboard"
     if filetypes.is_jsonl(name):
         return "jsonl"
-    from runwise.parsers import mlflow  # standard library only
+    from runwise.parsers import mlflow, trackio  # standard library only
+
+    if name.endswith(".db") and trackio.is_trackio_db(path):
+        return "trackio"
 
     if mlflow.is_run_dir(path) or (name.endswith(".db") and mlflow.is_sqlite(path)):
         return "mlflow"
@@ -132,7 +137,7 @@ def sniff_source(path: Path) -> str:
         return "dvclive"
     raise UnsupportedFormat(
         f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log "
-        "or a DVCLive directory",
+        "a DVCLive directory or a trackio .db",
         path=str(path),
     )
 
