@@ -137,6 +137,7 @@ def _isolated_env(
         "WANDB_API_KEY",
         "MLFLOW_TRACKING_URI",
         "RUNWISE_MLFLOW_TRACKING_URI",
+        "RUNWISE_HF_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))

@@ -59,13 +59,14 @@ class Source(Protocol):
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
     from runwise.parsers import dvclive as _dvclive
+    from runwise.parsers import hf as _hf
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import mlflow as _mlflow
     from runwise.parsers import tensorboard as _tensorboard
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _hf)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
@@ -73,6 +74,7 @@ SOURCES: dict[str, str] = {
     "jsonl": "runwise.parsers.jsonl",
     "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
     "dvclive": "runwise.parsers.dvclive",
+    "hf": "runwise.parsers.hf",  # Hugging Face Trainer output directories (trainer_state.json)
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -130,9 +132,13 @@ def sniff_source(path: Path) -> str:
         return "wandb"
     if path.is_dir() and (path / "plots" / "metrics").is_dir():
         return "dvclive"
+    from runwise.parsers import hf  # standard library only
+
+    if name == hf.STATE or hf.is_output_dir(path):
+        return "hf"
     raise UnsupportedFormat(
         f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log "
-        "or a DVCLive directory",
+        "or a DVCLive directory or a Hugging Face Trainer output directory",
         path=str(path),
     )
 
