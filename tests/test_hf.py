@@ -349,3 +349,15 @@ def test_training_args_bin_is_never_opened(hf_cfg: RunwiseConfig, monkeypatch: p
     assert any(p.endswith("trainer_state.json") for p in opened)  # the spy sees what is read
     assert not [p for p in opened if p.endswith(".bin")]
     assert not marker.exists() and run.last_step == 40
+
+
+def test_links_out_of_the_roots_are_noted_only_under_hf_dirs(tmp_path: Path) -> None:
+    root, outside = tmp_path / "p", tmp_path / "elsewhere"
+    shutil.copytree(DATA / "project" / "runs" / "exp-nan", outside / "exp-nan")
+    (root / "outs").mkdir(parents=True)
+    (root / "outs" / "linked").symlink_to(outside)
+    (root / "top-link").symlink_to(outside)
+    notes: list[str] = []
+    assert hf.discover(RunwiseConfig(root, FileConfig(hf_dirs=["outs"]), env={}), notes) == []
+    assert notes == ["hf: skipped 1 link to outside the project roots (outs/linked); to read it, name the "
+                     "target's directory in hf_dirs in runwise.json"]

@@ -99,8 +99,10 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     skipped = Skipped()
     found: list[Path] = []
     seen: set[str] = set()
-    tops = [cfg.root, *cfg.hf_dirs]
-    for listed in walk(tops, cfg.roots, want=_is_state, skipped=skipped, show=cfg.relative, prune=PRUNE):
+    # the search of the whole root notes no links (those are the other sources', or no source's, business)
+    listings = walk([cfg.root], cfg.roots, want=_is_state, skipped=Skipped(), show=cfg.relative, prune=PRUNE)
+    listings += walk(cfg.hf_dirs, cfg.roots, want=_is_state, skipped=skipped, show=cfg.relative, prune=PRUNE)
+    for listed in listings:
         if not listed.files:
             continue
         d = listed.path.parent if checkpoint_step(listed.path) is not None else listed.path
