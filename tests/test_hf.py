@@ -361,3 +361,11 @@ def test_links_out_of_the_roots_are_noted_only_under_hf_dirs(tmp_path: Path) -> 
     assert hf.discover(RunwiseConfig(root, FileConfig(hf_dirs=["outs"]), env={}), notes) == []
     assert notes == ["hf: skipped 1 link to outside the project roots (outs/linked); to read it, name the "
                      "target's directory in hf_dirs in runwise.json"]
+
+
+def test_a_checkpoint_linked_from_outside_the_roots_is_not_read(hf_cfg: RunwiseConfig, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(hf_cfg.root / "runs" / "exp-nan" / "checkpoint-40", outside / "checkpoint-90")
+    (hf_cfg.root / "runs" / "exp-nan" / "checkpoint-90").symlink_to(outside / "checkpoint-90")
+    run, _ = runs.get_run("hf:runs/exp-nan", hf_cfg)
+    assert run.segments == ["runs/exp-nan/checkpoint-40/trainer_state.json"]

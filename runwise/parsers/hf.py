@@ -41,6 +41,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers._walk import Skipped, walk
+from runwise.parsers._walk import Skipped, is_inside, walk
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -75,8 +76,9 @@ def checkpoint_step(d: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def checkpoints(d: Path) -> list[tuple[int, Path]]:
-    """(N, state file) of every `checkpoint-N/trainer_state.json` in `d`, newest (highest N) first."""
+def checkpoints(d: Path, roots: Sequence[Path] | None = None) -> list[tuple[int, Path]]:
+    """(N, state file) of every `checkpoint-N/trainer_state.json` in `d`, newest (highest N) first;
+    with `roots`, only those that resolve inside them (a link to outside is not followed)."""
     try:
         children = list(os.scandir(d))
     except OSError:
@@ -84,8 +86,9 @@ def checkpoints(d: Path) -> list[tuple[int, Path]]:
     out = []
     for c in children:
         n = checkpoint_step(Path(c.name))
-        if n is not None and (Path(c.path) / STATE).is_file():
-            out.append((n, Path(c.path) / STATE))
+        f = Path(c.path) / STATE
+        if n is not None and f.is_file() and (roots is None or is_inside(f, roots)):
+            out.append((n, f))
     return sorted(out, key=lambda t: -t[0])
 
 
@@ -112,7 +115,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
             found.append(d)
     entries = []
     for d in found:
-        files = _files(d)
+        files = _files(d, cfg.roots)
         mtime, size = 0.0, 0
         for f in files:
             try:
@@ -128,10 +131,10 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     return entries
 
 
-def _files(d: Path) -> list[Path]:
-    """The files of output directory `d` runwise reads (those that exist)."""
-    top = [d / STATE] if (d / STATE).is_file() else []
-    return top + [p for _, p in checkpoints(d)] + [d / n for n in RESULTS if (d / n).is_file()]
+def _files(d: Path, roots: Sequence[Path]) -> list[Path]:
+    """The files of output directory `d` runwise reads (those that exist, inside the roots)."""
+    files = [d / STATE, *(p for _, p in checkpoints(d, roots)), *(d / n for n in RESULTS)]
+    return [f for f in files if f.is_file() and is_inside(f, roots)]
 
 
 def display_name(entry: RunEntry, cfg: RunwiseConfig) -> str:
@@ -205,9 +208,9 @@ def _choose(d: Path, cfg: RunwiseConfig, warnings: list[str]) -> _State:
             failed.append((p, str(exc)))
             return None
 
-    top = attempt(d / STATE) if (d / STATE).is_file() else None
+    top = attempt(d / STATE) if (d / STATE).is_file() and is_inside(d / STATE, cfg.roots) else None
     newest = None
-    for _, p in checkpoints(d):
+    for _, p in checkpoints(d, cfg.roots):
         newest = attempt(p)
         if newest is not None:
             break
@@ -289,20 +292,20 @@ def read_output_dir(d: Path, cfg: RunwiseConfig) -> Run:
     model_cfg = state.path.parent / MODEL_CONFIG
     if not model_cfg.is_file():
         model_cfg = d / MODEL_CONFIG
-    if model_cfg.is_file():
+    if model_cfg.is_file() and is_inside(model_cfg, cfg.roots):
         config.update(flatten({"model": _read_side(model_cfg, warnings, cfg)}))
 
     summary: dict[str, Any] = {k: float(s.values[-1]) for k, s in history.items() if len(s)}
     summary.update(final)
     for name in RESULTS:
-        if (d / name).is_file():
+        if (d / name).is_file() and is_inside(d / name, cfg.roots):
             summary.update(flatten(_read_side(d / name, warnings, cfg), sep="/"))
     for k in ("global_step", "epoch", "total_flos", "num_input_tokens_seen", *BEST_FIELDS):
         v = data.get(k)
         if v is not None and (_number(v) or isinstance(v, str)):
             summary[k] = v
 
-    newest, rate, window = _times(d, state)
+    newest, rate, window = _times(d, state, cfg.roots)
     rt: Any = final.get("train_runtime")
     runtime = float(rt) if _number(rt) and math.isfinite(rt) else None
     if runtime is None and rate is not None:
@@ -326,16 +329,16 @@ def read_output_dir(d: Path, cfg: RunwiseConfig) -> Run:
     )
 
 
-def _times(d: Path, state: _State) -> tuple[float, float | None, float]:
+def _times(d: Path, state: _State, roots: Sequence[Path]) -> tuple[float, float | None, float]:
     """Newest mtime of the states, the step rate between the two newest checkpoints (None without
     two), and how long after its last write the run still counts as running."""
     newest = 0.0
-    for p in [d / STATE, *(p for _, p in checkpoints(d)[:2]), state.path]:
+    ck = checkpoints(d, roots)[:2]
+    for p in [d / STATE, *(p for _, p in ck), state.path]:
         try:
             newest = max(newest, p.stat().st_mtime)
         except OSError:
             continue
-    ck = checkpoints(d)[:2]
     rate, window = None, LIVE_SECONDS
     if len(ck) == 2:
         try:
