@@ -369,3 +369,22 @@ def test_a_checkpoint_linked_from_outside_the_roots_is_not_read(hf_cfg: RunwiseC
     (hf_cfg.root / "runs" / "exp-nan" / "checkpoint-90").symlink_to(outside / "checkpoint-90")
     run, _ = runs.get_run("hf:runs/exp-nan", hf_cfg)
     assert run.segments == ["runs/exp-nan/checkpoint-40/trainer_state.json"]
+
+
+def test_entries_without_a_step_are_skipped_and_counted(hf_cfg: RunwiseConfig) -> None:
+    f = hf_cfg.root / "runs" / "exp-nan" / "checkpoint-40" / "trainer_state.json"
+    data = json.loads(f.read_text())
+    data["log_history"][:0] = [{"loss": 1.0}, "not an entry", {"loss": 2.0, "step": "3"}]
+    f.write_text(json.dumps(data))
+    run = _load(hf_cfg, "runs/exp-nan")
+    assert run.warnings == ["runs/exp-nan/checkpoint-40/trainer_state.json: skipped 3 log_history entries "
+                            "without an integer step"]
+    assert len(run.history["loss"]) == 20
+
+
+def test_train_ending_before_max_steps_is_finished_with_a_note(hf_cfg: RunwiseConfig) -> None:
+    f = hf_cfg.root / "outputs" / "bert-tiny-lr3e-5" / "trainer_state.json"
+    f.write_text(f.read_text().replace('"max_steps": 40', '"max_steps": 100'))  # as early stopping leaves it
+    run = _load(hf_cfg, "outputs/bert-tiny-lr3e-5")
+    assert run.state == "finished" and run.config["max_steps"] == 100
+    assert run.notes == "train() ended at step 40 of max_steps 100 (stopped early)"
