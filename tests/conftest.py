@@ -139,6 +139,7 @@ def _isolated_env(
         "RUNWISE_MLFLOW_TRACKING_URI",
         "RUNWISE_TRACKIO_DIR",
         "TRACKIO_DIR",
+        "RUNWISE_HF_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))

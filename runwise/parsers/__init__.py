@@ -59,6 +59,7 @@ class Source(Protocol):
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
     from runwise.parsers import dvclive as _dvclive
+    from runwise.parsers import hf as _hf
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import mlflow as _mlflow
     from runwise.parsers import tensorboard as _tensorboard
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignmen
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _trackio)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _trackio, _hf)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
@@ -75,6 +76,7 @@ SOURCES: dict[str, str] = {
     "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
     "dvclive": "runwise.parsers.dvclive",
     "trackio": "runwise.parsers.trackio",  # Trackio's <project>.db files
+    "hf": "runwise.parsers.hf",  # Hugging Face Trainer output directories (trainer_state.json)
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -135,9 +137,13 @@ def sniff_source(path: Path) -> str:
         return "wandb"
     if path.is_dir() and (path / "plots" / "metrics").is_dir():
         return "dvclive"
+    from runwise.parsers import hf  # standard library only
+
+    if name == hf.STATE or hf.is_output_dir(path):
+        return "hf"
     raise UnsupportedFormat(
-        f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log "
-        "a DVCLive directory or a trackio .db",
+        f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log, "
+        "an MLflow store or run, a DVCLive directory, a trackio .db or a Hugging Face Trainer output directory",
         path=str(path),
     )
 

@@ -136,11 +136,13 @@ def walk(
     skipped: Skipped,
     show: Callable[[Path], str],
     hidden: bool = False,
+    prune: frozenset[str] = frozenset(),
 ) -> list[Dir]:
     """Every directory under `tops` (and under links inside the roots), each once, with its wanted files.
 
     Plain trees first, in name order, then the directories reached through links, breadth first,
-    so a directory that is also reachable without a link is listed at its own path.
+    so a directory that is also reachable without a link is listed at its own path. Directories
+    named in `prune` are not entered.
     """
     seen: set[tuple[int, int]] = set()  # (device, inode) of every directory listed
     out: list[Dir] = []
@@ -159,8 +161,8 @@ def walk(
             seen.add((st.st_dev, st.st_ino))
             plain, linked, files = list_dir(d, roots, want=want, skipped=skipped, show=show, hidden=hidden)
             out.append(Dir(top, d, sorted(plain + linked), files))
-            stack.extend(d / name for name in reversed(plain))
-            links.extend((top, d / name) for name in linked)
+            stack.extend(d / name for name in reversed(plain) if name not in prune)
+            links.extend((top, d / name) for name in linked if name not in prune)
 
     for top in tops:
         if top.is_dir():

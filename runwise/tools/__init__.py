@@ -136,7 +136,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "compare_runs", "Compare runs",
-        "Compare 2-16 runs: final/best values, checkpoints, where they diverge beyond noise, config keys "
+        "Compare 2-16 runs: final/best values, where they diverge beyond noise, config keys "
         "ranked by effect.",
         CompareRunsInput, CompareRunsOutput, compare_runs,
         budget=COMPARE_BUDGET, ask="prefix=, max_metrics=", sizes=COMPARE_SIZES,
@@ -185,7 +185,7 @@ TOOLS: list[ToolSpec[Any, Any]] = [
     ),
     ToolSpec(
         "live_status", "Live status",
-        "A running (or latest) job: step, steps/s, last write age, latest values, anomalies, console tail.",
+        "A running (or latest) job: step, speed, last write, latest values, anomalies, console tail.",
         LiveStatusInput, LiveStatusOutput, live_status,
         budget=1_000, ask="keys=, output_lines=", sizes=("output_lines",),
     ),

@@ -74,20 +74,20 @@ class UnknownConfigKey(RunwiseError):
 class CompareRunsInput(In):
     runs: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=REF_CHARS), AfterValidator(check_ref)]],
-        Field(min_length=2, max_length=MAX_RUNS, description="Run refs; 'ref@STEP' compares values at that step"),
+        Field(min_length=2, max_length=MAX_RUNS, description="Run refs; 'ref@STEP' for values at a step"),
     ]
     step: Annotated[int | None, Field(ge=0, le=MAX_STEP, description="Compare every run at this step")] = None
     prefix: Annotated[str, Field(description="Only metrics starting with this", max_length=NAME_CHARS)] = ""
     group: Annotated[bool, Field(description="Group metrics by prefix")] = False
     threshold_pct: Annotated[
-        float, Field(ge=0, le=1e6, allow_inf_nan=False, description="Hide metrics changing less than this %")
+        float, Field(ge=0, le=1e6, allow_inf_nan=False, description="Hide metrics changing < this %")
     ] = 0.0
     config_diff: Annotated[bool, Field(description="Include config differences")] = True
     max_metrics: Annotated[int, Field(ge=1, le=200)] = 20
     group_by: Annotated[
         str | None,
         Field(min_length=1, max_length=NAME_CHARS,
-              description="'seed' pools runs differing only in seed/name keys; or a config key"),
+              description="'seed': pool runs differing only in seeds; or a config key"),
     ] = None
 
 

@@ -21,7 +21,7 @@ from runwise.parsers import Progress
 from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, unknown_metric
 from runwise.tools._fields import MetricName
 
-Source = Literal["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "wandb-cloud"]
+Source = Literal["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf", "wandb-cloud"]
 
 
 def _entries(
@@ -68,7 +68,7 @@ def _final(m: MetricRow) -> Num:
 class ListRunsInput(In):
     source: Source = "all"
     limit: Annotated[int, Field(ge=1, le=runs.LIST_MAX_RUNS, description="Newest runs to show")] = 15
-    metric: Annotated[MetricName | None, Field(description="Metric per run (default: the loss)")] = None
+    metric: Annotated[MetricName | None, Field(description="Metric per run (default: loss)")] = None
     sparklines: bool = True
 
 

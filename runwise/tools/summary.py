@@ -29,6 +29,7 @@ from runwise.tools._common import (
     anomaly_report,
     clip,
     config_key,
+    fmt,
     fmt_duration,
     fmt_step,
     num,
@@ -259,4 +260,16 @@ def _context(run: Run, cfg: RunwiseConfig) -> str:
                                   lambda: val_trend(val, v.steps, v.values).text))
     else:
         parts.append("no validation metric")
+    parts += [b for b in [_declared_best(run)] if b]
     return "; ".join(parts)
+
+
+def _declared_best(run: Run) -> str:
+    """The best checkpoint the writer itself recorded (a Trainer's best_metric, best_global_step and
+    best_model_checkpoint in the summary), or ""."""
+    value, step, where = (run.summary.get(k) for k in ("best_metric", "best_global_step", "best_model_checkpoint"))
+    if value is None and where is None:
+        return ""
+    text = "writer's best checkpoint" + (f": best_metric {fmt(value)}" if isinstance(value, (int, float)) else "")
+    text += f" at step {fmt_step(step)}" if isinstance(step, int) else ""
+    return text + (f" ({str(where)[-120:]})" if where else "")
