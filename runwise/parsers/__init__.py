@@ -88,18 +88,21 @@ def source_module(name: str) -> Source:
 
 def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
     """Every run of every source, plus notes: a source that could not be listed, links not followed."""
+    from runwise.parsers._walk import shared_listings
+
     entries: list[RunEntry] = []
     warnings: list[str] = []
-    for name in SOURCES:
-        try:
-            mod = source_module(name)
-        except ModuleNotFoundError as exc:  # a source whose reader is not installed
-            warnings.append(f"{name} runs not listed: {exc}")
-            continue
-        try:
-            entries.extend(mod.discover(cfg, warnings))
-        except OSError as exc:
-            warnings.append(f"{name} runs not listed: {exc}")
+    with shared_listings():  # a directory several sources look into is listed once
+        for name in SOURCES:
+            try:
+                mod = source_module(name)
+            except ModuleNotFoundError as exc:  # a source whose reader is not installed
+                warnings.append(f"{name} runs not listed: {exc}")
+                continue
+            try:
+                entries.extend(mod.discover(cfg, warnings))
+            except OSError as exc:
+                warnings.append(f"{name} runs not listed: {exc}")
     return entries, warnings
 
 

@@ -93,10 +93,8 @@ def list_dir(
     `hidden`. An unreadable directory lists as empty.
     """
     _note(d)  # before the listing: a change after it shows as a newer mtime
-    try:
-        with os.scandir(d) as it:
-            items = sorted(it, key=lambda e: e.name)
-    except OSError:
+    items = _entries(d)
+    if items is None:
         return [], [], []
     plain: list[str] = []
     linked: list[str] = []
@@ -203,6 +201,35 @@ def _log_files(d: Path, *, depth: int) -> Iterator[Path]:
 # ---------------------------------------------------------------- what a listing looked at
 
 _recorder = threading.local()
+_shared = threading.local()
+
+
+@contextlib.contextmanager
+def shared_listings() -> Iterator[None]:
+    """Meanwhile, in this thread, each directory is read from the disk once however many sources list it
+    (one discovery pass: the JSONL, DVCLive, Hugging Face and CSV sources all walk the project root)."""
+    outer = getattr(_shared, "memo", None)
+    _shared.memo = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _shared.memo = outer
+
+
+def _entries(d: Path) -> list[os.DirEntry[str]] | None:
+    """The entries of directory `d` by name (None when it cannot be listed), from the shared listings if any."""
+    memo: dict[str, list[os.DirEntry[str]] | None] | None = getattr(_shared, "memo", None)
+    key = str(d)
+    if memo is not None and key in memo:
+        return memo[key]
+    try:
+        with os.scandir(d) as it:
+            items: list[os.DirEntry[str]] | None = sorted(it, key=lambda e: e.name)
+    except OSError:
+        items = None
+    if memo is not None:
+        memo[key] = items
+    return items
 
 
 @contextlib.contextmanager
