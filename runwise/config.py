@@ -3,7 +3,8 @@
 Project root: `RUNWISE_PROJECT_ROOT`, else `CLAUDE_PROJECT_DIR`, else the working directory.
 Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, overridden by
 `RUNWISE_WANDB_DIR` / `RUNWISE_LOGS_DIR`; `dvclive_dirs` (default `dvclive`), replaced by
-`RUNWISE_DVCLIVE_DIR`; relative paths are relative to the project root.
+`RUNWISE_DVCLIVE_DIR`; `csv_dirs`, replaced by `RUNWISE_CSV_DIR`; relative paths are relative to
+the project root.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class FileConfig(BaseModel):
     logs_dir: str | None = None
     tensorboard_dirs: list[str] = Field(default_factory=list)
     dvclive_dirs: list[str] = Field(default_factory=list)  # DVCLive run directories (runwise.parsers.dvclive)
+    csv_dirs: list[str] = Field(default_factory=list)  # directories whose every *.csv is a run (runwise.parsers.csvlog)
     downsample_interval: int = Field(default=1000, ge=1)
     schema_inline: Schema = Field(default_factory=lambda: Schema())
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
@@ -144,6 +146,9 @@ class RunwiseConfig:
         dvc = [self._dir(d, None) for d in self.file.dvclive_dirs]
         self.dvclive_dirs: list[Path] = [env_dvc] if env_dvc is not None else (
             [self.root / "dvclive"] + [d for d in dvc if d is not None])
+        env_csv = self._dir(env.get("RUNWISE_CSV_DIR"), None)
+        csvd = [self._dir(d, None) for d in self.file.csv_dirs]
+        self.csv_dirs: list[Path] = [env_csv] if env_csv is not None else [d for d in csvd if d is not None]
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
@@ -176,7 +181,8 @@ class RunwiseConfig:
 
             kind, store = parse_uri(self.mlflow_tracking_uri, self.root)
             extra = [store.parent if kind == "sqlite" else store] if kind else []
-        for p in [self.root, self.wandb_dir, self.logs_dir, *self.tensorboard_dirs, *self.dvclive_dirs, *extra]:
+        dirs = [*self.tensorboard_dirs, *self.dvclive_dirs, *self.csv_dirs]
+        for p in [self.root, self.wandb_dir, self.logs_dir, *dirs, *extra]:
             try:
                 r = p.resolve()
             except (OSError, RuntimeError):  # a loop of links: not a directory anything can be read from

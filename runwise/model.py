@@ -61,7 +61,7 @@ class RunEntry:
     """
 
     id: str
-    source: str  # "jsonl" | "wandb" | "tensorboard" | "wandb-cloud"
+    source: str  # "jsonl" | "wandb" | "tensorboard" | "wandb-cloud" | "csv"
     paths: tuple[Path, ...]
     name: str = ""
     mtime: float = 0.0  # newest modification time of its files (epoch s), for `latest`

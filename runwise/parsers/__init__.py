@@ -58,6 +58,7 @@ class Source(Protocol):
 
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
+    from runwise.parsers import csvlog as _csvlog
     from runwise.parsers import dvclive as _dvclive
     from runwise.parsers import jsonl as _jsonl
     from runwise.parsers import mlflow as _mlflow
@@ -65,7 +66,7 @@ if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignmen
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive)
+    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _csvlog)
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
@@ -73,6 +74,7 @@ SOURCES: dict[str, str] = {
     "jsonl": "runwise.parsers.jsonl",
     "mlflow": "runwise.parsers.mlflow",  # MLflow's SQLite and file stores
     "dvclive": "runwise.parsers.dvclive",
+    "csv": "runwise.parsers.csvlog",  # Lightning CSVLogger, Ultralytics, SB3/RLlib, Keras CSV logs
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -130,9 +132,11 @@ def sniff_source(path: Path) -> str:
         return "wandb"
     if path.is_dir() and (path / "plots" / "metrics").is_dir():
         return "dvclive"
+    if name.endswith(".csv") or (path.is_dir() and any((path / n).is_file() for n in filetypes.CSV_RUN_FILES)):
+        return "csv"
     raise UnsupportedFormat(
         f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log "
-        "or a DVCLive directory",
+        "a DVCLive directory or a CSV log",
         path=str(path),
     )
 
