@@ -260,3 +260,22 @@ def test_two_lightning_runs_with_one_name_get_their_directories(tmp_path: Path) 
         shutil.copytree(DATA / "project" / "lightning_logs" / "version_0", root / top / "lightning_logs" / "version_0")
     ids = sorted(e.id for e in csvlog.discover(RunwiseConfig(root, env={}), []))
     assert ids == ["a/lightning_logs/version_0", "b/lightning_logs/version_0"]
+
+
+def test_quoted_cells_go_through_the_csv_module() -> None:
+    plain = b"step,loss,note\n0,1.5,a\n1,,b\n2,nan,c\n"
+    quoted = b'step,loss,note\n0,"1.5","a, with a comma"\n1,,"b"\n2,nan,c\n'
+    for raw in (plain, quoted, plain.replace(b"\n", b"\r\n"), quoted.replace(b"\n", b"\r\n")):
+        table = csvlog.parse_csv(raw)
+        assert table.series["loss"].steps.tolist() == [0, 2] and table.series["loss"].values[0] == 1.5
+        assert table.non_numeric == {"note": "string"} and not table.warnings
+
+
+def test_params_json_beside_a_progress_csv_is_the_config(csv_cfg: RunwiseConfig) -> None:
+    d = csv_cfg.root / "sb3" / "ppo_cartpole"
+    assert _load(csv_cfg, "sb3/ppo_cartpole").config == {}  # SB3 writes no config
+    (d / "params.json").write_text(json.dumps({"lr": 0.001, "model": {"fcnet_hiddens": [64, 64]}}))
+    assert _load(csv_cfg, "sb3/ppo_cartpole").config == {"lr": 0.001, "model.fcnet_hiddens": [64, 64]}
+    (d / "params.json").write_text("{not json")
+    run = _load(csv_cfg, "sb3/ppo_cartpole")
+    assert run.config == {} and [w for w in run.warnings if w.startswith("params.json: not read:")]

@@ -15,7 +15,8 @@ Which files are runs (discovery reads no more than one header line of any file):
 - Not searched: hidden directories and `node_modules`, `wandb`, `mlruns`, `site-packages`,
   `venv`, `__pycache__`. Links are followed only inside the roots (`parsers._walk`).
 
-Reading (the standard library's `csv` module, in chunks of rows, columns converted by numpy):
+Reading (in chunks of rows, each column converted by numpy; a file without a `"` is split with
+`str.split`, several times faster than the standard library's `csv` module, which reads the others):
 
 - Names and cells are stripped of spaces (Ultralytics pads both). The step column is the first of
   `step`, `global_step`, `_step`, `iteration`, `time/total_timesteps`, `epoch` present; the
@@ -52,6 +53,7 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -323,14 +325,12 @@ def parse_csv(raw: bytes, progress: Progress | None = None) -> Table:
     text = raw.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
         text = text[1:]
-    buf = io.StringIO(text, newline="")
-    reader = csv.reader(buf)
-    try:
-        header = next(reader)
-    except StopIteration:
+    first, _, body = text.partition("\n")
+    if not first.strip():
         return table
-    except csv.Error as exc:
-        table.warnings.append(f"header not read: {exc}")
+    try:
+        header = next(csv.reader([first.rstrip("\r")]))
+    except (StopIteration, csv.Error):
         return table
     names = [h.strip() for h in header]
     table.header = names
@@ -342,31 +342,20 @@ def parse_csv(raw: bytes, progress: Progress | None = None) -> Table:
     non_numeric: set[int] = set()
     row_no = 0
     total = float(len(raw)) or 1.0
-    while True:
-        try:
-            chunk = list(itertools.islice(reader, CHUNK_ROWS))
-        except csv.Error as exc:  # a quote left open, a NUL byte: the rest is not read
-            table.warnings.append(f"rows from line {reader.line_num} on not read: {exc}")
-            break
-        if not chunk:
-            break
-        good = [r for r in chunk if len(r) == width]
-        if len(good) != len(chunk):
-            bad = sum(1 for r in chunk if len(r) != width and r)
-            if bad:
-                _count(skipped, "with the wrong number of cells", bad)
-        if not good:
+    chunks = _plain_chunks(body, width) if '"' not in body else _quoted_chunks(body, width, table.warnings)
+    for cols, n_good, bad, done in chunks:
+        if bad:
+            _count(skipped, "with the wrong number of cells", bad)
+        if not n_good:
             continue
-        cols = list(zip(*good, strict=True))
         if step_at is None:
-            steps = np.arange(row_no, row_no + len(good), dtype=np.int64)
+            steps = np.arange(row_no, row_no + n_good, dtype=np.int64)
             keep = None
         else:
             steps, keep = _steps(cols[step_at])
             if keep is not None:
-                n_bad = int((~keep).sum())
-                _count(skipped, "without an integer step", n_bad)
-        row_no += len(good)
+                _count(skipped, "without an integer step", int((~keep).sum()))
+        row_no += n_good
         for i in value_cols:
             if i in non_numeric:
                 continue
@@ -380,7 +369,7 @@ def parse_csv(raw: bytes, progress: Progress | None = None) -> Table:
             if at.size:
                 parts[i].append((steps[at], vals))
         if progress is not None:
-            progress(total * buf.tell() / (len(text) or 1), total)
+            progress(total * done, total)
     for i in value_cols:
         if i in non_numeric:
             table.non_numeric[names[i]] = "string"
@@ -395,11 +384,46 @@ def parse_csv(raw: bytes, progress: Progress | None = None) -> Table:
     return table
 
 
+Chunk = tuple[list[Sequence[str]], int, int, float]  # (columns, rows in them, rows skipped, share of the text done)
+
+
+def _plain_chunks(body: str, width: int) -> Iterator[Chunk]:
+    """Rows of a CSV body without quotes, split by str.split (several times faster than the csv module)."""
+    if "\r" in body:
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+    lines = body.split("\n")
+    commas = width - 1
+    for at in range(0, len(lines), CHUNK_ROWS):
+        chunk = lines[at : at + CHUNK_ROWS]
+        good = [line for line in chunk if line and line.count(",") == commas]
+        bad = 0 if len(good) == len(chunk) else sum(1 for line in chunk if line and line.count(",") != commas)
+        flat = ",".join(good).split(",") if good else []
+        yield [flat[j::width] for j in range(width)], len(good), bad, min(1.0, (at + len(chunk)) / len(lines))
+
+
+def _quoted_chunks(body: str, width: int, warnings: list[str]) -> Iterator[Chunk]:
+    """Rows of a CSV body with quoted cells, through the csv module."""
+    buf = io.StringIO(body, newline="")
+    reader = csv.reader(buf)
+    while True:
+        try:
+            chunk = list(itertools.islice(reader, CHUNK_ROWS))
+        except csv.Error as exc:  # a quote left open, a NUL byte: the rest is not read
+            warnings.append(f"rows from line {reader.line_num + 1} on not read: {exc}")
+            return
+        if not chunk:
+            return
+        good = [r for r in chunk if len(r) == width]
+        bad = sum(1 for r in chunk if r and len(r) != width)
+        cols: list[Sequence[str]] = list(zip(*good, strict=True)) if good else [() for _ in range(width)]
+        yield cols, len(good), bad, buf.tell() / (len(body) or 1)
+
+
 def _count(skipped: dict[str, int], why: str, n: int) -> None:
     skipped[why] = skipped.get(why, 0) + n
 
 
-def _steps(col: tuple[str, ...]) -> tuple[NDArray[Any], NDArray[Any] | None]:
+def _steps(col: Sequence[str]) -> tuple[NDArray[Any], NDArray[Any] | None]:
     """The step column's integers, and which rows have one (None: all)."""
     try:
         f = np.array(col, dtype=np.float64)
@@ -426,7 +450,7 @@ def _values(col: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
     if not at:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     try:
-        if len(at) == len(col):
+        if len(at) == len(col):  # a dense column
             return np.arange(len(col), dtype=np.int64), np.array(col, dtype=np.float64)
         return np.array(at, dtype=np.int64), np.array([col[j] for j in at], dtype=np.float64)
     except ValueError:
