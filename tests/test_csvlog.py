@@ -279,3 +279,14 @@ def test_params_json_beside_a_progress_csv_is_the_config(csv_cfg: RunwiseConfig)
     (d / "params.json").write_text("{not json")
     run = _load(csv_cfg, "sb3/ppo_cartpole")
     assert run.config == {} and [w for w in run.warnings if w.startswith("params.json: not read:")]
+
+
+def test_a_lightning_version_named_by_a_string(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    src = DATA / "project" / "lightning_logs" / "version_0"
+    shutil.copytree(src, root / "exp" / "baseline")  # CSVLogger(version="baseline"): hparams.yaml beside it
+    shutil.copytree(src, root / "data" / "tables")
+    (root / "data" / "tables" / "hparams.yaml").unlink()  # a metrics.csv of something else: not a run
+    cfg = RunwiseConfig(root, env={})
+    assert [e.id for e in csvlog.discover(cfg, [])] == ["exp/baseline"]
+    assert csvlog.load(csvlog.discover(cfg, [])[0], cfg).config["lr"] == 0.05

@@ -2,7 +2,8 @@
 
 Which files are runs (discovery reads no more than one header line of any file):
 
-- `<name>/version_<N>/metrics.csv` anywhere under the project root: Lightning's CSVLogger. Id
+- `<name>/version_<N>/metrics.csv` anywhere under the project root: Lightning's CSVLogger (also
+  a `metrics.csv` beside an `hparams.yaml`, for a version given as a string). Id
   `<name>/version_<N>` (`lightning_logs/version_0`); the directory relative to the root when two
   runs would share that id.
 - `results.csv` (Ultralytics) and `progress.csv` (Stable-Baselines3, RLlib) anywhere under the
@@ -89,7 +90,7 @@ def _is_candidate(name: str) -> bool:
 
 def _kind(path: Path) -> str:
     """Which writer's file `path` is, by its name."""
-    if path.name == LIGHTNING and VERSION_DIR.match(path.parent.name):
+    if path.name == LIGHTNING and (VERSION_DIR.match(path.parent.name) or (path.parent / CONFIG_FILES[0]).is_file()):
         return LIGHTNING
     if path.name in (ULTRALYTICS, PROGRESS):
         return path.name
