@@ -2,7 +2,7 @@
 
 tests/data/csv/make_fixtures.py wrote the project with Lightning's CSVLogger (a finished run with a
 NaN at a known step and a python tag in hparams.yaml; a second version killed mid-line),
-Stable-Baselines3 (PPO progress.csv) and Keras' CSVLogger, and expected.json from pandas' read
+Stable-Baselines3 (PPO progress.csv), Keras' CSVLogger and Ultralytics (results.csv, args.yaml), and expected.json from pandas' read
 of each file: these tests need none of those packages.
 """
 
@@ -32,6 +32,7 @@ RUN_OF_FILE = {
     "lightning_logs/version_1/metrics.csv": "lightning_logs/version_1",
     "logs/keras_history.csv": "logs/keras_history.csv",
     "sb3/ppo_cartpole/progress.csv": "sb3/ppo_cartpole",
+    "runs/detect/train/results.csv": "runs/detect/train",
 }
 NAN_STEP = 5  # make_fixtures.py logs train_loss as NaN at this step
 
@@ -179,6 +180,8 @@ def test_times(csv_cfg: RunwiseConfig) -> None:
     assert sb3.start_time == pytest.approx(sb3.last_write - sb3.runtime)
     lit = _load(csv_cfg, "lightning_logs/version_0")  # hparams.yaml's mtime is the start (all aged alike here)
     assert lit.start_time == pytest.approx(lit.last_write) and lit.runtime == 0.0
+    yolo = _load(csv_cfg, "runs/detect/train")  # Ultralytics' `time`: seconds since the start
+    assert yolo.runtime == yolo.history["time"].values[-1] > 0
     keras = _load(csv_cfg, "logs/keras_history.csv")
     assert keras.start_time is None and keras.runtime is None
 
@@ -290,3 +293,10 @@ def test_a_lightning_version_named_by_a_string(tmp_path: Path) -> None:
     cfg = RunwiseConfig(root, env={})
     assert [e.id for e in csvlog.discover(cfg, [])] == ["exp/baseline"]
     assert csvlog.load(csvlog.discover(cfg, [])[0], cfg).config["lr"] == 0.05
+
+
+def test_ultralytics_results_and_args(csv_cfg: RunwiseConfig) -> None:
+    run = _load(csv_cfg, "runs/detect/train")
+    assert run.history["train/box_loss"].steps.tolist() == [1, 2]  # epochs count from 1
+    assert "epoch" not in run.history and "metrics/mAP50-95(B)" in run.history
+    assert run.config["epochs"] == 2 and run.config["model"] == "yolov8n.yaml" and run.config["imgsz"] == 64

@@ -1,7 +1,8 @@
 """Write the CSV-log fixtures with the real writers, and expected.json as pandas reads them back.
 
-Requirements (a venv of its own, not runwise's): Python 3.11, torch 2.13 (CPU), lightning 2.6.6,
-stable-baselines3 2.9.2 + gymnasium 1.4.0, keras 3.15.1 (run with the torch backend), pandas 3.1.1, PyYAML.
+Requirements (a venv of its own, not runwise's): Python 3.11, torch 2.14.1 (CPU is enough), lightning 2.6.6,
+stable-baselines3 2.9.2 + gymnasium 1.4.0, keras 3.15.1 (run with the torch backend), ultralytics 8.4.190
+(+ torchvision 0.29.1, Pillow), pandas 3.1.1, PyYAML. No network is needed (YOLO is built from its yaml).
 Run from the repository root:
 
     KERAS_BACKEND=torch python tests/data/csv/make_fixtures.py
@@ -16,8 +17,9 @@ It rewrites tests/data/csv/project/ and tests/data/csv/expected.json:
   mid-write leaves it).
 - `sb3/ppo_cartpole/progress.csv`: Stable-Baselines3 PPO on CartPole-v1, 3 updates, CSV output.
 - `logs/keras_history.csv`: Keras' CSVLogger on a tiny model, 4 epochs with validation.
-
-Ultralytics' results.csv is not here: the package needs model weights downloaded at run time.
+- `runs/detect/train/`: Ultralytics YOLOv8n (from `yolov8n.yaml`, no weights) trained 2 epochs on 4
+  generated 64x64 images: `results.csv` and `args.yaml` (post-processed: absolute paths made
+  relative); the checkpoints are deleted.
 
 expected.json: for every file, every column pandas reads (`read_csv(skipinitialspace=True)`), with
 the steps and values of the rows whose cell is not empty in the file (the csv module tells which),
@@ -112,6 +114,31 @@ def keras_run() -> None:
               callbacks=[keras.callbacks.CSVLogger(str(PROJECT / "logs" / "keras_history.csv"))])
 
 
+def ultralytics_run() -> None:
+    """YOLOv8n built from its yaml (no weights to download) on 4 generated images, 2 epochs."""
+    import numpy as np
+    from PIL import Image
+    from ultralytics import YOLO
+
+    data = Path(os.environ.get("TMPDIR", "/tmp")) / "runwise-yolo-data"
+    shutil.rmtree(data, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (data / "images" / split).mkdir(parents=True)
+        (data / "labels" / split).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(data / "images" / split / f"{i}.jpg")
+            (data / "labels" / split / f"{i}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
+    (data / "data.yaml").write_text(f"path: {data}\ntrain: images/train\nval: images/val\nnames:\n  0: box\n")
+    model = YOLO("yolov8n.yaml")
+    model.train(data=str(data / "data.yaml"), epochs=2, imgsz=64, batch=2, workers=0, device="cpu", plots=False,
+                amp=False, pretrained=False, project=str(PROJECT / "runs" / "detect"), name="train", verbose=False)
+    out = PROJECT / "runs" / "detect" / "train"
+    shutil.rmtree(out / "weights", ignore_errors=True)  # checkpoints: not needed
+    args = out / "args.yaml"  # post-processed: this machine's absolute paths made relative
+    args.write_text(args.read_text().replace(f"{PROJECT}/", "").replace(str(data), "data"))
+
+
 def expected_of(path: Path) -> dict[str, object]:
     import pandas as pd
 
@@ -149,6 +176,7 @@ def main() -> None:
     lightning_runs()
     sb3_run()
     keras_run()
+    ultralytics_run()
     expected = {}
     for p in sorted(PROJECT.rglob("*.csv")):
         expected[p.relative_to(PROJECT).as_posix()] = expected_of(p)
