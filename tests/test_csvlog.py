@@ -2,7 +2,8 @@
 
 tests/data/csv/make_fixtures.py wrote the project with Lightning's CSVLogger (a finished run with a
 NaN at a known step and a python tag in hparams.yaml; a second version killed mid-line),
-Stable-Baselines3 (PPO progress.csv), Keras' CSVLogger and Ultralytics (results.csv, args.yaml), and expected.json from pandas' read
+Stable-Baselines3 (PPO progress.csv), Keras' CSVLogger and Ultralytics (results.csv, args.yaml), and
+expected.json from pandas' read
 of each file: these tests need none of those packages.
 """
 

@@ -127,7 +127,8 @@ def ultralytics_run() -> None:
         (data / "images" / split).mkdir(parents=True)
         (data / "labels" / split).mkdir(parents=True)
         for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(data / "images" / split / f"{i}.jpg")
+            pixels = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(data / "images" / split / f"{i}.jpg")
             (data / "labels" / split / f"{i}.txt").write_text("0 0.5 0.5 0.4 0.4\n")
     (data / "data.yaml").write_text(f"path: {data}\ntrain: images/train\nval: images/val\nnames:\n  0: box\n")
     model = YOLO("yolov8n.yaml")
