@@ -3,8 +3,7 @@
 tests/data/csv/make_fixtures.py wrote the project with Lightning's CSVLogger (a finished run with a
 NaN at a known step and a python tag in hparams.yaml; a second version killed mid-line),
 Stable-Baselines3 (PPO progress.csv), Keras' CSVLogger and Ultralytics (results.csv, args.yaml), and
-expected.json from pandas' read
-of each file: these tests need none of those packages.
+expected.json from pandas' read of each file: these tests need none of those packages.
 """
 
 from __future__ import annotations
@@ -301,3 +300,13 @@ def test_ultralytics_results_and_args(csv_cfg: RunwiseConfig) -> None:
     assert run.history["train/box_loss"].steps.tolist() == [1, 2]  # epochs count from 1
     assert "epoch" not in run.history and "metrics/mAP50-95(B)" in run.history
     assert run.config["epochs"] == 2 and run.config["model"] == "yolov8n.yaml" and run.config["imgsz"] == 64
+
+
+def test_an_hparams_link_to_outside_the_roots_is_not_read(csv_cfg: RunwiseConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere.yaml"
+    secret.write_text("token: abc\n")
+    hp = csv_cfg.root / "lightning_logs" / "version_0" / "hparams.yaml"
+    hp.unlink()
+    hp.symlink_to(secret)
+    run = _load(csv_cfg, "lightning_logs/version_0")
+    assert run.config == {} and "hparams.yaml: not read: a link to outside the project roots" in run.warnings

@@ -66,7 +66,7 @@ from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers._walk import Skipped, walk
+from runwise.parsers._walk import Skipped, is_inside, walk
 from runwise.parsers.filetypes import CSV_RUN_FILES
 
 if TYPE_CHECKING:
@@ -237,7 +237,7 @@ def read_csv_log(path: Path, cfg: RunwiseConfig, progress: Progress | None = Non
     config: dict[str, Any] = {}
     config_mtime: float | None = None
     if _kind(path) != OTHER:
-        config, config_mtime, note = _read_config(path.parent)
+        config, config_mtime, note = _read_config(path.parent, cfg.roots)
         if note:
             warnings.append(note)
     newest = max(newest, config_mtime or 0.0)
@@ -252,12 +252,14 @@ def read_csv_log(path: Path, cfg: RunwiseConfig, progress: Progress | None = Non
     )
 
 
-def _read_config(d: Path) -> tuple[dict[str, Any], float | None, str]:
+def _read_config(d: Path, roots: list[Path]) -> tuple[dict[str, Any], float | None, str]:
     """(flattened config, its file's mtime, a one-line warning or "") from the config file beside the log."""
     for name in CONFIG_FILES:
         p = d / name
         if not p.is_file():
             continue
+        if not is_inside(p, roots):
+            return {}, None, f"{name}: not read: a link to outside the project roots"
         try:
             mtime = p.stat().st_mtime
             if name.endswith(".json"):
