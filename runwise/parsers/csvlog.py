@@ -447,17 +447,20 @@ def _steps(col: Sequence[str]) -> tuple[NDArray[Any], NDArray[Any] | None]:
     return np.array(out, dtype=np.int64), keep
 
 
-def _values(col: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
+def _values(col: Sequence[str]) -> tuple[NDArray[Any], NDArray[Any]] | None:
     """(row indices with a value, the values) of one column of a chunk; None when a cell is not a number."""
-    at = [j for j, c in enumerate(col) if c]
-    if not at:
+    n = len(col)
+    empty = col.count("")  # C loops all: list.count, filter, map, fromiter
+    if empty == n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     try:
-        if len(at) == len(col):  # a dense column
-            return np.arange(len(col), dtype=np.int64), np.array(col, dtype=np.float64)
-        return np.array(at, dtype=np.int64), np.array([col[j] for j in at], dtype=np.float64)
+        values = np.array(list(filter(None, col)) if empty else col, dtype=np.float64)
     except ValueError:
-        pass
+        values = None
+    if values is not None:
+        if not empty:  # a dense column
+            return np.arange(n, dtype=np.int64), values
+        return np.flatnonzero(np.fromiter(map(bool, col), dtype=bool, count=n)), values
     # cells padded with spaces, or Keras' NA: strip, drop the empty ones, and try again
     at = [j for j, c in enumerate(col) if c.strip() not in MISSING]
     try:
