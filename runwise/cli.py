@@ -99,7 +99,7 @@ def _ref(p: argparse.ArgumentParser) -> None:
 
 
 # `--source` of list and best: the sources on disk (the cloud has `runwise api`)
-SOURCE_CHOICES = ["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf"]
+SOURCE_CHOICES = ["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf", "csv"]
 
 
 def _run_summary(p: argparse.ArgumentParser) -> None:

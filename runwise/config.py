@@ -4,7 +4,8 @@ Project root: `RUNWISE_PROJECT_ROOT`, else `CLAUDE_PROJECT_DIR`, else the workin
 Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, overridden by
 `RUNWISE_WANDB_DIR` / `RUNWISE_LOGS_DIR`; `dvclive_dirs` (default `dvclive`), replaced by
 `RUNWISE_DVCLIVE_DIR`; `trackio_dir`, replaced by `RUNWISE_TRACKIO_DIR` or `TRACKIO_DIR`; `hf_dirs`,
-replaced by `RUNWISE_HF_DIR`; relative paths are relative to the project root.
+replaced by `RUNWISE_HF_DIR`; `csv_dirs`, replaced by `RUNWISE_CSV_DIR`; relative paths are
+relative to the project root.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class FileConfig(BaseModel):
     dvclive_dirs: list[str] = Field(default_factory=list)  # DVCLive run directories (runwise.parsers.dvclive)
     trackio_dir: str | None = None  # Trackio's <project>.db folder (runwise.parsers.trackio); never its home default
     hf_dirs: list[str] = Field(default_factory=list)  # searched for Hugging Face Trainer output dirs (parsers.hf)
+    csv_dirs: list[str] = Field(default_factory=list)  # directories whose every *.csv is a run (runwise.parsers.csvlog)
     downsample_interval: int = Field(default=1000, ge=1)
     schema_inline: Schema = Field(default_factory=lambda: Schema())
     anomaly_detection: AnomalyThresholds = Field(default_factory=lambda: AnomalyThresholds())
@@ -153,6 +155,9 @@ class RunwiseConfig:
         self.trackio_dirs: list[Path] = ([named] if named is not None else []) + [self.root / "trackio"]
         self.hf_dirs: list[Path] = [d for d in [self._dir(x, None) for x in (
             [env["RUNWISE_HF_DIR"]] if env.get("RUNWISE_HF_DIR") else self.file.hf_dirs)] if d is not None]
+        env_csv = self._dir(env.get("RUNWISE_CSV_DIR"), None)
+        csvd = [self._dir(d, None) for d in self.file.csv_dirs]
+        self.csv_dirs: list[Path] = [env_csv] if env_csv is not None else [d for d in csvd if d is not None]
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
@@ -185,7 +190,7 @@ class RunwiseConfig:
 
             kind, store = parse_uri(self.mlflow_tracking_uri, self.root)
             extra = [store.parent if kind == "sqlite" else store] if kind else []
-        dirs = [*self.tensorboard_dirs, *self.dvclive_dirs, *self.hf_dirs, *self.trackio_dirs]
+        dirs = [*self.tensorboard_dirs, *self.dvclive_dirs, *self.hf_dirs, *self.trackio_dirs, *self.csv_dirs]
         for p in [self.root, self.wandb_dir, self.logs_dir, *dirs, *extra]:
             try:
                 r = p.resolve()

@@ -61,7 +61,7 @@ class RunEntry:
     """
 
     id: str
-    source: str  # "jsonl" | "wandb" | "tensorboard" | "wandb-cloud" | "mlflow" | "dvclive" | "trackio" | "hf"
+    source: str  # "jsonl" | "wandb" | "tensorboard" | "wandb-cloud" | "mlflow" | "dvclive" | "trackio" | "hf" | "csv"
     paths: tuple[Path, ...]
     name: str = ""
     mtime: float = 0.0  # newest modification time of its files (epoch s), for `latest`

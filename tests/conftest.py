@@ -132,6 +132,7 @@ def _isolated_env(
         "CLAUDE_PROJECT_DIR",
         "RUNWISE_WANDB_DIR",
         "RUNWISE_LOGS_DIR",
+        "RUNWISE_CSV_DIR",
         "RUNWISE_NO_CACHE",
         "RUNWISE_DEBUG",
         "WANDB_API_KEY",

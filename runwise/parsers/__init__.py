@@ -58,6 +58,7 @@ class Source(Protocol):
 
 
 if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignments, at no cost at run time
+    from runwise.parsers import csvlog as _csvlog
     from runwise.parsers import dvclive as _dvclive
     from runwise.parsers import hf as _hf
     from runwise.parsers import jsonl as _jsonl
@@ -67,7 +68,9 @@ if TYPE_CHECKING:  # each source module is a Source: mypy checks these assignmen
     from runwise.parsers import wandb as _wandb
     from runwise.parsers import wandb_cloud as _wandb_cloud
 
-    _CHECKED: tuple[Source, ...] = (_jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _trackio, _hf)
+    _CHECKED: tuple[Source, ...] = (
+        _jsonl, _tensorboard, _wandb, _wandb_cloud, _mlflow, _dvclive, _trackio, _hf, _csvlog,
+    )
 
 SOURCES: dict[str, str] = {
     "wandb": "runwise.parsers.wandb",
@@ -77,6 +80,7 @@ SOURCES: dict[str, str] = {
     "dvclive": "runwise.parsers.dvclive",
     "trackio": "runwise.parsers.trackio",  # Trackio's <project>.db files
     "hf": "runwise.parsers.hf",  # Hugging Face Trainer output directories (trainer_state.json)
+    "csv": "runwise.parsers.csvlog",  # Lightning CSVLogger, Ultralytics, SB3/RLlib, Keras CSV logs
     "wandb-cloud": "runwise.parsers.wandb_cloud",  # W&B's servers: discovers nothing (listed when asked)
 }
 
@@ -144,9 +148,12 @@ def sniff_source(path: Path) -> str:
 
     if name == hf.STATE or hf.is_output_dir(path):
         return "hf"
+    if name.endswith(".csv") or (path.is_dir() and any((path / n).is_file() for n in filetypes.CSV_RUN_FILES)):
+        return "csv"
     raise UnsupportedFormat(
         f"no reader for {name!r}: expected a .wandb file, a W&B run directory, a tfevents file, a .jsonl log, "
-        "an MLflow store or run, a DVCLive directory, a trackio .db or a Hugging Face Trainer output directory",
+        "an MLflow store or run, a DVCLive directory, a trackio .db, a Hugging Face Trainer output directory "
+        "or a CSV log",
         path=str(path),
     )
 

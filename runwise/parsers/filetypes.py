@@ -20,6 +20,8 @@ WANDB_SUFFIX = ".wandb"
 WANDB_HISTORY = "wandb-history.jsonl"
 WANDB_SIDE_FILES = (WANDB_HISTORY, "wandb-summary.json", "config.yaml", "wandb-metadata.json", "output.log")
 # <wandb_dir>/{run|offline-run|dryrun}-YYYYMMDD_HHMMSS-<id>[-N]
+# the file names of CSV logs whose writer is known (runwise.parsers.csvlog): Lightning, Ultralytics, SB3/RLlib
+CSV_RUN_FILES = ("metrics.csv", "results.csv", "progress.csv")
 WANDB_RUN_DIR = re.compile(r"^(?:run|offline-run|dryrun)-(\d{8}_\d{6})-(.+)$")
 
 

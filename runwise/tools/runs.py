@@ -21,7 +21,7 @@ from runwise.parsers import Progress
 from runwise.tools._common import In, Num, Out, Table, fmt, fmt_duration, num, unknown_metric
 from runwise.tools._fields import MetricName
 
-Source = Literal["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf", "wandb-cloud"]
+Source = Literal["all", "wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf", "csv", "wandb-cloud"]
 
 
 def _entries(
