@@ -216,7 +216,39 @@ def _hf() -> Case:
     )
 
 
-CASES = [_mlflow("sqlite"), _mlflow("file"), _dvclive(), _trackio(), _hf()]
+# ---------------------------------------------------------------- CSV logs (tests/data/csv)
+
+CSVLOGS = json.loads((DATA / "csv" / "expected.json").read_text())
+
+
+def _csv_points(path: str, metric: str) -> Points:
+    col = CSVLOGS[path]["columns"][metric]  # pandas' read: a point where the cell is not empty
+    return [(s, float(v)) for s, v in zip(col["steps"], col["values"], strict=True)]
+
+
+def _csv_copy(root: Path) -> None:
+    shutil.copytree(DATA / "csv" / "project", root, dirs_exist_ok=True)
+
+
+def _csv() -> Case:
+    metrics = "lightning_logs/version_0/metrics.csv"
+    train = _csv_points(metrics, "train_loss")
+    return Case(
+        id="csv",
+        source="csv",
+        copy=_csv_copy,
+        ref="csv:lightning_logs/version_0",
+        run_id="lightning_logs/version_0",
+        metric="val_loss",  # epoch-level: a point every 4th row of the wide, sparse file
+        points=_csv_points(metrics, "val_loss"),
+        config={"args.hidden": 4, "args.optimizer": "sgd", "lr": 0.05},  # hparams.yaml, a Namespace under its tag
+        runs_with_metric=sum("val_loss" in f["columns"] for f in CSVLOGS.values()),
+        nan=("csv:lightning_logs/version_0", "train_loss", next(s for s, v in train if math.isnan(v))),
+        missing="csv:lightning_logs/version_9",
+    )
+
+
+CASES = [_mlflow("sqlite"), _mlflow("file"), _dvclive(), _trackio(), _hf(), _csv()]
 BY_ID = {c.id: c for c in CASES}
 
 
@@ -382,7 +414,9 @@ def check_live_status(sc: dict[str, Any], c: Case, root: Path) -> None:
 
 def check_detect_anomalies(sc: dict[str, Any], c: Case, root: Path) -> None:
     assert sc["summary"].startswith(f"{c.source}:{c.run_id}")
-    assert rows(sc["anomalies"]) == []  # a clean, falling loss
+    found = [(a["kind"], a["metric"], a["step"]) for a in rows(sc["anomalies"])]
+    # a clean loss; the one finding where the run also holds the planted NaN (the CSV row)
+    assert found == ([("nan", c.nan[1], c.nan[2])] if c.nan[0] == c.ref else []), found
     assert {"nan_inf", "spikes"} <= set(sc["checks_run"])
 
 
