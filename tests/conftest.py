@@ -122,6 +122,20 @@ def write_project(root: Path) -> Path:
     return root
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _examples_in_write_order() -> None:
+    """examples/logs/lr_warmup.jsonl is the latest run (README's examples say so), as make_examples.py left
+    them; a checkout writes both files in one tick of the file system's clock often enough (same mtime, and
+    then the listing order decides), so the tests put lr_warmup a second after baseline."""
+    base, warm = EXAMPLES / "logs" / "baseline.jsonl", EXAMPLES / "logs" / "lr_warmup.jsonl"
+    if base.is_file() and warm.is_file() and warm.stat().st_mtime <= base.stat().st_mtime:
+        t = base.stat().st_mtime + 1.0
+        os.utime(warm, (t, t))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
