@@ -137,6 +137,11 @@ def _isolated_env(
         "WANDB_API_KEY",
         "MLFLOW_TRACKING_URI",
         "RUNWISE_MLFLOW_TRACKING_URI",
+        "RUNWISE_TOKEN",
+        "RUNWISE_TOKEN_FILE",
+        "RUNWISE_MAX_CONCURRENCY",
+        "RUNWISE_MAX_REQUEST_BYTES",
+        "RUNWISE_CALL_TIMEOUT",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))

@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio, or HTTP with --http)")
     parser.add_argument("--root", help="project root (default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
-    http = parser.add_argument_group("streamable HTTP (with --http; each option also as RUNWISE_<NAME>)")
-    http.add_argument("--http", metavar="HOST:PORT", default=os.environ.get("RUNWISE_HTTP") or None,
+    http = parser.add_argument_group("streamable HTTP (the options after --http also as RUNWISE_<NAME>)")
+    http.add_argument("--http", metavar="HOST:PORT",
                       help="serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of stdio")
     http.add_argument("--token-file", metavar="PATH", default=os.environ.get("RUNWISE_TOKEN_FILE") or None,
                       help="file holding the bearer token (default: the RUNWISE_TOKEN variable); "
