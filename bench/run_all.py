@@ -134,6 +134,7 @@ BENCHES = [
     Bench("appends", "bench_appends.py", [], ["--repeat", "1"], ("jsonl_1m",), peer="an uncached full parse"),
     Bench("repeat", "bench_repeat.py", [], ["--sources", "jsonl", "--repeat", "1"], ("jsonl_1m",),
           uses=("tb", "wandb_1m")),
+    Bench("http", "bench_http.py", [], ["--repeat", "5"], ("jsonl_1m",), peer="the same server over stdio"),
     Bench("wandb", "bench_wandb.py", [], ["--repeat", "1"], ("wandb_1m",), peer="wandb's protobuf parser"),
     Bench("wandb_live", "bench_wandb_live.py", [], ["--repeat", "1"], ("wandb_1m",), peer="a full read"),
     Bench("tensorboard", "bench_tensorboard.py", [], ["--steps", "100000", "--repeat", "1"], ("tb",),

@@ -155,6 +155,11 @@ def _isolated_env(
         "RUNWISE_TRACKIO_DIR",
         "TRACKIO_DIR",
         "RUNWISE_HF_DIR",
+        "RUNWISE_TOKEN",
+        "RUNWISE_TOKEN_FILE",
+        "RUNWISE_MAX_CONCURRENCY",
+        "RUNWISE_MAX_REQUEST_BYTES",
+        "RUNWISE_CALL_TIMEOUT",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNWISE_CACHE_DIR", str(tmp_path_factory.mktemp("runwise-cache")))

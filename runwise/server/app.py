@@ -64,9 +64,12 @@ PROGRESS_INTERVAL = 0.5  # seconds between progress notifications of one call
 
 
 def _tool_fn(
-    spec: ToolSpec[Any, Any], input_schema: dict[str, Any], load_config: Callable[[], RunwiseConfig]
+    spec: ToolSpec[Any, Any], input_schema: dict[str, Any], load_config: Callable[[], RunwiseConfig],
+    call_timeout: float | None = None,
 ) -> ToolFn:
-    """The MCP side of one tool: validate the arguments, run the handler in a thread, answer or fail in one line."""
+    """The MCP side of one tool: validate the arguments, run the handler in a thread, answer or fail in one line.
+
+    Past `call_timeout` seconds the call fails in one line; its thread runs on, its result dropped."""
     limit = ERROR_CHARS - len(f"Error executing tool {spec.name}: ")  # the SDK puts this before the text
 
     async def tool(ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
@@ -77,9 +80,13 @@ def _tool_fn(
         progress = _progress_reporter(ctx)
         try:
             cfg = load_config()
-            out = await anyio.to_thread.run_sync(partial(spec.run, req, cfg, progress), abandon_on_cancel=True)
+            with anyio.move_on_after(call_timeout) as deadline:
+                out = await anyio.to_thread.run_sync(partial(spec.run, req, cfg, progress), abandon_on_cancel=True)
         except Exception as exc:
             raise ToolError(error_message(exc, limit)) from exc
+        if deadline.cancelled_caught:
+            raise ToolError(f"no answer within the server's call timeout of {call_timeout:g} s; "
+                            "ask for less (keys, a step range, a smaller budget) or try again later")
         return _result(out, resources.links(spec.name, req, out))
 
     return tool
@@ -130,8 +137,11 @@ def _progress_reporter(ctx: Context) -> Callable[[float, float], None]:
     return report
 
 
-def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPServer:
-    """An MCPServer with every runwise tool and resource registered; `load_config` gives each call's config."""
+def build_server(
+    load_config: Callable[[], RunwiseConfig] | None = None, *, call_timeout: float | None = None
+) -> MCPServer:
+    """An MCPServer with every runwise tool and resource registered; `load_config` gives each call's config,
+    `call_timeout` the seconds a tool call may take (None: no limit)."""
     if load_config is None:
         load_config = RunwiseConfig.load
     from runwise import __version__
@@ -140,7 +150,7 @@ def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPS
     for spec in TOOLS:
         schema = input_schema(spec.input)
         tools.append(sdk_tool(
-            _tool_fn(spec, schema, load_config), name=spec.name, title=spec.title,
+            _tool_fn(spec, schema, load_config, call_timeout), name=spec.name, title=spec.title,
             description=spec.description, input_schema=schema, output_model=spec.output,
             output_schema=model_schema(spec.output), annotations=READ_ONLY,
         ))
@@ -156,17 +166,45 @@ def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPS
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console script `runwise-mcp`: serve over stdio. `--root DIR` sets the project root."""
+    """Console script `runwise-mcp`: serve over stdio, or with `--http HOST:PORT` over streamable HTTP
+    (`runwise.server.http`). `--root DIR` sets the project root."""
     import argparse
+    import os
 
-    parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio)")
+    parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio, or HTTP with --http)")
     parser.add_argument("--root", help="project root (default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
+    http = parser.add_argument_group("streamable HTTP (the options after --http also as RUNWISE_<NAME>)")
+    http.add_argument("--http", metavar="HOST:PORT",
+                      help="serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    http.add_argument("--token-file", metavar="PATH", default=os.environ.get("RUNWISE_TOKEN_FILE") or None,
+                      help="file holding the bearer token (default: the RUNWISE_TOKEN variable); "
+                      "without a token only a loopback address is served")
+    http.add_argument("--max-concurrency", metavar="N", type=int, default=_env_number("RUNWISE_MAX_CONCURRENCY", 8),
+                      help="requests one client (address) may have in progress; more wait their turn (default 8)")
+    http.add_argument("--max-request-bytes", metavar="N", type=int,
+                      default=_env_number("RUNWISE_MAX_REQUEST_BYTES", 1_048_576),
+                      help="largest request body; larger ones get 413 (default 1 MiB)")
+    http.add_argument("--call-timeout", metavar="SECONDS", type=float,
+                      default=_env_number("RUNWISE_CALL_TIMEOUT", 120.0),
+                      help="longest a tool call may take before it fails in one line (default 120)")
     args = parser.parse_args(argv)
     if args.root is not None and not Path(args.root).expanduser().is_dir():
         parser.error(f"--root {args.root!r} is not a directory")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="runwise: %(levelname)s %(message)s")
+    load_config = partial(RunwiseConfig.load, args.root)
+    if args.http is not None:
+        from runwise.server import http as http_server
+
+        return http_server.main(args, load_config)
     try:
-        build_server(partial(RunwiseConfig.load, args.root)).run("stdio")
+        build_server(load_config).run("stdio")
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _env_number(name: str, default: float) -> Any:
+    """An option's default from the environment; a value that is no number is left for argparse to refuse."""
+    import os
+
+    return os.environ.get(name) or default
