@@ -16,6 +16,11 @@ bench/_data/mlflow_<steps>/ (git-ignored; kept, and written again only when miss
 777 and steps//2 and `grad_norm` at the last step; `train/loss` is logged a second time (a later
 timestamp, another value) at steps 1000 and 2000, as a resumed run does: both points are kept.
 
+With `--sqlite-writer migrate` the SQLite store is made instead from the written file store by
+MLflow's own `mlflow migrate-filestore` (the same run id and points; log_batch into SQLite is the
+slow part of writing the inputs). Both sides run from bytecode (runwise's is compiled first, as an
+installed package's is; MLflow's was at its install).
+
 Sides, per store, each in a fresh process, run `--repeat` times interleaved (bench/_common.py);
 median and min reported, ratio by median:
 - mlflow: `MlflowClient(uri).get_run(run_id)` for the metric keys, then
@@ -154,6 +159,7 @@ def child(python: str, code: str, *args: str, pythonpath: str | None = None, tim
     """Run `python -c code args` from the repository root in a fresh process; its last stdout line as JSON."""
     env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true")  # MLflow 3.x refuses the file store without it
     env.pop("RUNWISE_CACHE_DIR", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # each side runs from bytecode, as an installed package does
     for var in ("MLFLOW_TRACKING_URI", "RUNWISE_MLFLOW_TRACKING_URI"):
         env.pop(var, None)
     if pythonpath is not None:
@@ -206,18 +212,24 @@ def generate(d: Path, steps: int, python: str, sqlite_writer: str = "log_batch")
         print(f"wrote {len(KEYS)} x {steps:,} steps into the {name} store with MLflow's log_batch "
               f"({time.perf_counter() - started:.0f} s since the start)")
     if sqlite_writer == "migrate":
-        uri, root = where["sqlite"]
-        root.mkdir(parents=True)
-        source = str(where["file"][1] / "mlruns")
-        done = subprocess.run([python, "-m", "mlflow", "migrate-filestore", "--source", source, "--target", uri,
-                               "--no-progress"], cwd=root, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"mlflow migrate-filestore failed ({done.returncode}): {done.stderr.strip()[-800:]}")
-        ids["sqlite"] = ids["file"]
+        ids["sqlite"] = migrate(d, python)
         print(f"moved the run into the sqlite store with mlflow migrate-filestore "
               f"({time.perf_counter() - started:.0f} s since the start)")
     made.write_text(json.dumps({**ids, "sqlite_writer": sqlite_writer}))
     return ids
+
+
+def migrate(d: Path, python: str) -> str:
+    """Make the SQLite store from the file store with `mlflow migrate-filestore`; the run's id."""
+    env = dict(os.environ, MLFLOW_ALLOW_FILE_STORE="true")
+    uri, root = stores(d)["sqlite"]
+    root.mkdir(parents=True, exist_ok=True)
+    source = str(stores(d)["file"][1] / "mlruns")
+    done = subprocess.run([python, "-m", "mlflow", "migrate-filestore", "--source", source, "--target", uri,
+                           "--no-progress"], cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"mlflow migrate-filestore failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    return next(p.parent.name for p in (root.parent / "file" / "mlruns").glob("*/*/meta.yaml"))
 
 
 def side(who: str, code: str, first: list[str], python: str, path: str | None, dump: Path) -> Side:
@@ -260,6 +272,10 @@ def main() -> int:
     d = HERE / "_data" / f"mlflow_{args.steps}"
     ids = generate(d, args.steps, args.mlflow_python, args.sqlite_writer)
     expected = len(KEYS) * args.steps + 2
+    made = json.loads((d / "made.json").read_text())
+    print(f"inputs: {d.relative_to(ROOT)} (file store: MLflow's log_batch; sqlite store: "
+          f"{'log_batch' if made.get('sqlite_writer', 'log_batch') == 'log_batch' else 'mlflow migrate-filestore'})")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "runwise")], check=True)  # bytecode
     figures: list[Result] = []
     results: dict[str, Any] = {"steps": args.steps, "repeat": args.repeat, "stores": {}}
     ok = True

@@ -278,7 +278,8 @@ def test_a_python_tag_in_meta_yaml_is_read_as_data_never_run(tmp_path: Path) -> 
     run_dir = _run_dir(cfg, "warm-lr")
     meta = run_dir / "meta.yaml"
     sentinel = tmp_path / "ran"
-    text = meta.read_text().replace("run_name: warm-lr", f"run_name: !!python/object/apply:os.system ['touch {sentinel}']")
+    call = f"!!python/object/apply:os.system ['touch {sentinel}']"
+    text = meta.read_text().replace("run_name: warm-lr", f"run_name: {call}")
     text = text.replace("status: 3", "status: !!python/name:os.getcwd ''")
     assert text != meta.read_text()
     meta.write_text(text)
