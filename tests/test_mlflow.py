@@ -339,3 +339,22 @@ def test_the_whole_file_reader_equals_the_line_reader_on_every_fixture_file() ->
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), p  # NaN bits too
     assert mlflow._metric_lines_fast(b"1 2 3\n4 5\n6 7 8 9\n") is None  # 6 fields in 3 lines, not 3 per line
     assert mlflow._metric_lines_fast(b"1 nan 3\n4 -inf 5\n")[1].tolist()[1] == float("-inf")  # type: ignore[index]
+
+
+def test_points_at_one_step_keep_mlflows_timestamp_order(tmp_path: Path) -> None:
+    """A value logged again at step 5 (a resumed run), its row written after the others but with an earlier
+    timestamp: MLflow orders one step's points by timestamp, so it comes first. (A row added to MLflow's own
+    fixture database, as MLflow's log_batch would add it.)"""
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "sqlite"))
+    entry = runs.resolve("mlflow:baseline/warm-lr", cfg)
+    with sqlite3.connect(entry.paths[0]) as con:
+        (ts, value, run_uuid), = con.execute("SELECT timestamp, value, run_uuid FROM metrics WHERE key = 'train/loss'"
+                                             " AND step = 5 AND run_uuid = ?", (entry.extra["run_id"],))
+        con.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES"
+                    " ('train/loss', 9.5, ?, ?, 5, 0)", (ts - 1, run_uuid))
+        con.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES"
+                    " ('train/loss', 0.0, ?, ?, 5, 1)", (ts + 1, run_uuid))
+    loss = runs.load(runs.resolve("mlflow:baseline/warm-lr", cfg), cfg).history["train/loss"]
+    at5 = loss.values[loss.steps == 5].tolist()
+    assert at5[:2] == [9.5, value] and math.isnan(at5[2]) and len(loss) == 42
+    assert loss.steps.tolist() == sorted(loss.steps.tolist())
