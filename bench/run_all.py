@@ -112,6 +112,14 @@ INPUTS = {
         _PY + "from bench_diagnosis import suite_dir, written_suite; written_suite(suite_dir())",
         _PY + "from bench_diagnosis import suite_dir, written_suite; written_suite(suite_dir())",
     ),
+    "mlflow": Input(
+        "MLflow run of 10 metrics x 200,000 steps (20,000 with --quick), SQLite and file store "
+        "(bench_mlflow.generate; MLFLOW_PYTHON: a Python with mlflow)",
+        _PY + "import os, sys; from bench_mlflow import HERE, generate; "
+        "generate(HERE / '_data' / 'mlflow_200000', 200_000, os.environ.get('MLFLOW_PYTHON', sys.executable))",
+        _PY + "import os, sys; from bench_mlflow import HERE, generate; "
+        "generate(HERE / '_data' / 'mlflow_20000', 20_000, os.environ.get('MLFLOW_PYTHON', sys.executable))",
+    ),
     "large_project": Input(
         "1,000-run project (bench_large_project.generate)",
         _PY + "from bench.bench_large_project import DATA, generate; "
@@ -142,6 +150,8 @@ BENCHES = [
     Bench("tb_live", "bench_tb_live.py", [], ["--steps", "100000", "--repeat", "1"], ("tb",), peer="a full read"),
     Bench("diagnosis", "bench_diagnosis.py", [], ["--sources", "jsonl", "--steps", "100000", "--repeat", "1"],
           ("scenarios",), peer="runwise 0.4.0 (PyPI)"),
+    Bench("mlflow", "bench_mlflow.py", [], ["--steps", "20000", "--repeat", "1"], ("mlflow",),
+          peer="MlflowClient.get_metric_history"),
     Bench("large_project", "bench_large_project.py", [], [], ("large_project",)),
 ]
 

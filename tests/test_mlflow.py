@@ -266,3 +266,95 @@ def test_a_corrupt_db_is_a_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(err.value) and "mlflow.db" in str(err.value)
     _, notes = runs.discover(cfg)  # listing says why, one line, and goes on
     assert any("mlflow" in n and "\n" not in n for n in notes)
+
+
+def _run_dir(cfg: RunwiseConfig, name: str) -> Path:
+    exp = next(e for e in EXPECTED["file"] if e["name"] == name)
+    return next((cfg.root / "mlruns").glob(f"*/{exp['run_id']}"))
+
+
+def test_a_python_tag_in_meta_yaml_is_read_as_data_never_run(tmp_path: Path) -> None:
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "file"))
+    run_dir = _run_dir(cfg, "warm-lr")
+    meta = run_dir / "meta.yaml"
+    sentinel = tmp_path / "ran"
+    call = f"!!python/object/apply:os.system ['touch {sentinel}']"
+    text = meta.read_text().replace("run_name: warm-lr", f"run_name: {call}")
+    text = text.replace("status: 3", "status: !!python/name:os.getcwd ''")
+    assert text != meta.read_text()
+    meta.write_text(text)
+    run = runs.load(runs.resolve("mlflow:baseline/warm-lr", cfg), cfg)  # the name from tags/mlflow.runName
+    assert not sentinel.exists()
+    assert run.notes == "baseline at the default lr" and len(run.history["train/loss"]) == 40
+    assert run.state == "unknown"  # the status is the text "<!!python/name:os.getcwd>", not a status
+
+
+@pytest.mark.parametrize("bad", ["alias bomb", "not yaml", "a list"])
+def test_an_unreadable_meta_yaml_is_a_one_line_error(tmp_path: Path, bad: str) -> None:
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "file"))
+    run_dir = _run_dir(cfg, "warm-lr")
+    meta = run_dir / "meta.yaml"
+    if bad == "alias bomb":  # 10**6 values once expanded, from a few hundred bytes
+        rows = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        rows += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 6)]
+        meta.write_text(meta.read_text() + "\n".join(rows) + "\n")
+    elif bad == "not yaml":
+        meta.write_text(meta.read_text() + "tags: [unclosed\n")
+    else:
+        meta.write_text("- run_id\n- status\n")
+    listed = [e.id for e in runs.discover(cfg)[0] if e.source == "mlflow"]
+    assert "baseline/warm-lr" not in listed and "baseline/diverged lr 0.1" in listed  # the others are listed
+    with pytest.raises(RunwiseError) as err:
+        runs.get_run(str(run_dir.relative_to(cfg.root)), cfg)
+    assert "\n" not in str(err.value) and "meta.yaml" in str(err.value)
+
+
+def test_malformed_lines_are_skipped_and_the_rest_kept_in_order(tmp_path: Path) -> None:
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "file"))
+    loss = _run_dir(cfg, "warm-lr") / "metrics" / "train" / "loss"
+    lines = loss.read_bytes().splitlines(keepends=True)
+    want = [(int(x.split()[2]), float(x.split()[1])) for x in lines]
+    bad = [b"1764000999000 not-a-number 3\n", b"1764000999000\t0.5 4 extra\n", b"\n", b"1764000999000 1.5 2.5\n"]
+    extra = [b"1764000999001 0.25\n", b"1764000999002  0.75   7\n"]  # no step: step 0; spaces MLflow would not write
+    loss.write_bytes(b"".join(lines[:5] + bad + lines[5:] + extra))
+    run = runs.load(runs.resolve("mlflow:baseline/warm-lr", cfg), cfg)
+    got = list(zip(run.history["train/loss"].steps.tolist(), run.history["train/loss"].values.tolist(), strict=True))
+    assert got == sorted([*want, (0, 0.25), (7, 0.75)], key=lambda p: p[0])  # stable: step 0's first write first
+    assert any("skipped 3 metric lines: 3 malformed line" in w for w in run.warnings)
+
+
+def test_the_whole_file_reader_equals_the_line_reader_on_every_fixture_file() -> None:
+    from runwise.parsers import mlflow
+
+    files = [p for p in (DATA / "mlruns").rglob("*") if p.is_file() and "metrics" in p.relative_to(DATA).parts]
+    assert len(files) == 6
+    for p in files:
+        raw = p.read_bytes()
+        fast = mlflow._metric_lines_fast(raw)
+        assert fast is not None, p
+        skipped: dict[str, int] = {}
+        slow = mlflow._metric_lines(raw, skipped)
+        assert not skipped
+        for a, b in zip(fast, slow, strict=True):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), p  # NaN bits too
+    assert mlflow._metric_lines_fast(b"1 2 3\n4 5\n6 7 8 9\n") is None  # 6 fields in 3 lines, not 3 per line
+    assert mlflow._metric_lines_fast(b"1 nan 3\n4 -inf 5\n")[1].tolist()[1] == float("-inf")  # type: ignore[index]
+
+
+def test_points_at_one_step_keep_mlflows_timestamp_order(tmp_path: Path) -> None:
+    """A value logged again at step 5 (a resumed run), its row written after the others but with an earlier
+    timestamp: MLflow orders one step's points by timestamp, so it comes first. (A row added to MLflow's own
+    fixture database, as MLflow's log_batch would add it.)"""
+    cfg = RunwiseConfig.load(_project(tmp_path / "p", "sqlite"))
+    entry = runs.resolve("mlflow:baseline/warm-lr", cfg)
+    with sqlite3.connect(entry.paths[0]) as con:
+        (ts, value, run_uuid), = con.execute("SELECT timestamp, value, run_uuid FROM metrics WHERE key = 'train/loss'"
+                                             " AND step = 5 AND run_uuid = ?", (entry.extra["run_id"],))
+        con.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES"
+                    " ('train/loss', 9.5, ?, ?, 5, 0)", (ts - 1, run_uuid))
+        con.execute("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES"
+                    " ('train/loss', 0.0, ?, ?, 5, 1)", (ts + 1, run_uuid))
+    loss = runs.load(runs.resolve("mlflow:baseline/warm-lr", cfg), cfg).history["train/loss"]
+    at5 = loss.values[loss.steps == 5].tolist()
+    assert at5[:2] == [9.5, value] and math.isnan(at5[2]) and len(loss) == 42
+    assert loss.steps.tolist() == sorted(loss.steps.tolist())

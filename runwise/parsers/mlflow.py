@@ -24,10 +24,14 @@ import os
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
+from runwise import _yaml
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress
@@ -44,6 +48,7 @@ _STATUS_NUMBERS = {"1": "RUNNING", "2": "SCHEDULED", "3": "FINISHED", "4": "FAIL
 _STATES = {"FINISHED": FINISHED, "FAILED": FAILED, "KILLED": CRASHED}
 NOTE_TAG, NAME_TAG = "mlflow.note.content", "mlflow.runName"
 _HALF = "half-written last line"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -58,8 +63,9 @@ class _RunData:
     end_ms: float | None
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    # key -> (steps, values, timestamps), in the store's order
-    metrics: dict[str, tuple[list[int], list[float], list[int]]] = field(default_factory=dict)
+    # key -> (steps int64, values float64), in the store's order (make_series sorts by step, stably)
+    metrics: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    last_ms: int = 0  # the newest metric timestamp
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -195,12 +201,8 @@ def is_sqlite(path: Path) -> bool:
 
 def _to_run(data: _RunData, paths: tuple[Path, ...], shown: str) -> Run:
     mtime, _ = _tree_stamp(paths[0]) if paths[0].is_dir() else _stamp(paths)
-    history = {}
-    last_ts = 0
-    for key, (steps, values, stamps) in data.metrics.items():
-        history[key] = make_series(key, steps, values)
-        if stamps:
-            last_ts = max(last_ts, max(stamps))
+    history = {key: make_series(key, steps, values) for key, (steps, values) in data.metrics.items()}
+    last_ts = data.last_ms
     status = data.status
     if status == "RUNNING":
         state = RUNNING if time.time() - mtime < LIVE_SECONDS else CRASHED
@@ -275,14 +277,21 @@ def _tree_stamp(path: Path) -> tuple[float, int]:
 
 def _query(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """The rows of one read-only query; a locked database is retried LOCK_RETRIES times, then a SourceError."""
+    return _read(db, lambda con: con.execute(sql, args).fetchall())
+
+
+def _read(db: Path, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """`work(con)` on a read-only connection, in one read transaction (one snapshot of the store); a locked
+    database is retried LOCK_RETRIES times, then a SourceError."""
     uri = "file:" + urllib.parse.quote(str(db)) + "?mode=ro"
     for attempt in range(LOCK_RETRIES + 1):
         try:
-            con = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_S)
+            con = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise SourceError(f"cannot open the MLflow store {db.name}: {exc}", path=str(db)) from None
         try:
-            return con.execute(sql, args).fetchall()
+            con.execute("BEGIN")
+            return work(con)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 if attempt < LOCK_RETRIES:
@@ -311,20 +320,45 @@ def _sqlite_runs(db: Path) -> list[_RunData]:
 
 
 def _sqlite_run(db: Path, run_id: str) -> _RunData:
-    rows = _query(db, _RUNS_SQL + " AND r.run_uuid = ?", (run_id,))
+    return _read(db, lambda con: _sqlite_run_in(con, db, run_id))
+
+
+# the metric keys of a run, one index seek each (MLflow's index on run, key, step) instead of a scan of every point
+_KEYS_SQL = (
+    "WITH RECURSIVE k(key) AS (SELECT MIN(key) FROM metrics WHERE run_uuid = ?1"
+    " UNION ALL SELECT (SELECT MIN(key) FROM metrics WHERE run_uuid = ?1 AND key > k.key) FROM k"
+    " WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL"
+)
+# in the index's order (step, then the order written): no sort; NaN as NULL
+_POINTS_SQL = ("SELECT step, CASE WHEN is_nan THEN NULL ELSE value END, timestamp FROM metrics"
+               " WHERE run_uuid = ? AND key = ? ORDER BY step, rowid")
+
+
+def _sqlite_run_in(con: sqlite3.Connection, db: Path, run_id: str) -> _RunData:
+    """The run, its params, tags and every metric point, read in one transaction: each key in one query
+    (in the order of MLflow's index on run, key, step), its rows made into arrays by numpy. Points at one
+    step keep MLflow's order: by timestamp, then as written."""
+    rows = con.execute(_RUNS_SQL + " AND r.run_uuid = ?", (run_id,)).fetchall()
     if not rows:
         raise SourceError(f"the MLflow store {db.name} no longer holds run {run_id}", path=str(db))
     u, e, n, s, st, en = rows[0]
     data = _RunData(str(u), str(e), str(n or u), str(s or ""), st, en)
-    data.params = {str(k): str(v) for k, v in _query(db, "SELECT key, value FROM params WHERE run_uuid = ?", (run_id,))}
-    data.tags = {str(k): str(v) for k, v in _query(db, "SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))}
-    points = _query(db, "SELECT key, step, value, is_nan, timestamp FROM metrics WHERE run_uuid = ?"
-                        " ORDER BY key, step, timestamp, rowid", (run_id,))
-    for key, step, value, is_nan, stamp in points:
-        steps, values, stamps = data.metrics.setdefault(str(key), ([], [], []))
-        steps.append(int(step))
-        values.append(math.nan if is_nan else float(value))
-        stamps.append(int(stamp))
+    data.params = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM params WHERE run_uuid = ?",
+                                                          (run_id,))}
+    data.tags = {str(k): str(v) for k, v in con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,))}
+    for (key,) in con.execute(_KEYS_SQL, (run_id,)).fetchall():
+        points = con.execute(_POINTS_SQL, (run_id, key)).fetchall()
+        if not points:
+            continue
+        step_list, value_list, stamp_list = zip(*points, strict=True)
+        steps = np.array(step_list, dtype=np.int64)
+        values = np.array(value_list, dtype=np.float64)  # NULL (None) is NaN
+        stamps = np.array(stamp_list, dtype=np.int64)
+        if steps.size > 1 and bool(np.any(steps[1:] == steps[:-1])):
+            order = np.lexsort((stamps, steps))  # stable: equal (step, timestamp) stay in the order written
+            steps, values, stamps = steps[order], values[order], stamps[order]
+        data.metrics[str(key)] = (steps, values)
+        data.last_ms = max(data.last_ms, int(stamps.max()))
     return data
 
 
@@ -376,35 +410,79 @@ def _file_run(run_dir: Path) -> _RunData:
     data.tags = _key_files(run_dir / "tags")
     metrics_dir = run_dir / "metrics"
     for key, path in sorted(_walk_keys(metrics_dir)):
-        steps: list[int] = []
-        values: list[float] = []
-        stamps: list[int] = []
         try:
             raw = path.read_bytes()
         except OSError:
             data.skipped["unreadable file"] = data.skipped.get("unreadable file", 0) + 1
             continue
-        lines = raw.split(b"\n")
-        last = lines.pop()  # b"" when the file ends in a newline
-        if last.strip():
+        end = raw.rfind(b"\n") + 1
+        if raw[end:].strip():  # the writer's last line, not finished
             data.skipped[_HALF] = data.skipped.get(_HALF, 0) + 1
-        for line in lines:
-            parts = line.split()
-            try:
-                if len(parts) not in (2, 3):
-                    raise ValueError
-                stamp, value = int(parts[0]), float(parts[1])
-                step = int(parts[2]) if len(parts) == 3 else 0
-            except ValueError:
-                if line.strip():
-                    data.skipped["malformed line"] = data.skipped.get("malformed line", 0) + 1
-                continue
-            stamps.append(stamp)
-            values.append(value)
-            steps.append(step)
-        if steps:
-            data.metrics[key] = (steps, values, stamps)
+        raw = raw[:end]
+        got = _metric_lines_fast(raw)
+        if got is None:
+            got = _metric_lines(raw, data.skipped)
+        steps, values, stamps = got
+        if len(steps):
+            data.metrics[key] = (steps, values)
+            data.last_ms = max(data.last_ms, int(stamps.max()))
     return data
+
+
+_OTHER_SPACE = (b"\t", b"\r", b"\x0b", b"\x0c")
+
+
+def _metric_lines_fast(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(steps, values, timestamps) of complete lines when every line is MLflow's `timestamp value step`
+    (two single spaces, no empty field, no other whitespace) and every field parses as Python's int / float
+    would; None otherwise (the line-by-line reader then says which lines it skipped)."""
+    if not raw or any(w in raw for w in _OTHER_SPACE):
+        return None
+    b = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(b == 10)
+    found = np.flatnonzero(b == 32)
+    n = len(ends)
+    if len(found) != 2 * n:
+        return None
+    spaces = found.reshape(n, 2)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    # the i-th pair of spaces lies inside line i with a field on each side: every line has exactly two
+    if not (np.all(spaces[:, 0] > starts) and np.all(spaces[:, 1] > spaces[:, 0] + 1)
+            and np.all(ends > spaces[:, 1] + 1)):
+        return None
+    fields = raw.split()
+    try:  # numpy parses bytes as int() / float() do
+        stamps = np.array(fields[0::3], dtype=np.int64)
+        values = np.array(fields[1::3], dtype=np.float64)
+        steps = np.array(fields[2::3], dtype=np.int64)
+    except (ValueError, OverflowError):
+        return None
+    return steps, values, stamps
+
+
+def _metric_lines(raw: bytes, skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line by line: `timestamp value [step]` (no step: 0); a malformed line is skipped and counted."""
+    steps: list[int] = []
+    values: list[float] = []
+    stamps: list[int] = []
+    for line in raw.split(b"\n"):
+        parts = line.split()
+        try:
+            if len(parts) not in (2, 3):
+                raise ValueError
+            stamp, value = int(parts[0]), float(parts[1])
+            step = int(parts[2]) if len(parts) == 3 else 0
+        except ValueError:
+            if line.strip():
+                skipped["malformed line"] = skipped.get("malformed line", 0) + 1
+            continue
+        stamps.append(stamp)
+        values.append(value)
+        steps.append(step)
+    return (np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64),
+            np.array(stamps, dtype=np.int64))
 
 
 def _walk_keys(top: Path) -> list[tuple[str, Path]]:
@@ -440,18 +518,13 @@ def _ms(value: str | None) -> float | None:
 
 
 def _meta(path: Path) -> dict[str, str] | None:
-    """The flat `key: value` fields of an MLflow meta.yaml (nested and list fields are left out);
-    None when it cannot be read. No YAML library: MLflow writes these fields plainly."""
-    text = _read_text(path)
-    if text is None:
+    """The top-level scalar fields of an MLflow meta.yaml as text (null as ""; nested and list fields are
+    left out), read by PyYAML's safe loader (runwise._yaml); None when it cannot be read, is not valid YAML
+    (or an alias bomb) or is not a mapping."""
+    try:
+        meta = _yaml.load(path)
+    except (OSError, _yaml.YamlError):
         return None
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line or line[0] in " \t-#" or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = "" if value in ("null", "~", "[]", "{}") else value
-    return out
+    if not isinstance(meta, dict):
+        return None
+    return {str(k): "" if v is None else str(v) for k, v in meta.items() if not isinstance(v, dict | list)}
