@@ -314,13 +314,14 @@ def test_malformed_lines_are_skipped_and_the_rest_kept_in_order(tmp_path: Path) 
     loss = _run_dir(cfg, "warm-lr") / "metrics" / "train" / "loss"
     lines = loss.read_bytes().splitlines(keepends=True)
     want = [(int(x.split()[2]), float(x.split()[1])) for x in lines]
-    bad = [b"1764000999000 not-a-number 3\n", b"1764000999000\t0.5 4 extra\n", b"\n", b"1764000999000 1.5 2.5\n"]
+    bad = [b"1764000999000 not-a-number 3\n", b"1764000999000\t0.5 4 extra\n", b"\n", b"1764000999000 1.5 2.5\n",
+           b"1764000999000 0.5 99999999999999999999999\n"]  # a step past 64 bits
     extra = [b"1764000999001 0.25\n", b"1764000999002  0.75   7\n"]  # no step: step 0; spaces MLflow would not write
     loss.write_bytes(b"".join(lines[:5] + bad + lines[5:] + extra))
     run = runs.load(runs.resolve("mlflow:baseline/warm-lr", cfg), cfg)
     got = list(zip(run.history["train/loss"].steps.tolist(), run.history["train/loss"].values.tolist(), strict=True))
     assert got == sorted([*want, (0, 0.25), (7, 0.75)], key=lambda p: p[0])  # stable: step 0's first write first
-    assert any("skipped 3 metric lines: 3 malformed line" in w for w in run.warnings)
+    assert any("skipped 4 metric lines: 4 malformed line" in w for w in run.warnings)
 
 
 def test_the_whole_file_reader_equals_the_line_reader_on_every_fixture_file() -> None:

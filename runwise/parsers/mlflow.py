@@ -462,6 +462,9 @@ def _metric_lines_fast(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     return steps, values, stamps
 
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
 def _metric_lines(raw: bytes, skipped: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Line by line: `timestamp value [step]` (no step: 0); a malformed line is skipped and counted."""
     steps: list[int] = []
@@ -474,6 +477,8 @@ def _metric_lines(raw: bytes, skipped: dict[str, int]) -> tuple[np.ndarray, np.n
                 raise ValueError
             stamp, value = int(parts[0]), float(parts[1])
             step = int(parts[2]) if len(parts) == 3 else 0
+            if not (_I64_MIN <= stamp <= _I64_MAX and _I64_MIN <= step <= _I64_MAX):
+                raise ValueError  # MLflow's steps and timestamps are 64-bit
         except ValueError:
             if line.strip():
                 skipped["malformed line"] = skipped.get("malformed line", 0) + 1
