@@ -35,6 +35,7 @@ import dataclasses
 import difflib
 import logging
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -399,6 +400,14 @@ def index_rows(
                     row = index.row_of(load(c, cfg, progress), c.key)
             except RunwiseError as exc:
                 out[e.key] = f"unreadable: {exc}"
+                continue
+            except OSError as exc:
+                out[e.key] = f"unreadable: {exc.strerror or type(exc).__name__}"
+                continue
+            except Exception as exc:  # a reader's bug on one run's bytes: the listing still shows every other run
+                incident = secrets.token_hex(3)
+                log.error("internal error %s reading %s", incident, c.key, exc_info=exc)
+                out[e.key] = f"unreadable: internal error {incident} ({type(exc).__name__}); please report it"
                 continue
             new.append((files, row))
             if len(new) >= _INDEX_BATCH:

@@ -150,3 +150,27 @@ def test_disk_cache_keeps_to_the_configured_size(cfg: RunwiseConfig, monkeypatch
     runs.clear_cache()
     runs.get_run("beta", cfg)  # the default limit stores it
     assert len(list(cfg.cache_dir.glob("*.npz"))) == 1
+
+
+def test_a_reader_failing_on_one_run_leaves_the_listing_of_the_others(
+    cfg: RunwiseConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runwise.tools.runs import ListRunsInput, list_runs
+
+    real = runs.load
+    entries = runs.discover(cfg)[0]
+    victim = entries[-1].key
+
+    def load(entry: object, *args: object, **kwargs: object) -> object:
+        if getattr(entry, "key", None) == victim:
+            raise OverflowError("Python int too large to convert to C long")  # as a reader's bug would
+        return real(entry, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runs, "load", load)
+    out = list_runs(ListRunsInput(limit=50), cfg)
+    states = {r[0]: r[3] for r in out.runs.rows}
+    assert len(states) == len(entries) >= 2
+    assert states[entries[-1].id] == "unreadable"
+    assert all(s != "unreadable" for i, s in states.items() if i != entries[-1].id)
+    note = next(n for n in out.notes if n.startswith(victim))
+    assert "internal error" in note and "OverflowError" in note and "\n" not in note
