@@ -86,8 +86,17 @@ def split_step(ref: str) -> tuple[str, int | None]:
 
 
 def discover(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
-    """All runs of all sources, newest first, plus warnings about sources that could not be listed."""
+    """All runs of all sources, newest first, plus warnings about sources that could not be listed.
+
+    Directories on object storage (runwise.remote) are synced first, at most every few seconds.
+    """
+    notes: list[str] = []
+    if cfg.remotes:
+        from runwise import remote
+
+        notes = remote.refresh(cfg)
     entries, warnings = parsers.discover_all(cfg)
+    warnings = notes + warnings
     entries.sort(key=lambda e: e.mtime, reverse=True)
     return entries, warnings
 

@@ -160,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio)")
-    parser.add_argument("--root", help="project root (default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
+    parser.add_argument("--root", help="project root, a directory or s3://BUCKET/PREFIX, gs://... "
+                        "(default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
     args = parser.parse_args(argv)
-    if args.root is not None and not Path(args.root).expanduser().is_dir():
+    if args.root is not None and "://" not in args.root and not Path(args.root).expanduser().is_dir():
         parser.error(f"--root {args.root!r} is not a directory")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="runwise: %(levelname)s %(message)s")
     try:
