@@ -4,9 +4,10 @@
 
 Needs moto's server and s3fs (`pip install 'moto[server]' s3fs`, both in the dev extra): no cloud is used.
 Inputs: the 1M-row JSONL run (bench_jsonl.generate, bench/_data/jsonl/logs/big.jsonl) and the 1M-step
-tfevents file (bench_tensorboard.generate, bench/_data/tb_1000000/), made if missing. Each is put in a
-project of its own (logs/big.jsonl; runs/big/events...) on disk, and uploaded to moto's S3 server,
-started on 127.0.0.1 in a process of its own, under s3://bench/<name>/.
+tfevents file (bench_tensorboard.generate, bench/_data/tb_1000000/), made if missing. Each is copied into a
+project of its own under bench/_data/remote/ (logs/big.jsonl; runs/big/events...) and uploaded to moto's
+S3 server, started on 127.0.0.1 in a process of its own, under s3://bench/<name>/; the local copy is then
+given the object's LastModified, so both sides read a file of the same age.
 
 Sides, each run `--repeat` times interleaved, each run a fresh process with a fresh, empty cache directory
 (so the s3 side starts from an empty mirror: it lists the bucket and fetches the object in ranged reads,
@@ -65,14 +66,10 @@ print(json.dumps({
 """
 
 
-def _link(src: Path, dst: Path) -> None:
-    """`dst` holds `src`'s bytes: a hard link where the disk allows, else a copy."""
+def _copy(src: Path, dst: Path) -> None:
+    """`dst` holds `src`'s bytes: a copy of its own (its time is set to the object's below, never the input's)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        return
-    try:
-        os.link(src, dst)
-    except OSError:
+    if not dst.exists() or dst.stat().st_size != src.stat().st_size:
         shutil.copyfile(src, dst)
 
 
@@ -86,8 +83,8 @@ def projects(rows: int, steps: int) -> dict[str, tuple[Path, str]]:
         make_jsonl(big, rows)
     event = make_tb(DATA / f"tb_{steps}", steps)
     base = DATA / "remote"
-    _link(big, base / f"jsonl_{rows}" / "logs" / "big.jsonl")
-    _link(event, base / f"tb_{steps}" / "runs" / "big" / event.name)
+    _copy(big, base / f"jsonl_{rows}" / "logs" / "big.jsonl")
+    _copy(event, base / f"tb_{steps}" / "runs" / "big" / event.name)
     return {"jsonl": (base / f"jsonl_{rows}", "jsonl:big"), "tfevents": (base / f"tb_{steps}", "tensorboard:big")}
 
 
@@ -113,13 +110,19 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def upload(endpoint: str, local: Path, prefix: str) -> None:
+    """Put every file of `local` under s3://bench/<prefix>/, then give each local file its object's LastModified:
+    both sides then see a file written at the same time (a run written seconds ago reads as running)."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench",
+                      region_name="us-east-1")
     if BUCKET not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=BUCKET)
     for p in sorted(q for q in local.rglob("*") if q.is_file()):
-        s3.upload_file(str(p), BUCKET, f"{prefix}/{p.relative_to(local).as_posix()}")
+        key = f"{prefix}/{p.relative_to(local).as_posix()}"
+        s3.upload_file(str(p), BUCKET, key)
+        when = s3.head_object(Bucket=BUCKET, Key=key)["LastModified"].timestamp()
+        os.utime(p, (when, when))
 
 
 def once(root: str, ref: str, env: dict[str, str]) -> dict[str, Any]:
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    write_figures(args.json, "remote", figures, repeat=args.repeat, rows=args.rows, steps=args.steps)
+    write_figures(args.json, "remote", figures, repeat=args.repeat, jsonl_rows=args.rows, tb_steps=args.steps)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

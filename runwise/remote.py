@@ -6,11 +6,12 @@ Where: `<cache dir>-remote/<16 hex of the URL>/root/` (beside the cache director
 leaves it; delete the `-remote` directory to drop every mirror.
 
 Sync (`sync`): list the objects under the prefix (fsspec `find`, with sizes, ETags and times); fetch each
-object that is new or whose size or ETag changed, in ranged reads of CHUNK bytes written to a temporary
-file and renamed into place (an object is never held whole in memory); remove the files of objects that
-are gone. An object that only grew (same name, larger, and its old last bytes unchanged: OVERLAP bytes
-are fetched again and compared) has only its appended tail fetched and appended, so a live run's growing
-log costs what it appended. A file's mtime is the object's LastModified with the fraction of a second
+object that is new or whose size or ETag changed, streamed to a temporary file (fsspec `get_file`) renamed
+into place (an object is never held whole in memory); remove the files of objects that are gone. An
+object that only grew (same name, larger, and its old bytes unchanged: the last OVERLAP of them are fetched
+again and compared, and when the store gives the object's MD5 the grown file must match it) has only its
+appended tail fetched, in ranged reads of CHUNK bytes, and appended: a live run's growing log costs what it
+appended. A file's mtime is the object's LastModified with the fraction of a second
 taken from its ETag: the parse cache and the run index, keyed by size and mtime, see an object
 rewritten to the same size as changed.
 
@@ -61,6 +62,7 @@ _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _last: dict[Path, float] = {}  # mirror -> monotonic time of its last sync in this process
 _locks: dict[Path, threading.Lock] = {}
 _SDK_ENV = ("AWS_", "BOTO_", "GOOGLE_", "GCS", "GCLOUD", "CLOUDSDK_", "FSSPEC_")  # what the stores' SDKs read
+_STREAMED: dict[str, dict[str, Any]] = {"s3fs": {"max_concurrency": 1}}  # get_file's options: one stream
 _filesystems: Bounded[tuple[object, ...], Any] = Bounded(8)
 _hashes: Bounded[str, tuple[int, Any]] = Bounded(10_000)  # mirrored file -> (its size, the MD5 of its bytes)
 _guard = threading.Lock()
@@ -310,24 +312,26 @@ def _get(fs: Any, obj: dict[str, Any], start: int, end: int, done: Synced) -> by
 
 
 def _fetch(fs: Any, obj: dict[str, Any], path: Path, mirror: Path, done: Synced) -> None:
-    """Fetch the whole object into `path`, in ranged reads, through a temporary file renamed into place."""
+    """Fetch the whole object into `path` through a temporary file renamed into place.
+
+    fsspec's `get_file` streams it to disk: s3fs and gcsfs read one response in small blocks, other stores
+    read ranged blocks; never whole in memory. (s3fs's concurrent parts, its default for large objects, were
+    slower against a local server and held several parts in memory at once.)
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    md5 = hashlib.md5(usedforsecurity=False) if obj.get("md5") else None
     fd, tmp = tempfile.mkstemp(prefix=".fetch.", suffix=".tmp", dir=mirror)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for a, b in _ranges(0, obj["size"]):
-                data = _get(fs, obj, a, b, done)
-                out.write(data)
-                if md5 is not None:
-                    md5.update(data)
+        fs.get_file(obj["full"], tmp, **_STREAMED.get(type(fs).__module__.split(".")[0], {}))
+        got = os.path.getsize(tmp)
+        done.bytes += got
+        if got != obj["size"]:  # rewritten since it was listed: the next sync sees its new size
+            raise OSError(f"{obj['full']}: listed with {obj['size']:,} bytes, fetched {got:,}")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if md5 is not None:  # what a later tail is checked on from
-        _hashes.put(str(path), (obj["size"], md5))
 
 
 def _append_tail(fs: Any, obj: dict[str, Any], path: Path, old: dict[str, Any], done: Synced) -> bool:
