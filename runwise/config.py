@@ -135,7 +135,7 @@ class RunwiseConfig:
         self.cache_dir = _cache_dir(env)
         # object storage read through local mirrors (runwise.remote): (URL, local directory), the root's first
         self.remotes: list[tuple[str, Path]] = [(remote_url, self.root)] if remote_url else []
-        self.remote_notes: list[str] = []  # a mirror that could not be refreshed, for discovery's warnings
+        self.remote_notes: dict[str, str] = {}  # URL -> why its mirror could not be refreshed (for discovery)
         self.file = file or FileConfig()
         self.project_name = self.file.project_name
         self.schema = self.file.schema_inline
@@ -268,7 +268,7 @@ class RunwiseConfig:
         path = local / CONFIG_FILE
         cfg = cls(local, parse_config_file(path) if path.is_file() else FileConfig(), env=env, remote_url=url)
         if note:
-            cfg.remote_notes.append(note)
+            cfg.remote_notes[url] = note
         return cfg
 
 

@@ -16,7 +16,8 @@ taken from its ETag: the parse cache and the run index, keyed by size and mtime,
 rewritten to the same size as changed.
 
 Syncs of a mirror are serialised (a lock file, so two processes never append one tail twice), and a
-process syncs a URL at most once per INTERVAL seconds: many tool calls in a row list the bucket once.
+process syncs a URL at most once per INTERVAL seconds: many tool calls in a row list the bucket once (and
+a store that cannot be reached is not waited on again within that time: the same error is given).
 
 Credentials are never read from runwise.json: each SDK finds its own in its standard environment (s3fs:
 AWS_ACCESS_KEY_ID / AWS_PROFILE / AWS_ENDPOINT_URL ...; gcsfs: GOOGLE_APPLICATION_CREDENTIALS ...).
@@ -59,7 +60,7 @@ LOCK = "sync.lock"
 _FORMAT = 1
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
-_last: dict[Path, float] = {}  # mirror -> monotonic time of its last sync in this process
+_last: dict[Path, tuple[float, str | None]] = {}  # mirror -> (monotonic time of its last sync here, its error)
 _locks: dict[Path, threading.Lock] = {}
 _SDK_ENV = ("AWS_", "BOTO_", "GOOGLE_", "GCS", "GCLOUD", "CLOUDSDK_", "FSSPEC_")  # what the stores' SDKs read
 _STREAMED: dict[str, dict[str, Any]] = {"s3fs": {"max_concurrency": 1}}  # get_file's options: one stream
@@ -157,13 +158,19 @@ def sync(url: str, cache_dir: Path, *, force: bool = False) -> Synced | None:
         lock = _locks.setdefault(mirror, threading.Lock())
     with lock:
         last = _last.get(mirror)
-        if not force and last is not None and time.monotonic() - last < INTERVAL:
+        if not force and last is not None and time.monotonic() - last[0] < INTERVAL:
+            if last[1] is not None:  # it failed just now: the same answer, without waiting on the store again
+                raise ConfigError(last[1])
             return None
-        fs, prefix = filesystem(url)
-        mirror.mkdir(parents=True, exist_ok=True)
-        with _file_lock(mirror / LOCK):
-            done = _sync(fs, url, prefix, mirror)
-        _last[mirror] = time.monotonic()
+        try:
+            fs, prefix = filesystem(url)
+            mirror.mkdir(parents=True, exist_ok=True)
+            with _file_lock(mirror / LOCK):
+                done = _sync(fs, url, prefix, mirror)
+        except ConfigError as exc:
+            _last[mirror] = (time.monotonic(), str(exc))
+            raise
+        _last[mirror] = (time.monotonic(), None)
         return done
 
 
@@ -418,11 +425,13 @@ def refresh(cfg: RunwiseConfig) -> list[str]:
 
     A mirror that cannot be refreshed is read as the last sync left it (an empty directory if none did).
     """
-    notes = list(cfg.remote_notes)
+    notes = dict(cfg.remote_notes)  # the root's sync when the configuration was read, if it failed
     cfg.remote_notes.clear()
     for url, _ in cfg.remotes:
+        if url in notes:
+            continue
         try:
             sync(url, cfg.cache_dir)
         except ConfigError as exc:
-            notes.append(f"{url} not refreshed: {exc}")
-    return notes
+            notes[url] = f"{url} not refreshed: {exc}"
+    return list(notes.values())

@@ -288,6 +288,49 @@ def test_a_missing_bucket_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in text and "no-such-bucket" in text and "cannot list" in text, text
 
 
+def test_a_mirror_stays_readable_when_the_store_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = write_project(tmp_path / "proj")
+    prefix = f"offline-{tmp_path.name}"
+    _upload(local, prefix)
+    url = f"s3://{BUCKET}/{prefix}"
+    RunwiseConfig.load(url)
+
+    def unreachable(url: str) -> Any:
+        raise ConfigError(f"cannot list {url}: EndpointConnectionError: could not connect")
+
+    monkeypatch.setattr(remote, "filesystem", unreachable)
+    cfg = RunwiseConfig.load(url)
+    listed = _ask("list_runs", cfg)
+    assert listed["total"] == 2
+    notes = [n for n in listed["notes"] if "not refreshed" in n]
+    assert len(notes) == 1 and "could not connect" in notes[0] and "\n" not in notes[0], listed["notes"]
+    with pytest.raises(ConfigError, match="could not connect"):  # never synced: nothing to show
+        RunwiseConfig.load(url + "-other")
+
+
+def test_no_credentials_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance to ask either
+    with pytest.raises(ConfigError) as err:
+        RunwiseConfig.load(f"s3://{BUCKET}/proj")
+    text = str(err.value)
+    assert "\n" not in text and "credentials" in text, text
+
+
+def test_a_url_in_tensorboard_dirs_skips_the_cli_answer_store(tmp_path: Path) -> None:
+    """The CLI's quick answers are checked against local files only: a mirror is synced with the config."""
+    from runwise import answers
+
+    local = write_project(tmp_path / "proj")
+    assert answers.quick("get_stats", "text", {"run": "run_a"}, str(local)) is not None
+    (local / "runwise.json").write_text(json.dumps({"tensorboard_dirs": [f"s3://{BUCKET}/tb"]}))
+    assert answers.quick("get_stats", "text", {"run": "run_a"}, str(local)) is None
+    assert answers.quick("get_stats", "text", {"run": "run_a"}, f"s3://{BUCKET}/proj") is None
+
+
 def test_missing_packages_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in ("s3fs", "gcsfs")]:
         monkeypatch.delitem(sys.modules, name)
