@@ -260,7 +260,8 @@ class RunwiseConfig:
         local = remote.local_root(url, cache_dir)
         note = None
         try:
-            remote.sync(url, cache_dir)
+            done = remote.sync(url, cache_dir)
+            note = remote.failed_note(url, done) if done is not None and done.failed else None
         except ConfigError as exc:
             if not (local.parent / remote.MANIFEST).is_file():
                 raise

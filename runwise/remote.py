@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,7 @@ class Synced:
     grown: int = 0  # objects whose appended tail only was fetched
     removed: int = 0  # files of objects gone from the store
     bytes: int = 0  # bytes received from the store
+    failed: list[str] = field(default_factory=list)  # objects not mirrored, each with why
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -204,17 +205,22 @@ def _sync(fs: Any, url: str, prefix: str, mirror: Path) -> Synced:
             if old is not None and _same(old, obj) and _intact(path, old):
                 new[rel] = old
                 continue
-            if old is not None and _grown(old, obj) and _intact(path, old) and _append_tail(fs, obj, path, old, done):
-                done.grown += 1
-            else:
-                _fetch(fs, obj, path, mirror, done)
-                done.fetched += 1
-            os.utime(path, ns=(obj["mtime_ns"], obj["mtime_ns"]))
+            try:
+                if old is not None and _grown(old, obj) and _intact(path, old) and _append_tail(
+                        fs, obj, path, old, done):
+                    done.grown += 1
+                else:
+                    _fetch(fs, obj, path, mirror, done)
+                    done.fetched += 1
+                os.utime(path, ns=(obj["mtime_ns"], obj["mtime_ns"]))
+            except OSError as exc:  # this object only (rewritten while read, a name that is also a folder ...)
+                done.failed.append(f"{rel}: {_reason(exc)}")
+                if old is not None:
+                    new[rel] = old  # its file, if touched, no longer matches: fetched whole next time
+                continue
             new[rel] = {k: obj[k] for k in ("size", "etag", "mtime_ns", "md5")}
-    except BaseException as exc:  # keep what was fetched; a file left half-done fails `_intact` next time
+    except BaseException:  # keep what was fetched; a file left half-done fails `_intact` next time
         _write_manifest(mirror / MANIFEST, url, {**manifest, **new})
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot mirror {url}: {_reason(exc)}") from exc
         raise
     for rel in sorted(set(manifest) - set(objects)):
         with contextlib.suppress(OSError):
@@ -431,7 +437,16 @@ def refresh(cfg: RunwiseConfig) -> list[str]:
         if url in notes:
             continue
         try:
-            sync(url, cfg.cache_dir)
+            done = sync(url, cfg.cache_dir)
         except ConfigError as exc:
             notes[url] = f"{url} not refreshed: {exc}"
+            continue
+        if done is not None and done.failed:
+            notes[url] = failed_note(url, done)
     return list(notes.values())
+
+
+def failed_note(url: str, done: Synced) -> str:
+    """One line on the objects a sync could not mirror."""
+    n = len(done.failed)
+    return f"{url}: {n} object{'s' if n > 1 else ''} not mirrored ({done.failed[0]}{', ...' if n > 1 else ''})"

@@ -308,6 +308,17 @@ def test_a_mirror_stays_readable_when_the_store_is_not(tmp_path: Path, monkeypat
         RunwiseConfig.load(url + "-other")
 
 
+def test_an_object_that_cannot_be_mirrored_is_a_note(tmp_path: Path) -> None:
+    local = write_project(tmp_path / "proj")
+    prefix = f"clash-{tmp_path.name}"
+    _upload(local, prefix)
+    _client().put_object(Bucket=BUCKET, Key=f"{prefix}/logs", Body=b"a file named like a folder")
+    cfg = RunwiseConfig.load(f"s3://{BUCKET}/{prefix}")
+    listed = _ask("list_runs", cfg)
+    notes = [n for n in listed["notes"] if "not mirrored" in n]
+    assert len(notes) == 1 and "2 objects not mirrored (logs/run_a.jsonl: " in notes[0], notes
+
+
 def test_no_credentials_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
