@@ -116,6 +116,9 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
         return wandb_cloud.resolve(ref, cfg)
     if entries is None:
         entries, _ = discover(cfg)
+    url = cfg.remote_url
+    if url and ref.startswith(url + "/"):  # an object under a root on object storage: its file in the mirror
+        ref = ref[len(url) + 1:]
     if ref == "latest":
         if not entries:
             raise RunNotFound(ref, total=0)

@@ -201,6 +201,8 @@ def test_a_grown_object_is_read_on_from_its_tail(tmp_path: Path, monkeypatch: py
     runs.clear_cache()
     _same_times(local, cfg)
     assert _ask("get_stats", cfg, run="live") == _ask("get_stats", _local_cfg(local, tmp_path), run="live")
+    by_url = _ask("get_stats", cfg, run=f"{url}/logs/live.jsonl")  # the object's URL names its run too
+    assert by_url == _ask("get_stats", _local_cfg(local, tmp_path), run="logs/live.jsonl")
 
     done, got = _sync_counting(url, cfg.cache_dir, monkeypatch)  # nothing changed: nothing fetched
     assert (done.fetched, done.grown, done.bytes, got) == (0, 0, 0, [])
