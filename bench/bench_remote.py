@@ -7,7 +7,9 @@ Inputs: the 1M-row JSONL run (bench_jsonl.generate, bench/_data/jsonl/logs/big.j
 tfevents file (bench_tensorboard.generate, bench/_data/tb_1000000/), made if missing. Each is copied into a
 project of its own under bench/_data/remote/ (logs/big.jsonl; runs/big/events...) and uploaded to moto's
 S3 server, started on 127.0.0.1 in a process of its own, under s3://bench/<name>/; the local copy is then
-given the object's LastModified, so both sides read a file of the same age.
+given the object's LastModified, so both sides read a file of the same age; the bench then waits until
+the files are older than runwise.model.LIVE_SECONDS, so no answer changes from "running" to "finished"
+between runs.
 
 Sides, each run `--repeat` times interleaved, each run a fresh process with a fresh, empty cache directory
 (so the s3 side starts from an empty mirror: it lists the bucket and fetches the object in ranged reads,
@@ -154,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, (local, _) in inputs.items():
             upload(endpoint, local, name)
+        uploaded = time.time()
+        from runwise.model import LIVE_SECONDS
+
+        wait = LIVE_SECONDS + 5 - (time.time() - uploaded)
+        print(f"waiting {wait:.0f} s: a run written under {LIVE_SECONDS:.0f} s ago reads as running, and "
+              "its answer would change during the bench")
+        time.sleep(max(0.0, wait))
         for name, (local, ref) in inputs.items():
             size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
             print(f"{name}: {size / 2**20:,.0f} MiB, get_stats({ref!r}), {args.repeat} runs per side")

@@ -246,7 +246,6 @@ class RunwiseConfig:
             file_cfg = parse_config_file(path)
         return cls(root_path, file_cfg, env=env)
 
-
     @classmethod
     def _load_remote(cls, url: str, env: dict[str, str]) -> RunwiseConfig:
         """The configuration of a project root on object storage: its mirror, synced now, is the root.
