@@ -368,3 +368,12 @@ def test_other_schemes_are_refused() -> None:
         RunwiseConfig.load("ftp://host/proj")
     with pytest.raises(ConfigError, match="no bucket"):
         RunwiseConfig.load("s3://")
+
+
+def test_what_a_gcs_listing_gives_is_read_too() -> None:
+    md5 = "1B2M2Y8AsgTpgAmY7PhCfg=="  # GCS's md5Hash (base64): the MD5 of no bytes
+    info = {"updated": "2026-01-02T03:04:05.678Z", "md5Hash": md5, "etag": "CJ7x", "size": 0}
+    assert remote._content_md5(info, "CJ7x") == "d41d8cd98f00b204e9800998ecf8427e"
+    when = remote._mtime_ns(info, "CJ7x")
+    assert when // 1_000_000_000 == 1767323045 and when != remote._mtime_ns(info, "CJ7y")  # the ETag tells apart
+    assert remote._content_md5({}, "d41d8cd98f00b204e9800998ecf8427e-2") is None  # a multipart upload's ETag
