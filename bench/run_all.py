@@ -153,6 +153,9 @@ BENCHES = [
     Bench("mlflow", "bench_mlflow.py", [], ["--steps", "20000", "--repeat", "1"], ("mlflow",),
           peer="MlflowClient.get_metric_history"),
     Bench("large_project", "bench_large_project.py", [], [], ("large_project",)),
+    # needs moto[server] and s3fs (both in the dev extra): a root on moto's S3 server on 127.0.0.1
+    Bench("remote", "bench_remote.py", [], ["--rows", "200000", "--steps", "100000", "--repeat", "1"],
+          ("jsonl_1m", "tb"), ("jsonl_200k", "tb"), "local disk (needs moto[server], s3fs)"),
 ]
 
 

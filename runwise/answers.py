@@ -370,6 +370,8 @@ def quick(tool: str, form: str, fields: Mapping[str, Any], root: str | None) -> 
         settings = json.loads(raw) if raw is not None else {}
         if not isinstance(settings, dict) or settings.get("cache") is False or settings.get("cache_max_bytes") == 0:
             return None
+        if "://" in str(settings.get("tensorboard_dirs")):  # on object storage: the mirror is synced with the config
+            return None
         env = sorted((k, v) for k, v in os.environ.items() if k.startswith("RUNWISE_") or k in _ENV)
         body = orjson.dumps(
             [FORMAT, code_version(), tool, form, fields, str(project), os.getcwd(), env,

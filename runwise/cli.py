@@ -27,7 +27,8 @@ Command = Callable[[argparse.Namespace], "str | int"]
 EPILOG = """\
 run references: latest (default), an id, a unique id prefix, a name, source:id (jsonl:exp1,
 tensorboard:run1, wandb:3kx9a2bq), a log file path, and REF@STEP (compare at a step: a@5000, b@12k).
-project root: --root, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else the current directory.
+project root: --root, else $RUNWISE_PROJECT_ROOT, else $CLAUDE_PROJECT_DIR, else the current directory;
+a root on object storage is a URL (s3://BUCKET/PREFIX, gs://...; pip install 'runwise[remote]').
 """
 
 # Input-model fields -> the option a person typed, for validation errors.
@@ -73,7 +74,7 @@ def _common(*, with_defaults: bool) -> argparse.ArgumentParser:
     d: Callable[[object], object] = (lambda v: v) if with_defaults else (lambda v: argparse.SUPPRESS)
     p = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     g = p.add_argument_group("global options")
-    g.add_argument("--root", metavar="DIR", default=d(None), help="project root (see below)")
+    g.add_argument("--root", metavar="DIR|URL", default=d(None), help="project root (see below)")
     g.add_argument("--format", choices=FORMATS, default=d("text"), help="output format (default: text)")
     g.add_argument("--json", dest="format", action="store_const", const="json", default=d("text"),
                    help="same as --format json")

@@ -6,6 +6,8 @@ Directories: `wandb_dir` / `logs_dir` / `tensorboard_dirs` in runwise.json, over
 `RUNWISE_DVCLIVE_DIR`; `trackio_dir`, replaced by `RUNWISE_TRACKIO_DIR` or `TRACKIO_DIR`; `hf_dirs`,
 replaced by `RUNWISE_HF_DIR`; `csv_dirs`, replaced by `RUNWISE_CSV_DIR`; relative paths are
 relative to the project root.
+A root (`--root`, RUNWISE_PROJECT_ROOT) or a `tensorboard_dirs` entry may be a URL on object storage
+(`s3://bucket/prefix`, `gs://...`): it is read through a local mirror (runwise.remote).
 """
 
 from __future__ import annotations
@@ -129,9 +131,16 @@ class FileConfig(BaseModel):
 class RunwiseConfig:
     """The validated configuration every tool receives."""
 
-    def __init__(self, root: Path, file: FileConfig | None = None, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, file: FileConfig | None = None, *, env: dict[str, str] | None = None,
+        remote_url: str | None = None,
+    ) -> None:
         env = dict(os.environ) if env is None else env
         self.root = root.resolve()
+        self.cache_dir = _cache_dir(env)
+        # object storage read through local mirrors (runwise.remote): (URL, local directory), the root's first
+        self.remotes: list[tuple[str, Path]] = [(remote_url, self.root)] if remote_url else []
+        self.remote_notes: dict[str, str] = {}  # URL -> why its mirror could not be refreshed (for discovery)
         self.file = file or FileConfig()
         self.project_name = self.file.project_name
         self.schema = self.file.schema_inline
@@ -143,7 +152,7 @@ class RunwiseConfig:
             wandb_dir = dot if (dot.is_dir() and not (self.root / "wandb").is_dir()) else self.root / "wandb"
         self.wandb_dir: Path = wandb_dir
         self.logs_dir: Path = self._dir(env.get("RUNWISE_LOGS_DIR") or self.file.logs_dir, None) or self.root / "logs"
-        tb = [self._dir(d, None) for d in self.file.tensorboard_dirs]
+        tb = [self._remote_dir(d) if "://" in d else self._dir(d, None) for d in self.file.tensorboard_dirs]
         self.tensorboard_dirs = [self.root / d for d in DEFAULT_TB_DIRS] + [d for d in tb if d is not None]
         env_dvc = self._dir(env.get("RUNWISE_DVCLIVE_DIR"), None)
         dvc = [self._dir(d, None) for d in self.file.dvclive_dirs]
@@ -161,7 +170,6 @@ class RunwiseConfig:
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
-        self.cache_dir = Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
         self.wandb_project: str | None = self.file.wandb_project
         self.wandb_entity: str | None = self.file.wandb_entity
         self.wandb_timeout = _seconds(env.get("RUNWISE_WANDB_TIMEOUT"), self.file.wandb_timeout)
@@ -169,6 +177,19 @@ class RunwiseConfig:
             env.get("RUNWISE_MLFLOW_TRACKING_URI") or env.get("MLFLOW_TRACKING_URI") or self.file.mlflow_tracking_uri
         )
         self.wandb_state: str | None = None  # cloud listings: only runs in this state (`runwise api --state`)
+
+    @property
+    def remote_url(self) -> str | None:
+        """The URL of the project root when it is on object storage (`s3://...`), else None."""
+        return self.remotes[0][0] if self.remotes and self.remotes[0][1] == self.root else None
+
+    def _remote_dir(self, url: str) -> Path:
+        """The local mirror of a `tensorboard_dirs` entry that is a URL (synced before each discovery)."""
+        from runwise import remote
+
+        local = remote.local_root(url, self.cache_dir)
+        self.remotes.append((remote.normalise(url), local))
+        return local
 
     def _dir(self, value: str | None, default: str | None) -> Path | None:
         if not value:
@@ -230,12 +251,45 @@ class RunwiseConfig:
     def load(cls, root: str | Path | None = None, *, env: dict[str, str] | None = None) -> RunwiseConfig:
         """Read runwise.json from the project root (if any) and apply the environment."""
         env = dict(os.environ) if env is None else env
+        url = root if isinstance(root, str) and root else (None if root else env.get("RUNWISE_PROJECT_ROOT"))
+        if url and "://" in url:
+            return cls._load_remote(url, env)
         root_path = project_root_dir(root, env)
         path = root_path / CONFIG_FILE
         file_cfg = FileConfig()
         if path.is_file():
             file_cfg = parse_config_file(path)
         return cls(root_path, file_cfg, env=env)
+
+    @classmethod
+    def _load_remote(cls, url: str, env: dict[str, str]) -> RunwiseConfig:
+        """The configuration of a project root on object storage: its mirror, synced now, is the root.
+
+        A mirror synced before stays usable when the store cannot be reached: discovery then says so.
+        """
+        from runwise import remote
+
+        url = remote.normalise(url)
+        cache_dir = _cache_dir(env)
+        local = remote.local_root(url, cache_dir)
+        note = None
+        try:
+            done = remote.sync(url, cache_dir)
+            note = remote.failed_note(url, done) if done is not None and done.failed else None
+        except ConfigError as exc:
+            if not (local.parent / remote.MANIFEST).is_file():
+                raise
+            note = f"{url} not refreshed, showing the copy synced before: {exc}"
+        path = local / CONFIG_FILE
+        cfg = cls(local, parse_config_file(path) if path.is_file() else FileConfig(), env=env, remote_url=url)
+        if note:
+            cfg.remote_notes[url] = note
+        return cfg
+
+
+def _cache_dir(env: dict[str, str]) -> Path:
+    """The disk cache's directory: RUNWISE_CACHE_DIR, else ~/.cache/runwise."""
+    return Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
 
 
 def _seconds(text: str | None, default: float) -> float:

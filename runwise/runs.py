@@ -87,8 +87,17 @@ def split_step(ref: str) -> tuple[str, int | None]:
 
 
 def discover(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
-    """All runs of all sources, newest first, plus warnings about sources that could not be listed."""
+    """All runs of all sources, newest first, plus warnings about sources that could not be listed.
+
+    Directories on object storage (runwise.remote) are synced first, at most every few seconds.
+    """
+    notes: list[str] = []
+    if cfg.remotes:
+        from runwise import remote
+
+        notes = remote.refresh(cfg)
     entries, warnings = parsers.discover_all(cfg)
+    warnings = notes + warnings
     entries.sort(key=lambda e: e.mtime, reverse=True)
     return entries, warnings
 
@@ -108,6 +117,9 @@ def resolve(ref: str, cfg: RunwiseConfig, entries: list[RunEntry] | None = None)
         return wandb_cloud.resolve(ref, cfg)
     if entries is None:
         entries, _ = discover(cfg)
+    url = cfg.remote_url
+    if url and ref.startswith(url + "/"):  # an object under a root on object storage: its file in the mirror
+        ref = ref[len(url) + 1:]
     if ref == "latest":
         if not entries:
             raise RunNotFound(ref, total=0)

@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio, or HTTP with --http)")
-    parser.add_argument("--root", help="project root (default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
+    parser.add_argument("--root", help="project root, a directory or s3://BUCKET/PREFIX, gs://... "
+                        "(default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
     http = parser.add_argument_group("streamable HTTP (the options after --http also as RUNWISE_<NAME>)")
     http.add_argument("--http", metavar="HOST:PORT",
                       help="serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of stdio")
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                       default=_env_number("RUNWISE_CALL_TIMEOUT", 120.0),
                       help="longest a tool call may take before it fails in one line (default 120)")
     args = parser.parse_args(argv)
-    if args.root is not None and not Path(args.root).expanduser().is_dir():
+    if args.root is not None and "://" not in args.root and not Path(args.root).expanduser().is_dir():
         parser.error(f"--root {args.root!r} is not a directory")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="runwise: %(levelname)s %(message)s")
     load_config = partial(RunwiseConfig.load, args.root)
