@@ -83,6 +83,11 @@ def _every_source(root: Path) -> Path:
     shutil.copy(DATA / "mlflow" / "mlflow.db", root / "mlflow.db")
     shutil.copytree(DATA / "mlflow" / "mlruns", root / "mlruns")
     shutil.copytree(DATA / "dvclive" / "project", root, dirs_exist_ok=True)
+    shutil.copytree(DATA / "hf" / "project", root, dirs_exist_ok=True)
+    shutil.copytree(DATA / "csv" / "project", root, dirs_exist_ok=True)
+    (root / "trackio").mkdir()
+    for db in (DATA / "trackio").glob("*.db"):
+        shutil.copy(db, root / "trackio" / db.name)
     return root
 
 
@@ -129,7 +134,7 @@ def test_every_tool_answers_on_an_s3_root_as_on_the_local_copy(
     columns = listed["runs"]["columns"]
     keys = [f"{r[columns.index('source')]}:{r[columns.index('id')]}" for r in listed["runs"]["rows"]]
     sources = {k.split(":", 1)[0] for k in keys}
-    assert {"wandb", "tensorboard", "jsonl", "mlflow", "dvclive"} <= sources, listed
+    assert {"wandb", "tensorboard", "jsonl", "mlflow", "dvclive", "trackio", "hf", "csv"} <= sources, listed
     by_source = {s: [k for k in keys if k.startswith(s + ":")] for s in sources}
     keys = sorted({k for ks in by_source.values() for k in (ks[0], ks[-1])})  # the newest and oldest of each
     for spec in TOOLS:
