@@ -34,15 +34,13 @@ import numpy as np
 from runwise import _yaml
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
-from runwise.parsers import Progress
+from runwise.parsers import Progress, _sqlite
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
 
 DB_NAME = "mlflow.db"
 FILE_STORE = "mlruns"
-LOCK_RETRIES = 5
-LOCK_WAIT_S = 0.2
 # the file store writes status as a number (mlflow.entities.RunStatus)
 _STATUS_NUMBERS = {"1": "RUNNING", "2": "SCHEDULED", "3": "FINISHED", "4": "FAILED", "5": "KILLED"}
 _STATES = {"FINISHED": FINISHED, "FAILED": FAILED, "KILLED": CRASHED}
@@ -132,7 +130,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
                 notes.append(f"mlflow runs of {cfg.relative(db)} not listed: {exc}")
             continue
         paths: tuple[Path, ...] = (db, Path(str(db) + "-wal"))
-        mtime, size = _stamp(paths)
+        mtime, size = _sqlite.stamp(paths)
         found.extend((r, paths, mtime, size, "sqlite") for r in runs)
     for d in dirs:
         for r, run_dir in _file_runs(d):
@@ -200,7 +198,7 @@ def is_sqlite(path: Path) -> bool:
 
 
 def _to_run(data: _RunData, paths: tuple[Path, ...], shown: str) -> Run:
-    mtime, _ = _tree_stamp(paths[0]) if paths[0].is_dir() else _stamp(paths)
+    mtime, _ = _tree_stamp(paths[0]) if paths[0].is_dir() else _sqlite.stamp(paths)
     history = {key: make_series(key, steps, values) for key, (steps, values) in data.metrics.items()}
     last_ts = data.last_ms
     status = data.status
@@ -249,17 +247,6 @@ def _param(text: str) -> Any:
     return text
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[float, int]:
-    mtime, size = 0.0, 0
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        mtime, size = max(mtime, st.st_mtime), size + st.st_size
-    return mtime, size
-
-
 def _tree_stamp(path: Path) -> tuple[float, int]:
     mtime, size = 0.0, 0
     for dirpath, _, files in os.walk(path):
@@ -276,35 +263,13 @@ def _tree_stamp(path: Path) -> tuple[float, int]:
 
 
 def _query(db: Path, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """The rows of one read-only query; a locked database is retried LOCK_RETRIES times, then a SourceError."""
+    """The rows of one read-only query (a locked database is retried: runwise.parsers._sqlite)."""
     return _read(db, lambda con: con.execute(sql, args).fetchall())
 
 
 def _read(db: Path, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    """`work(con)` on a read-only connection, in one read transaction (one snapshot of the store); a locked
-    database is retried LOCK_RETRIES times, then a SourceError."""
-    uri = "file:" + urllib.parse.quote(str(db)) + "?mode=ro"
-    for attempt in range(LOCK_RETRIES + 1):
-        try:
-            con = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise SourceError(f"cannot open the MLflow store {db.name}: {exc}", path=str(db)) from None
-        try:
-            con.execute("BEGIN")
-            return work(con)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                if attempt < LOCK_RETRIES:
-                    time.sleep(LOCK_WAIT_S)
-                    continue
-                why = f"the MLflow store {db.name} stayed locked by a writer: try again"
-                raise SourceError(why, path=str(db)) from None
-            raise SourceError(f"cannot read the MLflow store {db.name}: {exc}", path=str(db)) from None
-        except sqlite3.Error as exc:
-            raise SourceError(f"cannot read the MLflow store {db.name}: {exc}", path=str(db)) from None
-        finally:
-            con.close()
-    raise AssertionError("unreachable")
+    """`work(con)` on a read-only connection in one read transaction (one snapshot of the store)."""
+    return _sqlite.read(db, work, f"the MLflow store {db.name}")
 
 
 _RUNS_SQL = (

@@ -42,7 +42,6 @@ import math
 import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,15 +53,13 @@ import orjson
 from runwise._flat import flatten, media_or_empty
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
-from runwise.parsers import Progress
+from runwise.parsers import Progress, _sqlite
 from runwise.parsers._walk import Skipped, list_dir
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
 
 DB_EXT = ".db"
-LOCK_RETRIES = 5
-LOCK_WAIT_S = 0.2
 SYSTEM_PREFIX = "system/"
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _META_KEYS = ("_Username", "_Group", "_Created")
@@ -167,7 +164,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
                 notes.append(f"trackio runs of {cfg.relative(db)} not listed: {exc}")
             continue
         paths = (db, Path(str(db) + "-wal"))
-        mtime, size = _stamp(paths)
+        mtime, size = _sqlite.stamp(paths)
         project = db.name[: -len(DB_EXT)]
         counts: dict[str, int] = {}
         for r in runs:
@@ -341,82 +338,12 @@ def _epoch(stamp: str | None) -> float | None:
         return None
 
 
-def _stamp(paths: tuple[Path, ...]) -> tuple[float, int]:
-    mtime, size = 0.0, 0
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        mtime, size = max(mtime, st.st_mtime), size + st.st_size
-    return mtime, size
-
-
 # ---------------------------------------------------------------- SQLite
 
 
-def _uri(db: Path, immutable: bool) -> str:
-    return "file:" + urllib.parse.quote(str(db)) + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
-
-
-def _signature(db: Path) -> tuple[int, int] | None:
-    try:
-        st = db.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
-def _wal_mode(db: Path) -> bool:
-    """Whether the file header says WAL (bytes 18 and 19 are 2)."""
-    try:
-        with db.open("rb") as fp:
-            head = fp.read(20)
-    except OSError:
-        return False
-    return len(head) == 20 and head[18] == 2 and head[19] == 2
-
-
 def _read(db: Path, work: Callable[[sqlite3.Connection], T]) -> T:
-    """`work` run on a read-only connection to `db` inside one read transaction.
-
-    A WAL file that no writer has open (no `-wal` next to it) is opened as immutable, so SQLite
-    creates no `-wal`/`-shm` files beside it; if the file changed or a writer appeared meanwhile,
-    the read is done again. A locked file is retried LOCK_RETRIES times, then a SourceError.
-    """
-    wal = Path(str(db) + "-wal")
-    for attempt in range(LOCK_RETRIES + 1):
-        before = _signature(db)
-        if before is None:
-            raise SourceError(f"cannot open the trackio project file {db.name}: it is gone", path=str(db))
-        immutable = _wal_mode(db) and not wal.exists()
-        try:
-            con = sqlite3.connect(_uri(db, immutable), uri=True, timeout=LOCK_WAIT_S)
-        except sqlite3.Error as exc:
-            raise SourceError(f"cannot open the trackio project file {db.name}: {exc}", path=str(db)) from None
-        try:
-            con.execute("BEGIN")
-            result = work(con)
-            if immutable and (wal.exists() or _signature(db) != before) and attempt < LOCK_RETRIES:
-                continue  # a writer came in while the file was read without locks: read again
-            return result
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                if attempt < LOCK_RETRIES:
-                    time.sleep(LOCK_WAIT_S)
-                    continue
-                why = f"the trackio project file {db.name} stayed locked by a writer: try again"
-                raise SourceError(why, path=str(db)) from None
-            if immutable and _signature(db) != before and attempt < LOCK_RETRIES:
-                continue
-            raise SourceError(f"cannot read the trackio project file {db.name}: {exc}", path=str(db)) from None
-        except sqlite3.Error as exc:
-            if immutable and _signature(db) != before and attempt < LOCK_RETRIES:
-                continue
-            raise SourceError(f"cannot read the trackio project file {db.name}: {exc}", path=str(db)) from None
-        finally:
-            con.close()
-    raise SourceError(f"the trackio project file {db.name} kept changing while read: try again", path=str(db))
+    """`work` run on a read-only connection to `db` inside one read transaction (runwise.parsers._sqlite)."""
+    return _sqlite.read(db, work, f"the trackio project file {db.name}")
 
 
 def _id_column(con: sqlite3.Connection, table: str) -> str:
