@@ -55,6 +55,7 @@ import numpy as np
 import orjson
 
 from runwise import _state
+from runwise._lock import locked
 from runwise.model import Run, Series
 
 log = logging.getLogger("runwise.cache")
@@ -476,7 +477,7 @@ def _count(cache_dir: Path, **add: int) -> None:
         return
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(cache_dir / LOCK_FILE):
+        with locked(cache_dir / LOCK_FILE):
             counts = stats(cache_dir)
             for k, v in add.items():
                 counts[k] += v
@@ -484,19 +485,3 @@ def _count(cache_dir: Path, **add: int) -> None:
                 fp.write(orjson.dumps(counts))
     except OSError as exc:
         log.debug("cache counts not kept: %s", exc)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` where the platform has flock (else none: a count may be lost, never the file)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with path.open("a") as fp:
-        fcntl.flock(fp.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fp.fileno(), fcntl.LOCK_UN)

@@ -43,6 +43,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from runwise._bounded import Bounded
+from runwise._lock import locked
 from runwise.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -166,29 +167,13 @@ def sync(url: str, cache_dir: Path, *, force: bool = False) -> Synced | None:
         try:
             fs, prefix = filesystem(url)
             mirror.mkdir(parents=True, exist_ok=True)
-            with _file_lock(mirror / LOCK):
+            with locked(mirror / LOCK):
                 done = _sync(fs, url, prefix, mirror)
         except ConfigError as exc:
             _last[mirror] = (time.monotonic(), str(exc))
             raise
         _last[mirror] = (time.monotonic(), None)
         return done
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` where the platform has flock (else no lock)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: one process at a time is the user's affair
-        yield
-        return
-    with path.open("a+b") as fp:
-        fcntl.flock(fp.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fp.fileno(), fcntl.LOCK_UN)
 
 
 def _sync(fs: Any, url: str, prefix: str, mirror: Path) -> Synced:
