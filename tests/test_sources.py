@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +35,15 @@ def test_each_source_module_matches_the_protocol(source: str) -> None:
             (p.name, p.kind, p.default) for p in expected.parameters.values()
         ], (source, name)
         assert str(got.return_annotation) == str(expected.return_annotation), (source, name)
+
+
+def test_files_stamp_is_the_newest_mtime_and_the_total_size_of_the_files_there(tmp_path: Path) -> None:
+    from runwise.parsers._walk import files_stamp
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 10)
+    b.write_bytes(b"y" * 32)
+    os.utime(a, (1_700_000_000, 1_700_000_000))
+    os.utime(b, (1_700_000_500, 1_700_000_500))
+    assert files_stamp([a, b, tmp_path / "missing"]) == (1_700_000_500.0, 42)
+    assert files_stamp([]) == (0.0, 0)

@@ -25,18 +25,6 @@ LOCK_WAIT_S = 0.2
 T = TypeVar("T")
 
 
-def stamp(paths: tuple[Path, ...]) -> tuple[float, int]:
-    """(newest mtime, total size) of the files of `paths` that exist."""
-    mtime, size = 0.0, 0
-    for p in paths:
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        mtime, size = max(mtime, st.st_mtime), size + st.st_size
-    return mtime, size
-
-
 def _uri(db: Path, immutable: bool) -> str:
     return "file:" + urllib.parse.quote(str(db)) + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
 

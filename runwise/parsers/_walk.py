@@ -68,6 +68,18 @@ def is_inside(path: Path, roots: Iterable[Path]) -> bool:
     return any(p == str(r) or p.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots)
 
 
+def files_stamp(paths: Iterable[str | os.PathLike[str]]) -> tuple[float, int]:
+    """(newest mtime, total size) of those of `paths` that can be stat'ed: a run entry's mtime and size."""
+    mtime, size = 0.0, 0
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        mtime, size = max(mtime, st.st_mtime), size + st.st_size
+    return mtime, size
+
+
 @dataclass(slots=True)
 class Dir:
     """One directory as discovery reached it: `path` is how it was reached (through links)."""

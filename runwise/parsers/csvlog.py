@@ -66,7 +66,7 @@ from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers._walk import Skipped, is_inside, walk
+from runwise.parsers._walk import Skipped, files_stamp, is_inside, walk
 from runwise.parsers.filetypes import CSV_RUN_FILES
 
 if TYPE_CHECKING:
@@ -178,15 +178,9 @@ def _run_id(path: Path, kind: str, cfg: RunwiseConfig) -> str:
 
 
 def _stat(path: Path) -> tuple[float, int]:
-    mtime, size = 0.0, 0
-    for f in (path, *(path.parent / n for n in CONFIG_FILES)):
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        if f == path or _kind(path) != OTHER:  # a config file beside an arbitrary CSV is not its config
-            mtime, size = max(mtime, st.st_mtime), size + st.st_size
-    return mtime, size
+    # a config file beside an arbitrary CSV is not its config
+    configs = [path.parent / n for n in CONFIG_FILES] if _kind(path) != OTHER else []
+    return files_stamp([path, *configs])
 
 
 def display_name(entry: RunEntry, cfg: RunwiseConfig) -> str:

@@ -37,7 +37,7 @@ from runwise._flat import flatten, never
 from runwise.errors import SourceError
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers._walk import Skipped, walk
+from runwise.parsers._walk import Skipped, files_stamp, walk
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -83,13 +83,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     for d in found:
         tsvs = _tsv_files(d, cfg, skipped)
         files = [p for _, p in tsvs] + [d / n for n in (METRICS_JSON, PARAMS_YAML) if (d / n).is_file()]
-        mtime, size = 0.0, 0
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError:
-                continue
-            mtime, size = max(mtime, st.st_mtime), size + st.st_size
+        mtime, size = files_stamp(files)
         run_id = cfg.relative(d)
         entries.append(RunEntry(run_id, "dvclive", (d, *(p for _, p in tsvs)), name=run_id, mtime=mtime, size=size,
                                 extra={"name_final": True}))

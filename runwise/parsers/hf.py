@@ -50,7 +50,7 @@ from runwise._flat import flatten
 from runwise.errors import SourceError
 from runwise.model import FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
-from runwise.parsers._walk import Skipped, is_inside, walk
+from runwise.parsers._walk import Skipped, files_stamp, is_inside, walk
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -116,13 +116,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     entries = []
     for d in found:
         files = _files(d, cfg.roots)
-        mtime, size = 0.0, 0
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError:
-                continue
-            mtime, size = max(mtime, st.st_mtime), size + st.st_size
+        mtime, size = files_stamp(files)
         run_id = cfg.relative(d)
         entries.append(RunEntry(run_id, "hf", (d, *files), name=run_id, mtime=mtime, size=size,
                                 extra={"name_final": True}))

@@ -35,6 +35,7 @@ from runwise import _yaml
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import CRASHED, FAILED, FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress, _sqlite
+from runwise.parsers._walk import files_stamp
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -130,7 +131,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
                 notes.append(f"mlflow runs of {cfg.relative(db)} not listed: {exc}")
             continue
         paths: tuple[Path, ...] = (db, Path(str(db) + "-wal"))
-        mtime, size = _sqlite.stamp(paths)
+        mtime, size = files_stamp(paths)
         found.extend((r, paths, mtime, size, "sqlite") for r in runs)
     for d in dirs:
         for r, run_dir in _file_runs(d):
@@ -198,7 +199,7 @@ def is_sqlite(path: Path) -> bool:
 
 
 def _to_run(data: _RunData, paths: tuple[Path, ...], shown: str) -> Run:
-    mtime, _ = _tree_stamp(paths[0]) if paths[0].is_dir() else _sqlite.stamp(paths)
+    mtime, _ = _tree_stamp(paths[0]) if paths[0].is_dir() else files_stamp(paths)
     history = {key: make_series(key, steps, values) for key, (steps, values) in data.metrics.items()}
     last_ts = data.last_ms
     status = data.status
@@ -248,15 +249,7 @@ def _param(text: str) -> Any:
 
 
 def _tree_stamp(path: Path) -> tuple[float, int]:
-    mtime, size = 0.0, 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.stat(os.path.join(dirpath, f))
-            except OSError:
-                continue
-            mtime, size = max(mtime, st.st_mtime), size + st.st_size
-    return mtime, size
+    return files_stamp(os.path.join(dirpath, f) for dirpath, _, files in os.walk(path) for f in files)
 
 
 # ---------------------------------------------------------------- SQLite

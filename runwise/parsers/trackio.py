@@ -54,7 +54,7 @@ from runwise._flat import flatten, media_or_empty
 from runwise.errors import SourceError, UnsupportedFormat
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, make_series
 from runwise.parsers import Progress, _sqlite
-from runwise.parsers._walk import Skipped, list_dir
+from runwise.parsers._walk import Skipped, files_stamp, list_dir
 
 if TYPE_CHECKING:
     from runwise.config import RunwiseConfig
@@ -164,7 +164,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
                 notes.append(f"trackio runs of {cfg.relative(db)} not listed: {exc}")
             continue
         paths = (db, Path(str(db) + "-wal"))
-        mtime, size = _sqlite.stamp(paths)
+        mtime, size = files_stamp(paths)
         project = db.name[: -len(DB_EXT)]
         counts: dict[str, int] = {}
         for r in runs:
