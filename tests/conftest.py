@@ -5,7 +5,7 @@ Fixtures
             planted train/loss spike at step 150) and a runwise.json
   cfg       the RunwiseConfig of `project`
 
-Helpers (import them: `from tests.conftest import write_jsonl, training_rows, write_project`)
+Helpers (import them: `from tests.conftest import write_jsonl, training_rows, write_project, ask`)
   training_rows(...)   rows of a synthetic run: train/loss every step, val/loss every N steps, lr
   write_jsonl(p, rows) one json.dumps line per row
   write_project(root)  the two-run project above, under any root
@@ -92,6 +92,15 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], *, age_s: float | No
         t = time.time() - age_s
         os.utime(path, (t, t))
     return path
+
+
+def ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
+    """Tool `tool`'s answer to `fields` through its handler (`ToolSpec.run`), as JSON-ready data."""
+    from runwise.tools import TOOLS_BY_NAME
+
+    spec = TOOLS_BY_NAME[tool]
+    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
+    return out
 
 
 def write_project(root: Path) -> Path:

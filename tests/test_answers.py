@@ -14,14 +14,7 @@ import pytest
 
 from runwise import answers, cli, results, runs
 from runwise.config import RunwiseConfig
-from runwise.tools import TOOLS_BY_NAME
-from tests.conftest import training_rows, write_jsonl
-
-
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
+from tests.conftest import ask, training_rows, write_jsonl
 
 
 def _forget_memory() -> None:
@@ -55,23 +48,23 @@ def test_an_answer_is_kept_and_given_again_without_reading_the_run(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = RunwiseConfig.load(project)
-    first = {t: _ask(t, cfg, run="run_b") for t in ("get_stats", "summarize_run", "detect_anomalies")}
+    first = {t: ask(t, cfg, run="run_b") for t in ("get_stats", "summarize_run", "detect_anomalies")}
     assert answers.count(cfg.cache_dir) == 3
     _forget_memory()
     no_read = _NoRead(monkeypatch)
-    again = {t: _ask(t, RunwiseConfig.load(project), run="run_b") for t in first}
+    again = {t: ask(t, RunwiseConfig.load(project), run="run_b") for t in first}
     assert again == first and no_read.calls == 0
 
 
 def test_a_grown_run_is_answered_anew(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = RunwiseConfig.load(project)
-    before = _ask("get_stats", cfg, run="run_a")
+    before = ask("get_stats", cfg, run="run_a")
     log = project / "logs" / "run_a.jsonl"
     with log.open("a") as fp:
         fp.write(json.dumps({"step": 10_000, "train/loss": 0.125}) + "\n")
     old = time.time() - 3600
     os.utime(log, (old, old))
-    after = _ask("get_stats", cfg, run="run_a")
+    after = ask("get_stats", cfg, run="run_a")
     assert after != before
     assert "10000" in json.dumps(after) and "10000" not in json.dumps(before)  # the appended row's step
 
@@ -79,54 +72,54 @@ def test_a_grown_run_is_answered_anew(project: Path, monkeypatch: pytest.MonkeyP
 def test_a_run_written_to_lately_is_not_kept(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "logs" / "fresh.jsonl", training_rows(steps=50, loss0=2.0, loss_end=1.0, lr=1e-3, seed=3))
     cfg = RunwiseConfig.load(tmp_path)
-    _ask("get_stats", cfg, run="fresh")
+    ask("get_stats", cfg, run="fresh")
     assert answers.count(cfg.cache_dir) == 0  # a run may be running: its state changes with the clock
 
 
 def test_tools_whose_answers_move_or_span_the_project_are_not_kept(project: Path) -> None:
     cfg = RunwiseConfig.load(project)
-    _ask("live_status", cfg, run="run_a")
-    _ask("list_runs", cfg)
-    _ask("find_best_run", cfg, metric="train/loss")
+    ask("live_status", cfg, run="run_a")
+    ask("list_runs", cfg)
+    ask("find_best_run", cfg, metric="train/loss")
     assert answers.count(cfg.cache_dir) == 0
 
 
 def test_another_configuration_is_another_answer(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = RunwiseConfig.load(project)
-    _ask("detect_anomalies", cfg, run="run_b")
+    ask("detect_anomalies", cfg, run="run_b")
     changed = RunwiseConfig.load(project)
     changed.anomaly = changed.anomaly.model_copy(update={"spike_threshold": changed.anomaly.spike_threshold * 4})
     _forget_memory()
     no_read = _NoRead(monkeypatch)
     with pytest.raises(AssertionError, match="the run was read"):
-        _ask("detect_anomalies", changed, run="run_b")
+        ask("detect_anomalies", changed, run="run_b")
     assert no_read.calls == 1
 
 
 def test_a_kept_answer_that_is_no_answer_is_dropped(project: Path) -> None:
     cfg = RunwiseConfig.load(project)
-    good = _ask("get_stats", cfg, run="run_a")
+    good = ask("get_stats", cfg, run="run_a")
     con = __import__("sqlite3").connect(answers.store_path(cfg.cache_dir))
     con.execute("UPDATE answers SET body = '{\"not\": \"stats\"}'")
     con.commit()
     con.close()
     _forget_memory()
-    assert _ask("get_stats", cfg, run="run_a") == good  # computed again, and kept again
+    assert ask("get_stats", cfg, run="run_a") == good  # computed again, and kept again
     assert answers.count(cfg.cache_dir) == 1
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
 def test_a_damaged_store_is_started_again(project: Path, damage: str) -> None:
     cfg = RunwiseConfig.load(project)
-    good = _ask("get_stats", cfg, run="run_a")
+    good = ask("get_stats", cfg, run="run_a")
     store = answers.store_path(cfg.cache_dir)
     for side in (store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
         side.unlink(missing_ok=True)
     data = store.read_bytes()
     store.write_bytes({"garbage": os.urandom(4096), "truncated": data[: len(data) // 3], "empty": b""}[damage])
     _forget_memory()
-    assert _ask("get_stats", cfg, run="run_a") == good
-    assert _ask("get_stats", cfg, run="run_a") == good
+    assert ask("get_stats", cfg, run="run_a") == good
+    assert ask("get_stats", cfg, run="run_a") == good
     assert answers.count(cfg.cache_dir) == 1
 
 
@@ -243,10 +236,10 @@ def test_the_store_is_held_to_its_size(project: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(answers, "MAX_ROWS", 2)
     cfg = RunwiseConfig.load(project)
     for keys in (["train/loss"], ["lr"], ["val/loss"]):
-        _ask("get_stats", cfg, run="run_a", keys=keys)
+        ask("get_stats", cfg, run="run_a", keys=keys)
     assert answers.count(cfg.cache_dir) == 2
     _forget_memory()
     with pytest.MonkeyPatch.context() as m:
         no_read = _NoRead(m)
-        _ask("get_stats", cfg, run="run_a", keys=["val/loss"])  # the newest is kept
+        ask("get_stats", cfg, run="run_a", keys=["val/loss"])  # the newest is kept
         assert no_read.calls == 0

@@ -22,8 +22,7 @@ from runwise import cli, runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import SourceError
 from runwise.parsers import SOURCES, csvlog, load_file, sniff_source
-from runwise.tools import TOOLS_BY_NAME
-from tests.conftest import write_project
+from tests.conftest import ask, write_project
 
 DATA = Path(__file__).parent / "data" / "csv"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -57,12 +56,6 @@ def csv_cfg(tmp_path: Path) -> RunwiseConfig:
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
     entry = next(e for e in csvlog.discover(cfg, []) if e.id == run_id)
     return csvlog.load(entry, cfg)
-
-
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
 
 
 def test_discovery_finds_each_writers_files(csv_cfg: RunwiseConfig) -> None:
@@ -198,20 +191,20 @@ def test_every_tool_on_a_csv_run(csv_cfg: RunwiseConfig) -> None:
     ref = "csv:lightning_logs/version_0"
     for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
                  "list_keys", "live_status", "detect_anomalies"):
-        out = _ask(tool, csv_cfg, run=ref)
+        out = ask(tool, csv_cfg, run=ref)
         assert "lightning_logs/version_0" in json.dumps(out), tool
-    assert "csv" in json.dumps(_ask("report", csv_cfg, runs=[ref, "jsonl:run_b"]))
-    hist = _ask("get_history", csv_cfg, run=ref, keys=["val_loss"])
+    assert "csv" in json.dumps(ask("report", csv_cfg, runs=[ref, "jsonl:run_b"]))
+    hist = ask("get_history", csv_cfg, run=ref, keys=["val_loss"])
     val = hist["metrics"]["val_loss"]
     assert val["steps"] == [3, 7, 11] and val["source_points"] == 3
-    anomalies = json.dumps(_ask("detect_anomalies", csv_cfg, run=ref))
+    anomalies = json.dumps(ask("detect_anomalies", csv_cfg, run=ref))
     assert "train_loss" in anomalies
-    best = _ask("find_best_run", csv_cfg, metric="val_loss", source="csv")
+    best = ask("find_best_run", csv_cfg, metric="val_loss", source="csv")
     assert {r[1] for r in best["ranking"]["rows"]} >= {"lightning_logs/version_0", "lightning_logs/version_1"}
 
 
 def test_compare_a_csv_run_with_a_jsonl_run(csv_cfg: RunwiseConfig) -> None:
-    out = _ask("compare_runs", csv_cfg, runs=["csv:logs/keras_history.csv", "jsonl:run_a"])
+    out = ask("compare_runs", csv_cfg, runs=["csv:logs/keras_history.csv", "jsonl:run_a"])
     assert out["runs"] == ["csv:logs/keras_history.csv", "jsonl:run_a"]
     rows = {r[0]: r for r in out["metrics"]["rows"]}
     assert rows["val_loss"][1] == pytest.approx(4.851524353027344, rel=1e-4)

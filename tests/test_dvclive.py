@@ -21,8 +21,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.model import Run
 from runwise.parsers import SOURCES, dvclive, load_file
-from runwise.tools import TOOLS_BY_NAME
-from tests.conftest import write_project
+from tests.conftest import ask, write_project
 
 DATA = Path(__file__).parent / "data" / "dvclive"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -50,12 +49,6 @@ def dvc_cfg(tmp_path: Path) -> RunwiseConfig:
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
     entry = next(e for e in dvclive.discover(cfg, []) if e.id == run_id)
     return dvclive.load(entry, cfg)
-
-
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
 
 
 def test_discovery_finds_default_and_nested_run_dirs(dvc_cfg: RunwiseConfig) -> None:
@@ -147,7 +140,7 @@ def test_dvclive_dirs_config_and_env(tmp_path: Path) -> None:
 
 
 def test_list_runs_by_source(dvc_cfg: RunwiseConfig) -> None:
-    out = _ask("list_runs", dvc_cfg, source="dvclive")
+    out = ask("list_runs", dvc_cfg, source="dvclive")
     rows = out["runs"]["rows"]
     assert sorted(r[0] for r in rows) == RUN_IDS
     assert {r[2] for r in rows} == {"dvclive"}
@@ -157,20 +150,20 @@ def test_every_tool_on_a_dvclive_run(dvc_cfg: RunwiseConfig) -> None:
     ref = "dvclive:dvclive"
     for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
                  "list_keys", "live_status", "detect_anomalies"):
-        out = _ask(tool, dvc_cfg, run=ref)
+        out = ask(tool, dvc_cfg, run=ref)
         assert "dvclive" in json.dumps(out), tool
-    assert "dvclive" in json.dumps(_ask("report", dvc_cfg, runs=[ref, "jsonl:run_b"]))
-    hist = _ask("get_history", dvc_cfg, run=ref, keys=["train/loss"])
+    assert "dvclive" in json.dumps(ask("report", dvc_cfg, runs=[ref, "jsonl:run_b"]))
+    hist = ask("get_history", dvc_cfg, run=ref, keys=["train/loss"])
     loss = hist["metrics"]["train/loss"]
     assert loss["steps"] == list(range(6)) and loss["values"][:2] == [2.1, 1.7] and loss["source_points"] == 6
-    stats = _ask("get_stats", dvc_cfg, run=ref)
+    stats = ask("get_stats", dvc_cfg, run=ref)
     assert "train/loss" in json.dumps(stats)
-    best = _ask("find_best_run", dvc_cfg, metric="train/loss", source="dvclive")
+    best = ask("find_best_run", dvc_cfg, metric="train/loss", source="dvclive")
     assert [r[1] for r in best["ranking"]["rows"]] == ["dvclive", "experiments/killed"]
 
 
 def test_compare_dvclive_with_a_jsonl_run(dvc_cfg: RunwiseConfig) -> None:
-    out = _ask("compare_runs", dvc_cfg, runs=["dvclive:dvclive", "jsonl:run_a"])
+    out = ask("compare_runs", dvc_cfg, runs=["dvclive:dvclive", "jsonl:run_a"])
     assert out["runs"] == ["dvclive:dvclive", "jsonl:run_a"]
     rows = {r[0]: r for r in out["metrics"]["rows"]}
     assert rows["train/loss"][1] == 0.75536 and rows["train/loss"][2] is not None
@@ -202,5 +195,5 @@ def test_an_alias_bomb_in_params_yaml_is_refused_in_one_line(dvc_cfg: RunwiseCon
     bad = [w for w in run.warnings if w.startswith("params.yaml: not read:")]
     assert len(bad) == 1 and "expands to over" in bad[0] and "\n" not in bad[0], run.warnings
     assert len(run.history) == 3  # the metrics are still read
-    summary = _ask("summarize_run", dvc_cfg, run="dvclive:dvclive")
+    summary = ask("summarize_run", dvc_cfg, run="dvclive:dvclive")
     assert "params.yaml: not read" in json.dumps(summary)

@@ -25,8 +25,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import RunwiseError, SourceError
 from runwise.parsers import SOURCES, hf, load_file, sniff_source
-from runwise.tools import TOOLS_BY_NAME
-from tests.conftest import write_project
+from tests.conftest import ask, write_project
 
 DATA = Path(__file__).parent / "data" / "hf"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -58,12 +57,6 @@ def hf_cfg(tmp_path: Path) -> RunwiseConfig:
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
     entry = next(e for e in hf.discover(cfg, []) if e.id == run_id)
     return hf.load(entry, cfg)
-
-
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
 
 
 def _state(run_id: str) -> dict[str, Any]:
@@ -159,7 +152,7 @@ def test_killed_run_reads_its_newest_checkpoint(hf_cfg: RunwiseConfig) -> None:
     run = _load(hf_cfg, "outputs/bert-tiny-lr1e-4")
     assert sorted(EXPECTED["outputs/bert-tiny-lr1e-4"]["states"]) == ["checkpoint-10", "checkpoint-20"]
     assert run.last_step == 20 and run.runtime is None and not run.warnings
-    ending = _ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")["ending"]
+    ending = ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")["ending"]
     assert ending.startswith("unknown at step 20")
 
 
@@ -171,7 +164,7 @@ def test_a_killed_run_still_writing_is_running_with_an_eta(hf_cfg: RunwiseConfig
             os.utime(f, (now - age, now - age))
     run = _load(hf_cfg, "outputs/bert-tiny-lr1e-4")
     assert run.state == "running" and run.summary["_steps_per_sec"] == pytest.approx(10 / 90)
-    live = _ask("live_status", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")
+    live = ask("live_status", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")
     assert "step 20" in live["summary"] and "ETA 3m00s to step 40" in live["summary"], live["summary"]
     assert live["steps_per_s"] == pytest.approx(10 / 90, rel=1e-3)
 
@@ -207,7 +200,7 @@ def test_a_top_level_state_older_than_the_newest_checkpoint_loses(hf_cfg: Runwis
 
 def test_summarize_run_shows_the_trainers_best_checkpoint(hf_cfg: RunwiseConfig) -> None:
     st = _state("runs/exp 2")
-    out = _ask("summarize_run", hf_cfg, run="hf:runs/exp 2")
+    out = ask("summarize_run", hf_cfg, run="hf:runs/exp 2")
     assert out["run"]["state"] == "finished" and out["run"]["last_step"] == 40
     want = f"best_metric {st['best_metric']:.4g} at step {st['best_global_step']} ({st['best_model_checkpoint']})"
     assert want in out["summary"], out["summary"]
@@ -249,7 +242,7 @@ def test_pruned_directories_are_not_searched(hf_cfg: RunwiseConfig) -> None:
 
 
 def test_list_runs_by_source(hf_cfg: RunwiseConfig) -> None:
-    rows = _ask("list_runs", hf_cfg, source="hf")["runs"]["rows"]
+    rows = ask("list_runs", hf_cfg, source="hf")["runs"]["rows"]
     assert sorted(r[0] for r in rows) == RUN_IDS
     assert {r[2] for r in rows} == {"hf"}
 
@@ -266,22 +259,22 @@ def test_every_tool_on_an_hf_run(hf_cfg: RunwiseConfig) -> None:
     ref = "hf:outputs/bert-tiny-lr3e-5"
     for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
                  "list_keys", "live_status", "detect_anomalies"):
-        out = _ask(tool, hf_cfg, run=ref)
+        out = ask(tool, hf_cfg, run=ref)
         assert "bert-tiny-lr3e-5" in json.dumps(out), tool
-    assert "bert-tiny-lr3e-5" in json.dumps(_ask("report", hf_cfg, runs=[ref, "jsonl:run_b"]))
-    hist = _ask("get_history", hf_cfg, run=ref, keys=["eval_loss"])
+    assert "bert-tiny-lr3e-5" in json.dumps(ask("report", hf_cfg, runs=[ref, "jsonl:run_b"]))
+    hist = ask("get_history", hf_cfg, run=ref, keys=["eval_loss"])
     ev = hist["metrics"]["eval_loss"]
     want = [e for e in _state("outputs/bert-tiny-lr3e-5")["log_history"] if "eval_loss" in e]
     assert ev["steps"] == [e["step"] for e in want] == [10, 20, 30, 40, 40]  # the last: evaluate() after train()
     assert ev["source_points"] == 5
-    config = json.dumps(_ask("get_config", hf_cfg, run=ref))
+    config = json.dumps(ask("get_config", hf_cfg, run=ref))
     assert "max_steps" in config and "model.hidden_size" in config
-    best = _ask("find_best_run", hf_cfg, metric="eval_loss", source="hf")
+    best = ask("find_best_run", hf_cfg, metric="eval_loss", source="hf")
     assert {r[1] for r in best["ranking"]["rows"]} == set(RUN_IDS)
 
 
 def test_compare_an_hf_run_with_a_jsonl_run(hf_cfg: RunwiseConfig) -> None:
-    out = _ask("compare_runs", hf_cfg, runs=["hf:runs/exp 2", "jsonl:run_a"])
+    out = ask("compare_runs", hf_cfg, runs=["hf:runs/exp 2", "jsonl:run_a"])
     assert out["runs"] == ["hf:runs/exp 2", "jsonl:run_a"]
     rows = {r[0]: r for r in out["metrics"]["rows"]}
     assert any(k in rows for k in ("loss", "eval_loss", "train/loss"))
@@ -298,7 +291,7 @@ def test_a_damaged_newest_state_falls_back_with_a_warning(hf_cfg: RunwiseConfig,
     assert run.warnings == [f"outputs/bert-tiny-lr1e-4/checkpoint-20/trainer_state.json: not read: {why}; "
                             "read outputs/bert-tiny-lr1e-4/checkpoint-10/trainer_state.json (step 10) instead"]
     assert run.last_step == 10 and len(run.history["loss"]) == 5
-    notes = _ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")["notes"]
+    notes = ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")["notes"]
     assert any("not read: " + why in n for n in notes)
 
 
@@ -314,7 +307,7 @@ def test_no_readable_state_is_a_one_line_error(hf_cfg: RunwiseConfig, damage: st
     assert msg.startswith("outputs/bert-tiny-lr1e-4/checkpoint-20/trainer_state.json: not read: ")
     assert "\n" not in msg and "Traceback" not in msg
     with pytest.raises(RunwiseError) as tool_err:
-        _ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")
+        ask("summarize_run", hf_cfg, run="hf:outputs/bert-tiny-lr1e-4")
     assert "\n" not in str(tool_err.value) and "not read" in str(tool_err.value)
 
 
@@ -344,7 +337,7 @@ def test_training_args_bin_is_never_opened(hf_cfg: RunwiseConfig, monkeypatch: p
     monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(pathlib.Path, "open", spy_path_open)
     run = _load(hf_cfg, "outputs/bert-tiny-lr3e-5")
-    _ask("get_config", hf_cfg, run="hf:outputs/bert-tiny-lr3e-5")
+    ask("get_config", hf_cfg, run="hf:outputs/bert-tiny-lr3e-5")
     load_file(hf_cfg.root / "outputs/bert-tiny-lr3e-5/checkpoint-40", hf_cfg)
     assert any(p.endswith("trainer_state.json") for p in opened)  # the spy sees what is read
     assert not [p for p in opened if p.endswith(".bin")]

@@ -23,8 +23,8 @@ import pytest
 from runwise import remote, runs
 from runwise.config import RunwiseConfig
 from runwise.errors import ConfigError
-from runwise.tools import TOOLS, TOOLS_BY_NAME
-from tests.conftest import training_rows, write_jsonl, write_project
+from runwise.tools import TOOLS
+from tests.conftest import ask, training_rows, write_jsonl, write_project
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is needed for the object storage tests")
 pytest.importorskip("s3fs", reason="s3fs is needed for the object storage tests")
@@ -99,12 +99,6 @@ def _same_times(local: Path, cfg: RunwiseConfig) -> None:
             os.utime(local / p.relative_to(cfg.root), ns=(st.st_mtime_ns, st.st_mtime_ns))
 
 
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
-
-
 def _local_cfg(root: Path, tmp_path: Path) -> RunwiseConfig:
     return RunwiseConfig.load(root, env={**os.environ, "RUNWISE_CACHE_DIR": str(tmp_path / "local-cache")})
 
@@ -129,8 +123,8 @@ def test_every_tool_answers_on_an_s3_root_as_on_the_local_copy(
     monkeypatch.setattr(remote, "INTERVAL", 3600.0)
     now = time.time()
     monkeypatch.setattr(time, "time", lambda: now)
-    listed = _ask("list_runs", local_cfg, limit=100)
-    assert listed == _ask("list_runs", s3_cfg, limit=100)
+    listed = ask("list_runs", local_cfg, limit=100)
+    assert listed == ask("list_runs", s3_cfg, limit=100)
     columns = listed["runs"]["columns"]
     keys = [f"{r[columns.index('source')]}:{r[columns.index('id')]}" for r in listed["runs"]["rows"]]
     sources = {k.split(":", 1)[0] for k in keys}
@@ -147,7 +141,7 @@ def test_every_tool_answers_on_an_s3_root_as_on_the_local_copy(
         else:
             asks = [{"run": k} for k in keys]
         for fields in asks:
-            assert _ask(spec.name, s3_cfg, **fields) == _ask(spec.name, local_cfg, **fields), (spec.name, fields)
+            assert ask(spec.name, s3_cfg, **fields) == ask(spec.name, local_cfg, **fields), (spec.name, fields)
 
 
 def test_the_cli_and_the_server_take_an_s3_root(uploaded: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,7 +185,7 @@ def test_a_grown_object_is_read_on_from_its_tail(tmp_path: Path, monkeypatch: py
     _upload(local, prefix)
     url = f"s3://{BUCKET}/{prefix}"
     cfg = RunwiseConfig.load(url)
-    first = _ask("get_stats", cfg, run="live")
+    first = ask("get_stats", cfg, run="live")
     assert first["steps"] if "steps" in first else first
 
     write_jsonl(local / "logs" / "live.jsonl", rows)  # the run logged 1000 more rows
@@ -205,9 +199,9 @@ def test_a_grown_object_is_read_on_from_its_tail(tmp_path: Path, monkeypatch: py
 
     runs.clear_cache()
     _same_times(local, cfg)
-    assert _ask("get_stats", cfg, run="live") == _ask("get_stats", _local_cfg(local, tmp_path), run="live")
-    by_url = _ask("get_stats", cfg, run=f"{url}/logs/live.jsonl")  # the object's URL names its run too
-    assert by_url == _ask("get_stats", _local_cfg(local, tmp_path), run="logs/live.jsonl")
+    assert ask("get_stats", cfg, run="live") == ask("get_stats", _local_cfg(local, tmp_path), run="live")
+    by_url = ask("get_stats", cfg, run=f"{url}/logs/live.jsonl")  # the object's URL names its run too
+    assert by_url == ask("get_stats", _local_cfg(local, tmp_path), run="logs/live.jsonl")
 
     done, got = _sync_counting(url, cfg.cache_dir, monkeypatch)  # nothing changed: nothing fetched
     assert (done.fetched, done.grown, done.bytes, got) == (0, 0, 0, [])
@@ -219,7 +213,7 @@ def test_an_object_rewritten_at_the_same_size_is_fetched_again(tmp_path: Path, m
     _upload(local, prefix)
     url = f"s3://{BUCKET}/{prefix}"
     cfg = RunwiseConfig.load(url)
-    before = _ask("get_stats", cfg, run="run_a")
+    before = ask("get_stats", cfg, run="run_a")
     log = local / "logs" / "run_a.jsonl"
     text = log.read_text()
     log.write_text(text.replace('"lr": 0.0003', '"lr": 0.0009'))  # same length, other bytes: a new ETag
@@ -227,7 +221,7 @@ def test_an_object_rewritten_at_the_same_size_is_fetched_again(tmp_path: Path, m
     _upload(local, prefix)
     done, got = _sync_counting(url, cfg.cache_dir, monkeypatch)
     assert (done.fetched, done.grown, done.bytes, got) == (1, 0, len(text), []), done
-    after = _ask("get_stats", cfg, run="run_a")
+    after = ask("get_stats", cfg, run="run_a")
     assert after != before and "0.0009" in json.dumps(after)
 
 
@@ -265,7 +259,7 @@ def test_a_tensorboard_dir_that_is_a_url(tmp_path: Path) -> None:
     local.mkdir()
     (local / "runwise.json").write_text(json.dumps({"tensorboard_dirs": [f"s3://{BUCKET}/{prefix}"]}))
     cfg = RunwiseConfig.load(local)
-    rows = _ask("list_runs", cfg, limit=100)["runs"]["rows"]
+    rows = ask("list_runs", cfg, limit=100)["runs"]["rows"]
     assert sorted(r[1] for r in rows) == ["restarted", "tf2", "txb"], rows
 
 
@@ -273,7 +267,7 @@ def test_the_mirror_stays_beside_the_cache_dir(uploaded: tuple[Path, str], tmp_p
     local, url = uploaded
     before = {p for p in tmp_path.rglob("*")}
     cfg = RunwiseConfig.load(url)
-    _ask("summarize_run", cfg, run="jsonl:run_b")
+    ask("summarize_run", cfg, run="jsonl:run_b")
     mirrors = cfg.cache_dir.with_name(cfg.cache_dir.name + "-remote")
     new = {p for p in tmp_path.rglob("*")} - before
     assert not new, new  # nothing in the project's directory (nor anywhere under the test's tmp dir)
@@ -307,7 +301,7 @@ def test_a_mirror_stays_readable_when_the_store_is_not(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(remote, "filesystem", unreachable)
     cfg = RunwiseConfig.load(url)
-    listed = _ask("list_runs", cfg)
+    listed = ask("list_runs", cfg)
     assert listed["total"] == 2
     notes = [n for n in listed["notes"] if "not refreshed" in n]
     assert len(notes) == 1 and "could not connect" in notes[0] and "\n" not in notes[0], listed["notes"]
@@ -321,7 +315,7 @@ def test_an_object_that_cannot_be_mirrored_is_a_note(tmp_path: Path) -> None:
     _upload(local, prefix)
     _client().put_object(Bucket=BUCKET, Key=f"{prefix}/logs", Body=b"a file named like a folder")
     cfg = RunwiseConfig.load(f"s3://{BUCKET}/{prefix}")
-    listed = _ask("list_runs", cfg)
+    listed = ask("list_runs", cfg)
     notes = [n for n in listed["notes"] if "not mirrored" in n]
     assert len(notes) == 1 and "2 objects not mirrored (logs/run_a.jsonl: " in notes[0], notes
 

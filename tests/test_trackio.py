@@ -25,8 +25,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import RunwiseError, SourceError
 from runwise.parsers import SOURCES, load_file, sniff_source, trackio
-from runwise.tools import TOOLS_BY_NAME
-from tests.conftest import write_project
+from tests.conftest import ask, write_project
 
 DATA = Path(__file__).parent / "data" / "trackio"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((DATA / "expected.json").read_text())
@@ -54,12 +53,6 @@ def tcfg(tmp_path: Path) -> RunwiseConfig:
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
     entry = next(e for e in trackio.discover(cfg, []) if e.id == run_id)
     return trackio.load(entry, cfg)
-
-
-def _ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
-    spec = TOOLS_BY_NAME[tool]
-    out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
-    return out
 
 
 def _num(v: Any) -> float | None:
@@ -123,7 +116,7 @@ def test_nan_inf_and_the_spike_are_kept_at_their_steps(tcfg: RunwiseConfig) -> N
     assert run.history["eval/accuracy"].steps.tolist() == [9, 19, 29]
     assert run.non_numeric == {"phase": "string", "layer_norms": "list", "weights": "trackio.histogram",
                                "samples": "trackio.table"}  # not series
-    anomalies = json.dumps(_ask("detect_anomalies", tcfg, run="trackio:glue-sst2/bert-base-lr3e-4"))
+    anomalies = json.dumps(ask("detect_anomalies", tcfg, run="trackio:glue-sst2/bert-base-lr3e-4"))
     assert "17" in anomalies
 
 
@@ -209,7 +202,7 @@ def test_relative_trackio_dir_and_other_sqlite_files(tmp_path: Path) -> None:
 def test_list_runs_and_cli_by_source(tcfg: RunwiseConfig, capsys: pytest.CaptureFixture[str]) -> None:
     from runwise import cli
 
-    rows = _ask("list_runs", tcfg, source="trackio")["runs"]["rows"]
+    rows = ask("list_runs", tcfg, source="trackio")["runs"]["rows"]
     assert sorted(r[0] for r in rows) == IDS and {r[2] for r in rows} == {"trackio"}
     assert cli.main(["--root", str(tcfg.root), "--format", "json", "list", "--source", "trackio"]) == 0
     out = capsys.readouterr().out
@@ -220,18 +213,18 @@ def test_every_tool_on_a_trackio_run(tcfg: RunwiseConfig) -> None:
     ref = "trackio:glue-sst2/bert-base-lr3e-4"
     for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
                  "list_keys", "live_status", "detect_anomalies"):
-        out = _ask(tool, tcfg, run=ref)
+        out = ask(tool, tcfg, run=ref)
         assert "bert-base-lr3e-4" in json.dumps(out), tool
-    assert "bert-base-lr3e-4" in json.dumps(_ask("report", tcfg, runs=[ref, "jsonl:run_b"]))
-    loss = _ask("get_history", tcfg, run=ref, keys=["train/loss"])["metrics"]["train/loss"]
+    assert "bert-base-lr3e-4" in json.dumps(ask("report", tcfg, runs=[ref, "jsonl:run_b"]))
+    loss = ask("get_history", tcfg, run=ref, keys=["train/loss"])["metrics"]["train/loss"]
     assert loss["steps"][:3] == [0, 1, 2] and loss["values"][0] == 2.55 and loss["source_points"] == 30
-    assert "system/gpu/0/utilization" in json.dumps(_ask("list_keys", tcfg, run=ref))
-    best = _ask("find_best_run", tcfg, metric="train/loss", source="trackio")
+    assert "system/gpu/0/utilization" in json.dumps(ask("list_keys", tcfg, run=ref))
+    best = ask("find_best_run", tcfg, metric="train/loss", source="trackio")
     assert "bert-base-lr3e-4" in json.dumps(best["ranking"])
 
 
 def test_compare_with_a_jsonl_run(tcfg: RunwiseConfig) -> None:
-    out = _ask("compare_runs", tcfg, runs=["trackio:glue-sst2/bert-base-lr3e-4", "jsonl:run_a"])
+    out = ask("compare_runs", tcfg, runs=["trackio:glue-sst2/bert-base-lr3e-4", "jsonl:run_a"])
     assert out["runs"] == ["trackio:glue-sst2/bert-base-lr3e-4 'bert-base-lr3e-4'", "jsonl:run_a"]
     rows = {r[0]: r for r in out["metrics"]["rows"]}
     assert rows["train/loss"][1] is not None and rows["train/loss"][2] is not None
@@ -248,7 +241,7 @@ def test_reads_change_nothing_and_create_no_side_files(tcfg: RunwiseConfig) -> N
     assert sorted(before) == ["glue-sst2.db", "tiny.db"]
     for i in IDS:
         _load(tcfg, i)
-    _ask("summarize_run", tcfg, run="trackio:glue-sst2/run 2")
+    ask("summarize_run", tcfg, run="trackio:glue-sst2/run 2")
     load_file(folder / "tiny.db", tcfg)
     assert _digest(folder) == before  # no -wal / -shm left beside them, the bytes unchanged
 
