@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from runwise import parsers
+from runwise import parsers, runs
 from runwise.config import RunwiseConfig
 from runwise.model import RunEntry
 
@@ -92,6 +93,31 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]], *, age_s: float | No
         t = time.time() - age_s
         os.utime(path, (t, t))
     return path
+
+
+def age_files(root: Path, seconds: float = 3600.0) -> None:
+    """Make every file under `root` look written `seconds` ago (a checkout leaves them new: 'running')."""
+    then = time.time() - seconds
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            os.utime(Path(dirpath) / f, (then, then))
+
+
+def copied_project(tmp_path: Path, fixture: Path) -> RunwiseConfig:
+    """A project at tmp_path/proj: a copy of a source's committed `fixture` folder (runwise never writes into
+    fixtures), JSONL runs logs/run_a and logs/run_b beside it (write_project), every file an hour old; no cache."""
+    root = tmp_path / "proj"
+    shutil.copytree(fixture, root)
+    write_project(root)
+    age_files(root)
+    runs.clear_cache()
+    return RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+
+
+def load_run(source: Any, cfg: RunwiseConfig, run_id: str) -> Any:
+    """Run `run_id` as the source module `source` discovers and loads it."""
+    entry = next(e for e in source.discover(cfg, []) if e.id == run_id)
+    return source.load(entry, cfg)
 
 
 def ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:

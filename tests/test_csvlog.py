@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from runwise import cli, runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import SourceError
 from runwise.parsers import SOURCES, csvlog, load_file, sniff_source
-from tests.conftest import ask, write_project
+from tests.conftest import ask, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "csv"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -36,26 +35,13 @@ RUN_OF_FILE = {
 NAN_STEP = 5  # make_fixtures.py logs train_loss as NaN at this step
 
 
-def _age(root: Path, seconds: float = 3600.0) -> None:
-    then = time.time() - seconds
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            os.utime(Path(dirpath) / f, (then, then))
-
-
 @pytest.fixture
 def csv_cfg(tmp_path: Path) -> RunwiseConfig:
-    root = tmp_path / "proj"
-    shutil.copytree(DATA / "project", root)
-    write_project(root)  # JSONL runs logs/run_a, logs/run_b next to the CSV runs
-    _age(root)
-    runs.clear_cache()
-    return RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+    return copied_project(tmp_path, DATA / "project")  # JSONL runs logs/run_a, logs/run_b next to the CSV runs
 
 
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
-    entry = next(e for e in csvlog.discover(cfg, []) if e.id == run_id)
-    return csvlog.load(entry, cfg)
+    return load_run(csvlog, cfg, run_id)
 
 
 def test_discovery_finds_each_writers_files(csv_cfg: RunwiseConfig) -> None:

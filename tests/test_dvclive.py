@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,20 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.model import Run
 from runwise.parsers import SOURCES, dvclive, load_file
-from tests.conftest import ask, write_project
+from tests.conftest import ask, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "dvclive"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
 RUN_IDS = sorted(EXPECTED)
 
 
-def _age(root: Path, seconds: float = 3600.0) -> None:
-    """Make every file look written `seconds` ago (a checkout leaves them new: 'running')."""
-    then = time.time() - seconds
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            os.utime(Path(dirpath) / f, (then, then))
-
-
 @pytest.fixture
 def dvc_cfg(tmp_path: Path) -> RunwiseConfig:
-    root = tmp_path / "proj"
-    shutil.copytree(DATA / "project", root)
-    write_project(root)  # JSONL runs logs/run_a, logs/run_b next to the DVCLive runs
-    _age(root)
-    runs.clear_cache()
-    return RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+    return copied_project(tmp_path, DATA / "project")  # JSONL runs logs/run_a, logs/run_b next to the DVCLive runs
 
 
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
-    entry = next(e for e in dvclive.discover(cfg, []) if e.id == run_id)
-    return dvclive.load(entry, cfg)
+    return load_run(dvclive, cfg, run_id)
 
 
 def test_discovery_finds_default_and_nested_run_dirs(dvc_cfg: RunwiseConfig) -> None:

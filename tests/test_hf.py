@@ -25,7 +25,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import RunwiseError, SourceError
 from runwise.parsers import SOURCES, hf, load_file, sniff_source
-from tests.conftest import ask, write_project
+from tests.conftest import ask, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "hf"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -36,27 +36,13 @@ CHOSEN = {"outputs/bert-tiny-lr1e-4": "checkpoint-20", "outputs/bert-tiny-lr3e-5
 FINAL_KEYS = {"train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second", "total_flos"}
 
 
-def _age(root: Path, seconds: float = 3600.0) -> None:
-    """Make every file look written `seconds` ago (a checkout leaves them new: 'running')."""
-    then = time.time() - seconds
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            os.utime(Path(dirpath) / f, (then, then))
-
-
 @pytest.fixture
 def hf_cfg(tmp_path: Path) -> RunwiseConfig:
-    root = tmp_path / "proj"
-    shutil.copytree(DATA / "project", root)
-    write_project(root)  # JSONL runs logs/run_a, logs/run_b beside the Trainer runs
-    _age(root)
-    runs.clear_cache()
-    return RunwiseConfig(root, env={"RUNWISE_NO_CACHE": "1", "RUNWISE_CACHE_DIR": str(tmp_path / "cache")})
+    return copied_project(tmp_path, DATA / "project")  # JSONL runs logs/run_a, logs/run_b beside the Trainer runs
 
 
 def _load(cfg: RunwiseConfig, run_id: str) -> Any:
-    entry = next(e for e in hf.discover(cfg, []) if e.id == run_id)
-    return hf.load(entry, cfg)
+    return load_run(hf, cfg, run_id)
 
 
 def _state(run_id: str) -> dict[str, Any]:
