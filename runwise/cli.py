@@ -307,6 +307,9 @@ COMMANDS: tuple[tuple[str, Callable[[argparse.ArgumentParser], None], str, str],
 )
 
 
+_READ_NO_RUNS = ("init", "cache", "api")  # commands that read no runs of the project root
+
+
 class _Version(argparse.Action):
     """`--version`: the installed version is looked up only when asked (importlib.metadata is slow to load)."""
 
@@ -407,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
+        if args.command not in _READ_NO_RUNS:
+            from runwise._root import prefetch
+
+            # a root on object storage: the store worker lists and fetches it while the command imports its tools
+            prefetch(args.root, once=args.command != "watch" and not getattr(args, "follow", False))
         result = args.func(args)
         if isinstance(result, int):  # the command printed as it went (`watch`): its exit code
             sys.stdout.flush()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from runwise._root import project_root_dir
+from runwise._root import cache_dir_of, project_root_dir, root_url
 from runwise.errors import ConfigError, OutsideRoot, SourceError
 from runwise.thresholds import Thresholds, violation
 
@@ -137,7 +137,7 @@ class RunwiseConfig:
     ) -> None:
         env = dict(os.environ) if env is None else env
         self.root = root.resolve()
-        self.cache_dir = _cache_dir(env)
+        self.cache_dir = cache_dir_of(env)
         # object storage read through local mirrors (runwise.remote): (URL, local directory), the root's first
         self.remotes: list[tuple[str, Path]] = [(remote_url, self.root)] if remote_url else []
         self.remote_notes: dict[str, str] = {}  # URL -> why its mirror could not be refreshed (for discovery)
@@ -251,8 +251,8 @@ class RunwiseConfig:
     def load(cls, root: str | Path | None = None, *, env: dict[str, str] | None = None) -> RunwiseConfig:
         """Read runwise.json from the project root (if any) and apply the environment."""
         env = dict(os.environ) if env is None else env
-        url = root if isinstance(root, str) and root else (None if root else env.get("RUNWISE_PROJECT_ROOT"))
-        if url and "://" in url:
+        url = root_url(root, env)
+        if url is not None:
             return cls._load_remote(url, env)
         root_path = project_root_dir(root, env)
         path = root_path / CONFIG_FILE
@@ -270,9 +270,13 @@ class RunwiseConfig:
         from runwise import remote
 
         url = remote.normalise(url)
-        cache_dir = _cache_dir(env)
+        cache_dir = cache_dir_of(env)
         local = remote.local_root(url, cache_dir)
         note = None
+        remote.begin(url, cache_dir)  # the store worker lists and fetches while the readers are imported here
+        from runwise import parsers
+
+        parsers.import_all()
         try:
             done = remote.sync(url, cache_dir)
             note = remote.failed_note(url, done) if done is not None and done.failed else None
@@ -285,11 +289,6 @@ class RunwiseConfig:
         if note:
             cfg.remote_notes[url] = note
         return cfg
-
-
-def _cache_dir(env: dict[str, str]) -> Path:
-    """The disk cache's directory: RUNWISE_CACHE_DIR, else ~/.cache/runwise."""
-    return Path(env.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
 
 
 def _seconds(text: str | None, default: float) -> float:

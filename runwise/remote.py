@@ -15,13 +15,18 @@ appended. A file's mtime is the object's LastModified with the fraction of a sec
 taken from its ETag: the parse cache and the run index, keyed by size and mtime, see an object
 rewritten to the same size as changed.
 
+The listing and the downloads run in the store worker (runwise.remote_worker), a child process holding the
+store's SDK, when one can be started; `begin` asks it to sync without waiting (the CLI and the MCP server do
+so at start-up), `sync` takes its answer. Where no child can be started, this process syncs by itself.
+
 Syncs of a mirror are serialised (a lock file, so two processes never append one tail twice), and a
 process syncs a URL at most once per INTERVAL seconds: many tool calls in a row list the bucket once (and
 a store that cannot be reached is not waited on again within that time: the same error is given).
 
 Credentials are never read from runwise.json: each SDK finds its own in its standard environment (s3fs:
 AWS_ACCESS_KEY_ID / AWS_PROFILE / AWS_ENDPOINT_URL ...; gcsfs: GOOGLE_APPLICATION_CREDENTIALS ...).
-fsspec and the store's package (`pip install runwise[remote]`) are imported only when a URL is used.
+fsspec and the store's package (`pip install runwise[remote]`) are imported only when a URL is used, and only in the
+process that syncs (the store worker, where one can be started).
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     url = normalise(url)
     scheme = url.split("://", 1)[0]
     package = SCHEMES[scheme]
-    key = (package, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SDK_ENV))))
+    key = (package, tuple(sorted(sdk_env().items())))
     try:
         import fsspec
     except ImportError as exc:
@@ -151,9 +156,13 @@ def _reason(exc: BaseException) -> str:
 def sync(url: str, cache_dir: Path, *, force: bool = False) -> Synced | None:
     """Bring the mirror of `url` up to date with the store; None when it was synced under INTERVAL ago.
 
+    The store worker (runwise.remote_worker) does the listing and the downloads when a child process can be
+    started (its answer to a `begin` made earlier is taken if there is one); otherwise this process does.
     Raises ConfigError (one line) when the store cannot be listed: no such bucket, no credentials, no network,
     fsspec or the store's package not installed.
     """
+    from runwise import remote_worker
+
     url = normalise(url)
     mirror = mirror_dir(url, cache_dir)
     with _guard:
@@ -165,15 +174,44 @@ def sync(url: str, cache_dir: Path, *, force: bool = False) -> Synced | None:
                 raise ConfigError(last[1])
             return None
         try:
-            fs, prefix = filesystem(url)
-            mirror.mkdir(parents=True, exist_ok=True)
-            with locked(mirror / LOCK):
-                done = _sync(fs, url, prefix, mirror)
+            done = remote_worker.sync(url, cache_dir, sdk_env())
+            if done is None:  # no worker process here
+                done = sync_here(url, cache_dir)
         except ConfigError as exc:
             _last[mirror] = (time.monotonic(), str(exc))
             raise
         _last[mirror] = (time.monotonic(), None)
         return done
+
+
+def begin(url: str, cache_dir: Path, *, last: bool = False) -> None:
+    """Start syncing the mirror of `url` in the store worker now, without waiting: the next `sync` takes its
+    answer. Nothing when it was synced here under INTERVAL ago or no worker process can be started. With
+    `last`, the worker exits once it has answered (a command that reads once frees its memory at once)."""
+    from runwise import remote_worker
+
+    url = normalise(url)
+    previous = _last.get(mirror_dir(url, cache_dir))
+    if previous is None or time.monotonic() - previous[0] >= INTERVAL:
+        remote_worker.begin(url, cache_dir, sdk_env(), last=last)
+
+
+def sdk_env() -> dict[str, str]:
+    """The environment variables the stores' SDKs read (credentials, endpoints, profiles), as set now."""
+    return {k: v for k, v in os.environ.items() if k.startswith(_SDK_ENV)}
+
+
+def sync_here(url: str, cache_dir: Path) -> Synced:
+    """Sync the mirror of `url` in this process (what the store worker runs); ConfigError in one line."""
+    url = normalise(url)
+    mirror = mirror_dir(url, cache_dir)
+    fs, prefix = filesystem(url)
+    try:
+        mirror.mkdir(parents=True, exist_ok=True)
+        with locked(mirror / LOCK):
+            return _sync(fs, url, prefix, mirror)
+    except OSError as exc:  # the mirror itself cannot be written (a full disk, a read-only cache directory)
+        raise ConfigError(f"cannot mirror {url} into {mirror}: {_reason(exc)}") from exc
 
 
 def _sync(fs: Any, url: str, prefix: str, mirror: Path) -> Synced:

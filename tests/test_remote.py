@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from runwise import remote, runs
+from runwise import remote, remote_worker, runs
 from runwise.config import RunwiseConfig
 from runwise.errors import ConfigError
 from runwise.tools import TOOLS
@@ -91,12 +92,12 @@ def _every_source(root: Path) -> Path:
     return root
 
 
-def _same_times(local: Path, cfg: RunwiseConfig) -> None:
-    """Give the local copy the times the mirror's files have (the objects' LastModified)."""
-    for p in cfg.root.rglob("*"):
+def _same_times(local: Path, mirror: Path) -> None:
+    """Give the local copy the times the mirror's files (under `mirror`) have: the objects' LastModified."""
+    for p in mirror.rglob("*"):
         if p.is_file():
             st = p.stat()
-            os.utime(local / p.relative_to(cfg.root), ns=(st.st_mtime_ns, st.st_mtime_ns))
+            os.utime(local / p.relative_to(mirror), ns=(st.st_mtime_ns, st.st_mtime_ns))
 
 
 def _local_cfg(root: Path, tmp_path: Path) -> RunwiseConfig:
@@ -117,7 +118,7 @@ def test_every_tool_answers_on_an_s3_root_as_on_the_local_copy(
     local, url = uploaded
     s3_cfg = RunwiseConfig.load(url)
     assert s3_cfg.remote_url == url and s3_cfg.root == remote.local_root(url, s3_cfg.cache_dir).resolve()
-    _same_times(local, s3_cfg)
+    _same_times(local, s3_cfg.root)
     local_cfg = _local_cfg(local, tmp_path)
     # the mirror is synced; "last write 28s ago" must not become "29s ago" between the two answers
     monkeypatch.setattr(remote, "INTERVAL", 3600.0)
@@ -149,7 +150,7 @@ def test_the_cli_and_the_server_take_an_s3_root(uploaded: tuple[Path, str], caps
     from runwise.server.app import main as server_main
 
     local, url = uploaded
-    _same_times(local, RunwiseConfig.load(url))
+    _same_times(local, RunwiseConfig.load(url).root)
     assert main(["--root", url, "stats", "jsonl:run_b", "--format", "json"]) == 0
     on_s3 = json.loads(capsys.readouterr().out)
     runs.clear_cache()
@@ -159,6 +160,124 @@ def test_the_cli_and_the_server_take_an_s3_root(uploaded: tuple[Path, str], caps
         server_main(["--root", "/no/such/dir"])
     assert exit_.value.code == 2
     capsys.readouterr()
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process syncs by itself (no store worker): for tests that replace remote's functions here."""
+    monkeypatch.setattr(remote_worker, "_here", "the test replaces remote's functions in this process")
+
+
+def test_the_store_work_is_done_in_a_worker_process(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+    """A process reading an s3:// root never imports the store's SDK: its store worker lists and fetches."""
+    local, url = uploaded
+    code = (
+        "import json, sys\n"
+        "from runwise.config import RunwiseConfig\n"
+        "from runwise.tools import TOOLS_BY_NAME\n"
+        "cfg = RunwiseConfig.load(sys.argv[1])\n"
+        "spec = TOOLS_BY_NAME['get_stats']\n"
+        "answer = spec.run(spec.input.model_validate({'run': 'jsonl:run_b'}), cfg).model_dump(mode='json')\n"
+        "sdk = [m for m in ('fsspec', 's3fs', 'aiobotocore', 'botocore', 'aiohttp') if m in sys.modules]\n"
+        "print(json.dumps({'answer': answer, 'sdk': sdk}))\n"
+    )
+    cache = tmp_path / "child-cache"
+    proc = subprocess.run([sys.executable, "-c", code, url], env={**os.environ, "RUNWISE_CACHE_DIR": str(cache)},
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    assert got["sdk"] == [], got["sdk"]
+    mirror = remote.local_root(url, cache)
+    assert (mirror / "logs" / "run_b.jsonl").read_bytes() == (local / "logs" / "run_b.jsonl").read_bytes()
+    _same_times(local, mirror)
+    assert got["answer"] == ask("get_stats", _local_cfg(local, tmp_path), run="jsonl:run_b")
+
+
+def _wait_for(path: Path, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def test_begin_syncs_without_waiting_and_sync_takes_its_answer(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+    _, url = uploaded
+    cache = tmp_path / "cache"
+    remote.begin(url, cache)
+    assert _wait_for(remote.mirror_dir(url, cache) / remote.MANIFEST)  # mirrored while this process waited not
+    done = remote.sync(url, cache)
+    assert done is not None and done.listed > 10 and done.fetched == done.listed, done  # begin's answer
+    again = remote.sync(url, cache)  # INTERVAL is 0 here: listed again, nothing new
+    assert again is not None and (again.listed, again.fetched) == (done.listed, 0), again
+
+
+def test_a_worker_begun_for_one_read_exits_after_it(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+    _, url = uploaded
+    remote.begin(url, tmp_path / "cache", last=True)
+    worker = remote_worker._worker
+    assert worker is not None and worker.closed
+    done = remote.sync(url, tmp_path / "cache")
+    assert done is not None and done.fetched > 0
+    assert worker.proc.wait(timeout=30) == 0  # its stdin ended after its one answer: it exited by itself
+    again = remote.sync(url, tmp_path / "cache")  # a new worker for a later sync
+    assert again is not None and again.fetched == 0 and remote_worker._worker is not worker
+
+
+def test_a_worker_that_dies_leaves_the_sync_to_this_process(
+    uploaded: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = uploaded
+    monkeypatch.setattr(remote_worker, "_here", None)  # restored after the test: workers again
+    assert remote.sync(url, tmp_path / "cache") is not None
+    first = remote_worker._worker
+    assert first is not None
+    first.proc.kill()  # between two requests: the next one starts a new worker
+    first.proc.wait()
+    assert remote.sync(url, tmp_path / "cache") is not None
+    second = remote_worker._worker
+    assert second is not None and second is not first and remote_worker._here is None
+    remote.begin(url, tmp_path / "other-cache")
+    second.proc.kill()  # with a request it has not answered
+    second.proc.wait()
+    done = remote.sync(url, tmp_path / "other-cache")
+    assert done is not None and done.fetched == done.listed > 10, done  # done here, in full
+    assert remote_worker._here is not None and "failed" in remote_worker._here
+    assert remote_worker._worker is None
+
+
+def test_the_worker_sees_the_environment_as_it_is_now(
+    uploaded: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials removed after the worker started: its next sync has none either (the SDK's own variables
+    travel with each request)."""
+    _, url = uploaded
+    assert remote.sync(url, tmp_path / "cache") is not None
+    assert remote_worker._worker is not None and remote_worker._here is None
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ConfigError, match="credentials"):
+        remote.sync(url, tmp_path / "cache")
+
+
+@pytest.mark.anyio
+async def test_the_stdio_server_on_an_s3_root_as_claude_code_starts_it(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+    """`runwise-mcp --root s3://...` as a subprocess: its store worker begins at start-up; answers as on the copy."""
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    local, url = uploaded
+    cache = tmp_path / "server-cache"
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "PYTHON"))}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "runwise.mcp_server", "--root", url],
+                                   env={**env, "RUNWISE_CACHE_DIR": str(cache)}, cwd=str(tmp_path))
+    async with Client(params) as client:
+        result = await client.call_tool("get_stats", {"run": "jsonl:run_b"})
+    assert not result.is_error and result.structured_content is not None, result
+    _same_times(local, remote.local_root(url, cache))
+    assert result.structured_content == ask("get_stats", _local_cfg(local, tmp_path), run="jsonl:run_b")
 
 
 def _sync_counting(url: str, cfg_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[remote.Synced, list[int]]:
@@ -172,9 +291,7 @@ def _sync_counting(url: str, cfg_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
         return data
 
     monkeypatch.setattr(remote, "_get", counting)
-    done = remote.sync(url, cfg_dir, force=True)
-    assert done is not None
-    return done, got
+    return remote.sync_here(url, cfg_dir), got  # in this process, where the ranged reads can be counted
 
 
 def test_a_grown_object_is_read_on_from_its_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +315,7 @@ def test_a_grown_object_is_read_on_from_its_tail(tmp_path: Path, monkeypatch: py
     assert (cfg.root / "logs" / "live.jsonl").read_bytes() == (local / "logs" / "live.jsonl").read_bytes()
 
     runs.clear_cache()
-    _same_times(local, cfg)
+    _same_times(local, cfg.root)
     assert ask("get_stats", cfg, run="live") == ask("get_stats", _local_cfg(local, tmp_path), run="live")
     by_url = ask("get_stats", cfg, run=f"{url}/logs/live.jsonl")  # the object's URL names its run too
     assert by_url == ask("get_stats", _local_cfg(local, tmp_path), run="logs/live.jsonl")
@@ -289,6 +406,7 @@ def test_a_missing_bucket_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in text and "no-such-bucket" in text and "cannot list" in text, text
 
 
+@pytest.mark.usefixtures("in_process")
 def test_a_mirror_stays_readable_when_the_store_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     local = write_project(tmp_path / "proj")
     prefix = f"offline-{tmp_path.name}"
@@ -343,6 +461,7 @@ def test_a_url_in_tensorboard_dirs_skips_the_cli_answer_store(tmp_path: Path) ->
     assert answers.quick("get_stats", "text", {"run": "run_a"}, f"s3://{BUCKET}/proj") is None
 
 
+@pytest.mark.usefixtures("in_process")
 def test_missing_packages_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in ("s3fs", "gcsfs")]:
         monkeypatch.delitem(sys.modules, name)

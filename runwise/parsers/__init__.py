@@ -90,6 +90,17 @@ def source_module(name: str) -> Source:
     return cast(Source, importlib.import_module(SOURCES[name]))
 
 
+def import_all() -> None:
+    """Import every source's reader now, as discovery will (its `discover` too, which a package may import
+    lazily): the CLI and the server call it while the store worker fetches a remote root. A source that
+    cannot be imported is left for discovery to report."""
+    for name in SOURCES:
+        try:
+            _ = source_module(name).discover
+        except ImportError:
+            continue
+
+
 def discover_all(cfg: RunwiseConfig) -> tuple[list[RunEntry], list[str]]:
     """Every run of every source, plus notes: a source that could not be listed, links not followed."""
     from runwise.parsers._walk import shared_listings

@@ -30,6 +30,10 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from runwise._spawn import PACKAGE_PARENT as PACKAGE_PARENT  # the readers' workers use these from here
+from runwise._spawn import WRONG_RUNWISE as WRONG_RUNWISE
+from runwise._spawn import can_spawn as can_spawn
+from runwise._spawn import creation_flags as creation_flags
 from runwise.parsers import Progress
 from runwise.parsers.jsonl_rows import Part, read_part
 
@@ -40,12 +44,9 @@ MAX_WORKERS = 3
 FIRST_SHARE = 0.6  # of a file split in two, the part this process reads itself
 WAIT_SECONDS = 60.0  # a child's grace, from when its part is asked for ...
 WAIT_BYTES_PER_SECOND = 2 * 1024 * 1024  # ... plus a second per this many bytes of its part
-WRONG_RUNWISE = 17  # the child's exit code when it imported another copy of runwise
 
 # what a child that did not deliver its part raises here: failed, hung, or wrote something else
 _NO_PART = (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, subprocess.TimeoutExpired)
-
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 # argv[1] is the directory holding this copy of runwise: appended, so the standard library and the
 # child's own site-packages keep their places ahead of it
@@ -98,18 +99,6 @@ def split(fp: BinaryIO, size: int) -> list[tuple[int, int]]:
             cuts.append(pos)
     return list(zip(cuts, [*cuts[1:], size], strict=True))
 
-
-def can_spawn() -> bool:
-    """Whether `sys.executable` is a Python interpreter this process may start."""
-    return bool(sys.executable) and not getattr(sys, "frozen", False)
-
-
-def creation_flags() -> int:
-    """Popen's creationflags: on Windows, a child of a windowless process (pythonw, a GUI client)
-    must not open a console window; elsewhere the flag does not exist."""
-    if sys.platform == "win32":
-        return subprocess.CREATE_NO_WINDOW
-    return 0
 
 
 class Child:
