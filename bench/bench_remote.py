@@ -28,9 +28,9 @@ sides' answers must be equal before any time is compared.
 Memory: the peak, over the run, of the summed RSS (VmRSS) of the child and all its descendants, sampled
 every ~10 ms by a thread of this (parent) process from /proc ("tree peak"). The whole tree counts because
 runwise does part of the work in other processes: the JSONL reader hands the later part of a big file to
-a worker interpreter, and for an s3:// root the store worker (runwise.remote_worker) lists and downloads the objects; the
-child's own ru_maxrss ("own peak") misses all of them and is shown for information only; so is the
-child's VmHWM. The two differ because Linux keeps, across exec, the high-water mark of the memory the
+a worker interpreter, and for an s3:// root the store worker (runwise.remote_worker) lists and downloads
+the objects; the child's own ru_maxrss ("own peak") misses all of them and is shown for information
+only; so is the child's VmHWM. The two differ because Linux keeps, across exec, the high-water mark of the memory the
 process ran in before: a child spawned by this bench (boto3 and moto imported, ~100 MB) reports at
 least this bench's own peak as its ru_maxrss, whatever it used itself; VmHWM counts only the child's
 own memory since exec. RSS counts shared pages (the interpreter, libraries) once per process, so a

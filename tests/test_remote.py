@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters  # at collection: its default errlog is the real stderr
 
 from runwise import remote, remote_worker, runs
 from runwise.config import RunwiseConfig
@@ -263,11 +265,10 @@ def test_the_worker_sees_the_environment_as_it_is_now(
 
 
 @pytest.mark.anyio
-async def test_the_stdio_server_on_an_s3_root_as_claude_code_starts_it(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+async def test_the_stdio_server_on_an_s3_root_as_claude_code_starts_it(
+    uploaded: tuple[Path, str], tmp_path: Path
+) -> None:
     """`runwise-mcp --root s3://...` as a subprocess: its store worker begins at start-up; answers as on the copy."""
-    from mcp import Client
-    from mcp.client.stdio import StdioServerParameters
-
     local, url = uploaded
     cache = tmp_path / "server-cache"
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PATH", "HOME", "PYTHON"))}
