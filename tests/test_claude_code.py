@@ -1,4 +1,5 @@
-"""README's Claude Code section, run as written: its `.mcp.json`, `claude mcp add` commands and settings.
+"""README's Claude Code section, run as written: its `.mcp.json`, `claude mcp add` commands and settings, and
+the HTTP section's `claude mcp add --transport http` line against `runwise-mcp --http` with a token.
 
 The snippets are parsed out of README.md, so a broken snippet fails here. The server is started the
 way Claude Code starts it: the command resolved on the child's PATH, `CLAUDE_PROJECT_DIR` set. Where
@@ -304,3 +305,32 @@ def test_a_claude_turn_calls_runwise_under_the_one_rule(tmp_path: Path, settings
         assert denied == ["mcp__runwise__list_runs"]
         assert result.get("is_error") and "cc_run" not in text
 
+
+
+def http_add_command() -> list[str]:
+    """The README's `claude mcp add --transport http ...` line (in "Serve it over HTTP"), as words."""
+    text = README.read_text(encoding="utf-8")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("claude mcp add --transport http runwise ")]
+    return shlex.split(line)
+
+
+@needs_claude
+@pytest.mark.parametrize("right", [True, False], ids=["token", "wrong-token"])
+def test_claude_connects_to_the_http_server_as_the_readme_registers_it(tmp_path: Path, right: bool) -> None:
+    """`runwise-mcp --http` on loopback with a token; the README's registration line with its URL and token
+    filled in: Claude Code's health check connects, and with a wrong token it does not."""
+    from tests.test_http import TOKEN, server_env, serving
+
+    words = http_add_command()
+    assert words[:6] == ["claude", "mcp", "add", "--transport", "http", "runwise"], words
+    assert words[6] == "https://host/mcp" and words[7:] == ["--header", "Authorization: Bearer $RUNWISE_TOKEN"]
+    project, home = make_project(tmp_path / "project", "http_run"), tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    with serving(project, env=server_env(RUNWISE_TOKEN=TOKEN)) as served:
+        sent = TOKEN if right else TOKEN + "-not"
+        header = words[8].replace("$RUNWISE_TOKEN", sent)
+        claude(project, home, os.defpath, "mcp", "add", "--transport", "http", "runwise", served.url, "--header",
+               header)
+        line = status_line(claude(project, home, os.defpath, "mcp", "list"))
+    assert served.url in line, line
+    assert ("✔ Connected" in line) == right and ("Failed to connect" in line) != right, line
