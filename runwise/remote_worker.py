@@ -82,7 +82,10 @@ class Worker:
         while key not in self.answers:
             if not self.sent:
                 raise Gone("no request for it was sent")
-            line = stdout.readline()
+            try:
+                line = stdout.readline()
+            except (OSError, ValueError) as exc:  # a pipe closed here already
+                raise Gone(f"cannot read from it: {exc}") from exc
             if not line:
                 raise Gone(f"it exited ({self.proc.wait()})")
             try:
@@ -165,6 +168,10 @@ def _fail(worker: Worker, exc: Exception) -> None:
     _here = f"the store worker failed: {exc}"
     log.debug("%s; syncing in this process", _here)
     worker.stop(0.0)
+    worker.sent.clear()  # nothing more is read from it: a request it held is synced here by its caller
+    worker.answers.clear()
+    if worker in _retired:
+        _retired.remove(worker)
     if _worker is worker:
         _worker = None
 

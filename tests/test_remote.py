@@ -238,13 +238,18 @@ def test_a_worker_that_dies_leaves_the_sync_to_this_process(
     assert remote.sync(url, tmp_path / "cache") is not None
     second = remote_worker._worker
     assert second is not None and second is not first and remote_worker._here is None
-    remote.begin(url, tmp_path / "other-cache")
+    remote.begin(url, tmp_path / "other-cache", last=True)  # its last request ...
+    remote.begin(url, tmp_path / "third-cache")  # ... so this one goes to a third worker
+    third = remote_worker._worker
+    assert third is not None and third is not second
     second.proc.kill()  # with a request it has not answered
     second.proc.wait()
-    done = remote.sync(url, tmp_path / "other-cache")
-    assert done is not None and done.fetched == done.listed > 10, done  # done here, in full
+    for _ in range(2):  # done here, in full; and again (nothing is read from the dead worker twice)
+        done = remote.sync(url, tmp_path / "other-cache")
+        assert done is not None and done.listed > 10 and done.fetched in (0, done.listed), done
     assert remote_worker._here is not None and "failed" in remote_worker._here
-    assert remote_worker._worker is None
+    done = remote.sync(url, tmp_path / "third-cache")  # the third worker's answer is still taken
+    assert done is not None and done.fetched == done.listed > 10, done
 
 
 def test_the_worker_sees_the_environment_as_it_is_now(
