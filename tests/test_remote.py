@@ -252,6 +252,20 @@ def test_a_worker_that_dies_leaves_the_sync_to_this_process(
     assert done is not None and done.fetched == done.listed > 10, done
 
 
+def test_threads_share_the_worker(uploaded: tuple[Path, str], tmp_path: Path) -> None:
+    """The MCP server calls tools in threads: syncs of two mirrors from eight threads at once all get their
+    own answers from the one worker."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, url = uploaded
+    caches = [tmp_path / f"cache-{i % 2}" for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(lambda c: remote.sync(url, c, force=True), caches))
+    assert all(d is not None and d.listed > 10 and not d.failed for d in done), done
+    assert sum(d.fetched for d in done if d is not None) == 2 * done[0].listed  # each mirror fetched once
+    assert remote_worker._here is None
+
+
 def test_the_worker_sees_the_environment_as_it_is_now(
     uploaded: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
