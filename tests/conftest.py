@@ -129,6 +129,18 @@ def ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
     return out
 
 
+ONE_RUN_TOOLS = ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
+                 "list_keys", "live_status", "detect_anomalies")  # the tools that take one `run`
+
+
+def ask_every_tool(cfg: RunwiseConfig, ref: str, shown: str, *, in_report: str | None = None) -> None:
+    """Every one-run tool on run `ref`, then a report of it beside jsonl:run_b: each answer shows `shown`
+    (the report shows `in_report`, by default `shown` too)."""
+    for tool in ONE_RUN_TOOLS:
+        assert shown in json.dumps(ask(tool, cfg, run=ref)), tool
+    assert (in_report or shown) in json.dumps(ask("report", cfg, runs=[ref, "jsonl:run_b"]))
+
+
 def write_project(root: Path) -> Path:
     """Write the two-run project of the `project` fixture under `root`; returns `root`."""
     root.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from runwise import cli, runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import SourceError
 from runwise.parsers import SOURCES, csvlog, load_file, sniff_source
-from tests.conftest import ask, copied_project, load_run
+from tests.conftest import ask, ask_every_tool, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "csv"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -175,11 +175,7 @@ def test_cli_lists_csv_runs(csv_cfg: RunwiseConfig, capsys: pytest.CaptureFixtur
 
 def test_every_tool_on_a_csv_run(csv_cfg: RunwiseConfig) -> None:
     ref = "csv:lightning_logs/version_0"
-    for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
-                 "list_keys", "live_status", "detect_anomalies"):
-        out = ask(tool, csv_cfg, run=ref)
-        assert "lightning_logs/version_0" in json.dumps(out), tool
-    assert "csv" in json.dumps(ask("report", csv_cfg, runs=[ref, "jsonl:run_b"]))
+    ask_every_tool(csv_cfg, ref, "lightning_logs/version_0", in_report="csv")
     hist = ask("get_history", csv_cfg, run=ref, keys=["val_loss"])
     val = hist["metrics"]["val_loss"]
     assert val["steps"] == [3, 7, 11] and val["source_points"] == 3

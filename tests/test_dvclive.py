@@ -20,7 +20,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.model import Run
 from runwise.parsers import SOURCES, dvclive, load_file
-from tests.conftest import ask, copied_project, load_run
+from tests.conftest import ask, ask_every_tool, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "dvclive"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -133,11 +133,7 @@ def test_list_runs_by_source(dvc_cfg: RunwiseConfig) -> None:
 
 def test_every_tool_on_a_dvclive_run(dvc_cfg: RunwiseConfig) -> None:
     ref = "dvclive:dvclive"
-    for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
-                 "list_keys", "live_status", "detect_anomalies"):
-        out = ask(tool, dvc_cfg, run=ref)
-        assert "dvclive" in json.dumps(out), tool
-    assert "dvclive" in json.dumps(ask("report", dvc_cfg, runs=[ref, "jsonl:run_b"]))
+    ask_every_tool(dvc_cfg, ref, "dvclive")
     hist = ask("get_history", dvc_cfg, run=ref, keys=["train/loss"])
     loss = hist["metrics"]["train/loss"]
     assert loss["steps"] == list(range(6)) and loss["values"][:2] == [2.1, 1.7] and loss["source_points"] == 6

@@ -25,7 +25,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import RunwiseError, SourceError
 from runwise.parsers import SOURCES, hf, load_file, sniff_source
-from tests.conftest import ask, copied_project, load_run
+from tests.conftest import ask, ask_every_tool, copied_project, load_run
 
 DATA = Path(__file__).parent / "data" / "hf"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text())
@@ -243,11 +243,7 @@ def test_cli_lists_only_hf_runs(hf_cfg: RunwiseConfig, capsys: pytest.CaptureFix
 
 def test_every_tool_on_an_hf_run(hf_cfg: RunwiseConfig) -> None:
     ref = "hf:outputs/bert-tiny-lr3e-5"
-    for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
-                 "list_keys", "live_status", "detect_anomalies"):
-        out = ask(tool, hf_cfg, run=ref)
-        assert "bert-tiny-lr3e-5" in json.dumps(out), tool
-    assert "bert-tiny-lr3e-5" in json.dumps(ask("report", hf_cfg, runs=[ref, "jsonl:run_b"]))
+    ask_every_tool(hf_cfg, ref, "bert-tiny-lr3e-5")
     hist = ask("get_history", hf_cfg, run=ref, keys=["eval_loss"])
     ev = hist["metrics"]["eval_loss"]
     want = [e for e in _state("outputs/bert-tiny-lr3e-5")["log_history"] if "eval_loss" in e]

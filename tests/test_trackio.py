@@ -25,7 +25,7 @@ from runwise import runs
 from runwise.config import FileConfig, RunwiseConfig
 from runwise.errors import RunwiseError, SourceError
 from runwise.parsers import SOURCES, load_file, sniff_source, trackio
-from tests.conftest import ask, write_project
+from tests.conftest import ask, ask_every_tool, write_project
 
 DATA = Path(__file__).parent / "data" / "trackio"
 EXPECTED: dict[str, dict[str, Any]] = json.loads((DATA / "expected.json").read_text())
@@ -211,11 +211,7 @@ def test_list_runs_and_cli_by_source(tcfg: RunwiseConfig, capsys: pytest.Capture
 
 def test_every_tool_on_a_trackio_run(tcfg: RunwiseConfig) -> None:
     ref = "trackio:glue-sst2/bert-base-lr3e-4"
-    for tool in ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",
-                 "list_keys", "live_status", "detect_anomalies"):
-        out = ask(tool, tcfg, run=ref)
-        assert "bert-base-lr3e-4" in json.dumps(out), tool
-    assert "bert-base-lr3e-4" in json.dumps(ask("report", tcfg, runs=[ref, "jsonl:run_b"]))
+    ask_every_tool(tcfg, ref, "bert-base-lr3e-4")
     loss = ask("get_history", tcfg, run=ref, keys=["train/loss"])["metrics"]["train/loss"]
     assert loss["steps"][:3] == [0, 1, 2] and loss["values"][0] == 2.55 and loss["source_points"] == 30
     assert "system/gpu/0/utilization" in json.dumps(ask("list_keys", tcfg, run=ref))
