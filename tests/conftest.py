@@ -18,6 +18,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -127,6 +128,14 @@ def ask(tool: str, cfg: RunwiseConfig, **fields: Any) -> dict[str, Any]:
     spec = TOOLS_BY_NAME[tool]
     out: dict[str, Any] = spec.run(spec.input.model_validate(fields), cfg).model_dump(mode="json")
     return out
+
+
+def runwise_mcp() -> str:
+    """The installed `runwise-mcp` console script beside this interpreter; the test is skipped without it."""
+    exe = Path(sys.executable).parent / "runwise-mcp"
+    if not exe.exists():
+        pytest.skip("runwise-mcp is not installed as a console script (pip install -e .)")
+    return str(exe)
 
 
 ONE_RUN_TOOLS = ("summarize_run", "get_history", "get_stats", "get_stability", "get_config", "get_run_context",

@@ -19,6 +19,7 @@ from runwise.config import RunwiseConfig
 from runwise.server.app import build_server
 from runwise.server.prompts import split_refs
 from runwise.tools import TOOLS_BY_NAME
+from tests.conftest import runwise_mcp
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"  # pinned: its CLI output is what the test reads
 
@@ -164,9 +165,7 @@ def test_inspector_cli_lists_the_prompts(project: Path, tmp_path: Path) -> None:
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("no npx on PATH (install Node.js)")
-    script = Path(sys.executable).parent / "runwise-mcp"
-    if not script.exists():
-        pytest.skip(f"runwise-mcp is not installed as a console script next to {sys.executable} (pip install -e .)")
+    script = Path(runwise_mcp())
     try:
         done = subprocess.run(
             [npx, "-y", INSPECTOR, "--cli", str(script), "--root", str(project), "--method", "prompts/list"],

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from runwise.config import RunwiseConfig
 from runwise.server import resources
 from runwise.server.app import build_server
 from runwise.server.messages import ERROR_CHARS
-from tests.conftest import SPIKE_STEP, training_rows, write_jsonl
+from tests.conftest import SPIKE_STEP, runwise_mcp, training_rows, write_jsonl
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 TEMPLATES = ["runwise://run/{ref}/summary", "runwise://run/{ref}/config", "runwise://run/{ref}/history/{metric}"]
@@ -262,13 +261,6 @@ async def test_other_tools_carry_no_links(project: Path) -> None:
     async with Client(server_for(project)) as client:
         result = await client.call_tool("get_stats", {"run": "run_a"})
     assert [c.type for c in result.content] == ["text"]
-
-
-def runwise_mcp() -> str:
-    exe = Path(sys.executable).parent / "runwise-mcp"
-    if not exe.exists():
-        pytest.skip("runwise-mcp is not installed as a console script (pip install -e .)")
-    return str(exe)
 
 
 @pytest.mark.anyio

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from runwise.config import RunwiseConfig
 from runwise.server import build_server
 from runwise.server.messages import ERROR_CHARS
 from runwise.tools import TOOLS
+from tests.conftest import runwise_mcp
 
 DATA = Path(__file__).resolve().parent / "data"
 OLD_S = 3600.0  # every fixture file is made this old: not being written
@@ -512,13 +512,6 @@ async def test_unknown_references_are_one_line_errors(root: Path, case: Case) ->
 
 
 # ---------------------------------------------------------------- over stdio, as Claude Code starts it
-
-
-def runwise_mcp() -> str:
-    exe = Path(sys.executable).parent / "runwise-mcp"
-    if not exe.exists():
-        pytest.skip("runwise-mcp is not installed as a console script (pip install -e .)")
-    return str(exe)
 
 
 @pytest.mark.anyio
