@@ -142,12 +142,12 @@ def sniff_source(path: Path) -> str:
         return "tensorboard"
     if filetypes.is_jsonl(name):
         return "jsonl"
-    from runwise.parsers import mlflow, trackio  # standard library only
+    from runwise.parsers import _sqlite, mlflow, trackio  # standard library only
 
     if name.endswith(".db") and trackio.is_trackio_db(path):
         return "trackio"
 
-    if mlflow.is_run_dir(path) or (name.endswith(".db") and mlflow.is_sqlite(path)):
+    if mlflow.is_run_dir(path) or (name.endswith(".db") and _sqlite.is_sqlite(path)):
         return "mlflow"
     if path.is_dir() and (
         any(filetypes.is_wandb_log(p.name) for p in path.iterdir()) or (path / filetypes.WANDB_HISTORY).exists()

@@ -23,6 +23,16 @@ LOCK_RETRIES = 5
 LOCK_WAIT_S = 0.2
 
 T = TypeVar("T")
+MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def is_sqlite(path: Path) -> bool:
+    """Whether `path` is a SQLite database file (its header); False if it cannot be read."""
+    try:
+        with path.open("rb") as fp:
+            return fp.read(16) == MAGIC
+    except OSError:
+        return False
 
 
 def _uri(db: Path, immutable: bool) -> str:

@@ -187,14 +187,6 @@ def is_run_dir(path: Path) -> bool:
     return (path / "meta.yaml").is_file() and (path / "metrics").is_dir()
 
 
-def is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as fp:
-            return fp.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
-
-
 # ---------------------------------------------------------------- the run model
 
 

@@ -111,7 +111,7 @@ def project_files(cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None 
         for name in files:
             p = d / name
             key = os.path.realpath(p)
-            if key in seen or not _is_sqlite(p):
+            if key in seen or not _sqlite.is_sqlite(p):
                 continue
             seen.add(key)
             try:
@@ -125,19 +125,11 @@ def project_files(cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None 
 
 def is_trackio_db(path: Path) -> bool:
     """Whether `path` is a SQLite file with trackio's `metrics` and `configs` tables."""
-    if not _is_sqlite(path):
+    if not _sqlite.is_sqlite(path):
         return False
     try:
         return _read(path, _has_tables)
     except SourceError:
-        return False
-
-
-def _is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as fp:
-            return fp.read(16) == b"SQLite format 3\x00"
-    except OSError:
         return False
 
 
@@ -196,7 +188,7 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
 
 def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """A project file holding a single run."""
-    if not _is_sqlite(path) or not _read(path, _has_tables):  # a damaged file: its own one-line error
+    if not _sqlite.is_sqlite(path) or not _read(path, _has_tables):  # a damaged file: its own one-line error
         raise UnsupportedFormat(f"{path.name}: not a trackio project file", path=str(path))
     runs = _read(path, _list_runs)
     if len(runs) != 1:
