@@ -122,13 +122,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     seen: set[str] = set()
     for top_list, is_configured in ((configured, True), ([cfg.root], False)):
         for listed in walk(top_list, cfg.roots, want=_is_candidate, skipped=skipped if is_configured else Skipped(),
-                           show=cfg.relative):
-            try:
-                rel_parts = listed.path.relative_to(listed.top).parts
-            except ValueError:
-                rel_parts = ()
-            if PRUNED.intersection(rel_parts):
-                continue
+                           show=cfg.relative, prune=PRUNED):
             for name in listed.files:
                 path = listed.path / name
                 key = os.path.realpath(path)
