@@ -103,3 +103,14 @@ class OutsideRoot(RunwiseError):
 
 class CloudError(RunwiseError):
     """W&B's servers could not answer a cloud reference (runwise.parsers.wandb_cloud): the message says why."""
+
+
+def why_unread(exc: BaseException, *, limit: int | None = None) -> str:
+    """Why a side file (a config, a metrics summary) was not read, in one line: an OSError's strerror, "nested
+    too deeply" for a RecursionError, else the first line of the message (cut to `limit` characters)."""
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc)
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -63,7 +63,7 @@ from numpy.typing import NDArray
 
 from runwise import _yaml
 from runwise._flat import flatten
-from runwise.errors import SourceError
+from runwise.errors import SourceError, why_unread
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 from runwise.parsers._walk import Skipped, files_stamp, is_inside, walk
@@ -257,9 +257,7 @@ def _read_config(d: Path, roots: list[Path]) -> tuple[dict[str, Any], float | No
             else:
                 data = _yaml.load(p)
         except (OSError, ValueError, RecursionError) as exc:  # YamlError and JSON's errors are ValueErrors
-            why = "nested too deeply" if isinstance(exc, RecursionError) else (
-                str(exc.strerror or exc) if isinstance(exc, OSError) else (str(exc).splitlines() or [""])[0])
-            return {}, None, f"{name}: not read: {why or type(exc).__name__}"
+            return {}, None, f"{name}: not read: {why_unread(exc) or type(exc).__name__}"
         if isinstance(data, dict):
             return flatten(data), mtime, ""
         if data is None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from runwise import _yaml
 from runwise._flat import flatten, never
-from runwise.errors import SourceError
+from runwise.errors import SourceError, why_unread
 from runwise.model import LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 from runwise.parsers._walk import Skipped, files_stamp, walk
@@ -160,7 +160,7 @@ def read_dvclive(d: Path, cfg: RunwiseConfig) -> Run:
             else:
                 warnings.append(f"{METRICS_JSON}: not an object; not read")
         except (OSError, ValueError, RecursionError) as exc:
-            warnings.append(f"{METRICS_JSON}: not read: {_why(exc)}")
+            warnings.append(f"{METRICS_JSON}: not read: {why_unread(exc)}")
     config: dict[str, Any] = {}
     py = d / PARAMS_YAML
     if py.is_file():
@@ -172,7 +172,7 @@ def read_dvclive(d: Path, cfg: RunwiseConfig) -> Run:
             elif params is not None:
                 warnings.append(f"{PARAMS_YAML}: not a mapping; not read")
         except (OSError, _yaml.YamlError) as exc:
-            warnings.append(f"{PARAMS_YAML}: not read: {_why(exc)}")
+            warnings.append(f"{PARAMS_YAML}: not read: {why_unread(exc)}")
     start_time = runtime = None
     if times:
         start_time, runtime = min(times) / 1000.0, (max(times) - min(times)) / 1000.0
@@ -185,12 +185,6 @@ def read_dvclive(d: Path, cfg: RunwiseConfig) -> Run:
     )
 
 
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return str(exc.strerror or exc)
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _read_tsv(name: str, raw: bytes) -> tuple[Series | None, list[float], dict[str, int], bool]:

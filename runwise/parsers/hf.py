@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runwise._flat import flatten
-from runwise.errors import SourceError
+from runwise.errors import SourceError, why_unread
 from runwise.model import FINISHED, LIVE_SECONDS, RUNNING, UNKNOWN, Run, RunEntry, Series, make_series
 from runwise.parsers import Progress
 from runwise.parsers._walk import Skipped, files_stamp, is_inside, walk
@@ -234,9 +234,7 @@ def _read_side(path: Path, warnings: list[str], cfg: RunwiseConfig) -> dict[str,
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, RecursionError) as exc:
-        why = str(exc.strerror or exc) if isinstance(exc, OSError) else (
-            "nested too deeply" if isinstance(exc, RecursionError) else _line(exc))
-        warnings.append(f"{cfg.relative(path)}: not read: {why}")
+        warnings.append(f"{cfg.relative(path)}: not read: {why_unread(exc, limit=200)}")
         return {}
     if not isinstance(data, dict):
         warnings.append(f"{cfg.relative(path)}: not a JSON object; not read")
