@@ -338,9 +338,9 @@ def _read(db: Path, work: Callable[[sqlite3.Connection], T]) -> T:
     return _sqlite.read(db, work, f"the trackio project file {db.name}")
 
 
-def _id_column(con: sqlite3.Connection, table: str) -> str:
-    """`run_id`, or `run_name` in files written before trackio kept run ids."""
-    return "run_id" if "run_id" in _columns(con, table) else "run_name"
+def _id_column(cols: set[str]) -> str:
+    """Of a table with columns `cols`: `run_id`, or `run_name` in files written before trackio kept run ids."""
+    return "run_id" if "run_id" in cols else "run_name"
 
 
 def _list_runs(con: sqlite3.Connection) -> list[_RunRow]:
@@ -350,7 +350,7 @@ def _list_runs(con: sqlite3.Connection) -> list[_RunRow]:
         cols = _columns(con, table)
         if not cols or "run_name" not in cols or stamp not in cols:
             continue
-        idc = _id_column(con, table)
+        idc = _id_column(cols)
         sql = f"SELECT {idc}, MAX(run_name), MIN({stamp}), MAX({stamp}) FROM {table} GROUP BY {idc}"
         for rid, name, first, last in con.execute(sql).fetchall():
             r = runs.setdefault(str(rid), _RunRow(str(rid), str(name)))
@@ -363,7 +363,7 @@ def _list_runs(con: sqlite3.Connection) -> list[_RunRow]:
 
 def _run_data(con: sqlite3.Connection, db: Path, run_id: str) -> _RunData:
     project = db.name[: -len(DB_EXT)] if db.name.endswith(DB_EXT) else db.name
-    idc = _id_column(con, "metrics")
+    idc = _id_column(_columns(con, "metrics"))
     rows = con.execute(f"SELECT step, metrics, timestamp, run_name FROM metrics WHERE {idc} = ? ORDER BY timestamp, id",
                        (run_id,)).fetchall()
     data = _RunData(run_id, "", project)
@@ -372,14 +372,15 @@ def _run_data(con: sqlite3.Connection, db: Path, run_id: str) -> _RunData:
         data.rows.append(raw)
         data.stamps.append(str(stamp))
         data.name = data.name or str(name)
-    if "metrics" in _columns(con, "system_metrics"):
-        sidc = _id_column(con, "system_metrics")
+    system_cols = _columns(con, "system_metrics")
+    if "metrics" in system_cols:
+        sidc = _id_column(system_cols)
         for stamp, raw, name in con.execute(
                 f"SELECT timestamp, metrics, run_name FROM system_metrics WHERE {sidc} = ? ORDER BY timestamp, id",
                 (run_id,)):
             data.system.append((str(stamp), raw))
             data.name = data.name or str(name)
-    cidc = _id_column(con, "configs")
+    cidc = _id_column(_columns(con, "configs"))
     for raw, created, name in con.execute(
             f"SELECT config, created_at, run_name FROM configs WHERE {cidc} = ? ORDER BY id DESC LIMIT 1", (run_id,)):
         data.config, data.config_created = raw, str(created)
