@@ -191,8 +191,8 @@ def _line(exc: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def _choose(d: Path, cfg: RunwiseConfig, warnings: list[str]) -> _State:
-    """The latest readable state of output directory `d` (see the module docstring)."""
+def _choose(d: Path, ckpts: list[tuple[int, Path]], cfg: RunwiseConfig, warnings: list[str]) -> _State:
+    """The latest readable state of output directory `d`, whose checkpoints are `ckpts` (see the module docstring)."""
     failed: list[tuple[Path, str]] = []
 
     def attempt(p: Path) -> _State | None:
@@ -204,7 +204,7 @@ def _choose(d: Path, cfg: RunwiseConfig, warnings: list[str]) -> _State:
 
     top = attempt(d / STATE) if (d / STATE).is_file() and is_inside(d / STATE, cfg.roots) else None
     newest = None
-    for _, p in checkpoints(d, cfg.roots):
+    for _, p in ckpts:
         newest = attempt(p)
         if newest is not None:
             break
@@ -245,7 +245,8 @@ def _read_side(path: Path, warnings: list[str], cfg: RunwiseConfig) -> dict[str,
 def read_output_dir(d: Path, cfg: RunwiseConfig) -> Run:
     """Read one Trainer output directory (or one checkpoint directory) into a Run."""
     warnings: list[str] = []
-    state = _choose(d, cfg, warnings)
+    ckpts = checkpoints(d, cfg.roots)  # listed once: for the state to read and for the step rate
+    state = _choose(d, ckpts, cfg, warnings)
     data = state.data
     columns: dict[str, tuple[list[int], list[float]]] = {}
     non_numeric: dict[str, str] = {}
@@ -297,7 +298,7 @@ def read_output_dir(d: Path, cfg: RunwiseConfig) -> Run:
         if v is not None and (_number(v) or isinstance(v, str)):
             summary[k] = v
 
-    newest, rate, window = _times(d, state, cfg.roots)
+    newest, rate, window = _times(d, state, ckpts)
     rt: Any = final.get("train_runtime")
     runtime = float(rt) if _number(rt) and math.isfinite(rt) else None
     if runtime is None and rate is not None:
@@ -321,11 +322,11 @@ def read_output_dir(d: Path, cfg: RunwiseConfig) -> Run:
     )
 
 
-def _times(d: Path, state: _State, roots: Sequence[Path]) -> tuple[float, float | None, float]:
-    """Newest mtime of the states, the step rate between the two newest checkpoints (None without
-    two), and how long after its last write the run still counts as running."""
+def _times(d: Path, state: _State, ckpts: list[tuple[int, Path]]) -> tuple[float, float | None, float]:
+    """Newest mtime of the states, the step rate between the two newest checkpoints `ckpts[:2]` (None
+    without two), and how long after its last write the run still counts as running."""
     newest = 0.0
-    ck = checkpoints(d, roots)[:2]
+    ck = ckpts[:2]
     for p in [d / STATE, *(p for _, p in ck), state.path]:
         try:
             newest = max(newest, p.stat().st_mtime)
