@@ -358,7 +358,7 @@ def quick(tool: str, form: str, fields: Mapping[str, Any], root: str | None) -> 
     import json
     import os
 
-    from runwise._root import project_root_dir
+    from runwise._root import cache_dir_of, project_root_dir
     from runwise.errors import RunwiseError
 
     if tool not in TOOL_REFS or os.environ.get("RUNWISE_NO_CACHE", "") not in ("", "0"):
@@ -380,8 +380,7 @@ def quick(tool: str, form: str, fields: Mapping[str, Any], root: str | None) -> 
         )
     except (OSError, ValueError, TypeError, RunwiseError):  # a root that is no directory, a runwise.json that is
         return None  # no JSON, a field orjson cannot write: the command runs as usual and says what is wrong
-    cache_dir = Path(os.environ.get("RUNWISE_CACHE_DIR") or Path.home() / ".cache" / "runwise")
-    return Quick(hashlib.sha256(body).hexdigest(), cache_dir)
+    return Quick(hashlib.sha256(body).hexdigest(), cache_dir_of(os.environ))
 
 
 def quick_get(q: Quick) -> str | None:

@@ -75,11 +75,6 @@ _hashes: Bounded[str, tuple[int, Any]] = Bounded(10_000)  # mirrored file -> (it
 _guard = threading.Lock()
 
 
-def is_url(text: str | os.PathLike[str] | None) -> bool:
-    """Whether `text` names a location on object storage (`s3://...`, `gs://...`), not a local path."""
-    return isinstance(text, str) and _URL.match(text) is not None
-
-
 def normalise(url: str) -> str:
     """`url` with a known scheme and no trailing slash; ConfigError for another scheme or no bucket."""
     m = _URL.match(url.strip())

@@ -243,11 +243,10 @@ def shutdown() -> None:
 def main(argv: list[str]) -> int:
     """The child's side: answer requests on stdin until it ends. `argv` is PARENT, the directory the
     parent's runwise lives in; a child that imported runwise from elsewhere exits WRONG_RUNWISE."""
-    here = Path(__file__).resolve().parents[1]
-    if here != Path(argv[0]).resolve():
-        sys.stderr.write(f"runwise imported from {here}, expected {argv[0]}\n")
-        from runwise._spawn import WRONG_RUNWISE
+    from runwise._spawn import PACKAGE_PARENT, WRONG_RUNWISE
 
+    if Path(PACKAGE_PARENT) != Path(argv[0]).resolve():
+        sys.stderr.write(f"runwise imported from {PACKAGE_PARENT}, expected {argv[0]}\n")
         return WRONG_RUNWISE
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing the SDKs print can get between the answers
