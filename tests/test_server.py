@@ -368,6 +368,22 @@ async def test_root_option_reaches_the_config_without_the_environment(
     assert result.structured_content is not None and result.structured_content["total"] == 2
 
 
+@pytest.mark.parametrize("argv", [["--root", "s3://bucket/served"], ["--ro", "s3://bucket/served"],
+                                  ["--root=s3://bucket/other", "--root", "s3://bucket/served"]])
+def test_the_root_mirrored_at_start_up_is_the_root_served(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`runwise-mcp` parses its options once: the store worker begins on the very root the server then serves
+    (argparse's abbreviations and last-one-wins included)."""
+    import runwise._root
+    from runwise import server
+
+    begun: list[str | None] = []
+    served: list[str | None] = []
+    monkeypatch.setattr(runwise._root, "prefetch", lambda root, **_: begun.append(root))
+    monkeypatch.setattr(app, "serve", lambda args: served.append(args.root) or 0)
+    assert server.main(argv) == 0
+    assert begun == served == ["s3://bucket/served"]
+
+
 def test_root_option_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         app.main(["--root", str(tmp_path / "missing")])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -13,16 +12,14 @@ if TYPE_CHECKING:  # the SDK is imported when a server is built, not when this p
 
 
 def main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
-    root = next((w.split("=", 1)[1] for w in words if w.startswith("--root=")), None)
-    if "--root" in words[:-1]:
-        root = words[words.index("--root") + 1]
     from runwise._root import prefetch
+    from runwise.server import options
 
-    prefetch(root)  # a root on object storage: its store worker starts before the SDK and the tools are imported
-    from runwise.server.app import main as _main
+    args = options.parse(argv)
+    prefetch(args.root)  # a root on object storage: its store worker starts before the SDK and the tools are imported
+    from runwise.server.app import serve
 
-    return _main(argv)
+    return serve(args)
 
 
 def build_server(load_config: Callable[[], RunwiseConfig] | None = None) -> MCPServer:

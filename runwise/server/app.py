@@ -13,6 +13,7 @@ logs go to stderr.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -20,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -168,29 +168,13 @@ def build_server(
 def main(argv: list[str] | None = None) -> int:
     """Console script `runwise-mcp`: serve over stdio, or with `--http HOST:PORT` over streamable HTTP
     (`runwise.server.http`). `--root DIR` sets the project root."""
-    import argparse
-    import os
+    from runwise.server import options
 
-    parser = argparse.ArgumentParser(prog="runwise-mcp", description="runwise MCP server (stdio, or HTTP with --http)")
-    parser.add_argument("--root", help="project root, a directory or s3://BUCKET/PREFIX, gs://... "
-                        "(default: RUNWISE_PROJECT_ROOT, CLAUDE_PROJECT_DIR or cwd)")
-    http = parser.add_argument_group("streamable HTTP (the options after --http also as RUNWISE_<NAME>)")
-    http.add_argument("--http", metavar="HOST:PORT",
-                      help="serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of stdio")
-    http.add_argument("--token-file", metavar="PATH", default=os.environ.get("RUNWISE_TOKEN_FILE") or None,
-                      help="file holding the bearer token (default: the RUNWISE_TOKEN variable); "
-                      "without a token only a loopback address is served")
-    http.add_argument("--max-concurrency", metavar="N", type=int, default=_env_number("RUNWISE_MAX_CONCURRENCY", 8),
-                      help="requests one client (address) may have in progress; more wait their turn (default 8)")
-    http.add_argument("--max-request-bytes", metavar="N", type=int,
-                      default=_env_number("RUNWISE_MAX_REQUEST_BYTES", 1_048_576),
-                      help="largest request body; larger ones get 413 (default 1 MiB)")
-    http.add_argument("--call-timeout", metavar="SECONDS", type=float,
-                      default=_env_number("RUNWISE_CALL_TIMEOUT", 120.0),
-                      help="longest a tool call may take before it fails in one line (default 120)")
-    args = parser.parse_args(argv)
-    if args.root is not None and "://" not in args.root and not Path(args.root).expanduser().is_dir():
-        parser.error(f"--root {args.root!r} is not a directory")
+    return serve(options.parse(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve with the parsed command line `args` (runwise.server.options) until the client or a signal ends it."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="runwise: %(levelname)s %(message)s")
     load_config = partial(RunwiseConfig.load, args.root)
     if args.http is not None:
@@ -202,10 +186,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def _env_number(name: str, default: float) -> Any:
-    """An option's default from the environment; a value that is no number is left for argparse to refuse."""
-    import os
-
-    return os.environ.get(name) or default
