@@ -154,19 +154,15 @@ class RunwiseConfig:
         self.logs_dir: Path = self._dir(env.get("RUNWISE_LOGS_DIR") or self.file.logs_dir, None) or self.root / "logs"
         tb = [self._remote_dir(d) if "://" in d else self._dir(d, None) for d in self.file.tensorboard_dirs]
         self.tensorboard_dirs = [self.root / d for d in DEFAULT_TB_DIRS] + [d for d in tb if d is not None]
-        env_dvc = self._dir(env.get("RUNWISE_DVCLIVE_DIR"), None)
-        dvc = [self._dir(d, None) for d in self.file.dvclive_dirs]
-        self.dvclive_dirs: list[Path] = [env_dvc] if env_dvc is not None else (
-            [self.root / "dvclive"] + [d for d in dvc if d is not None])
+        dvc_env = env.get("RUNWISE_DVCLIVE_DIR")
+        dvc = self._dirs(dvc_env, self.file.dvclive_dirs)
+        self.dvclive_dirs: list[Path] = dvc if dvc_env else [self.root / "dvclive", *dvc]
         trackio_dir = env.get("RUNWISE_TRACKIO_DIR") or env.get("TRACKIO_DIR") or self.file.trackio_dir
         # Trackio's folders: the configured one, then trackio/ at the root; never trackio's default under the home dir
         named = self._dir(trackio_dir, None)
         self.trackio_dirs: list[Path] = ([named] if named is not None else []) + [self.root / "trackio"]
-        self.hf_dirs: list[Path] = [d for d in [self._dir(x, None) for x in (
-            [env["RUNWISE_HF_DIR"]] if env.get("RUNWISE_HF_DIR") else self.file.hf_dirs)] if d is not None]
-        env_csv = self._dir(env.get("RUNWISE_CSV_DIR"), None)
-        csvd = [self._dir(d, None) for d in self.file.csv_dirs]
-        self.csv_dirs: list[Path] = [env_csv] if env_csv is not None else [d for d in csvd if d is not None]
+        self.hf_dirs = self._dirs(env.get("RUNWISE_HF_DIR"), self.file.hf_dirs)
+        self.csv_dirs = self._dirs(env.get("RUNWISE_CSV_DIR"), self.file.csv_dirs)
         self.cache_max_bytes = self.file.cache_max_bytes
         no_cache = env.get("RUNWISE_NO_CACHE", "") not in ("", "0")
         self.cache_enabled = self.file.cache and self.cache_max_bytes > 0 and not no_cache
@@ -190,6 +186,11 @@ class RunwiseConfig:
         local = remote.local_root(url, self.cache_dir)
         self.remotes.append((remote.normalise(url), local))
         return local
+
+    def _dirs(self, env_value: str | None, listed: list[str]) -> list[Path]:
+        """A source's directories: the environment's one, which replaces the list, else runwise.json's."""
+        found = (self._dir(v, None) for v in ([env_value] if env_value else listed))
+        return [d for d in found if d is not None]
 
     def _dir(self, value: str | None, default: str | None) -> Path | None:
         if not value:
