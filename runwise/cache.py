@@ -42,11 +42,10 @@ import io
 import logging
 import os
 import re
-import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -55,7 +54,7 @@ import numpy as np
 import orjson
 
 from runwise import _state
-from runwise._lock import locked
+from runwise._files import locked, replacing
 from runwise.model import Run, Series
 
 log = logging.getLogger("runwise.cache")
@@ -311,7 +310,7 @@ def write(
     path = _file(cache_dir, identity, slot)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _replacing(path) as fp:
+        with replacing(path) as fp:
             np.savez(fp, **arrays)
         if path.stat().st_size > max_bytes:  # the arrays fit, the file's framing did not
             path.unlink()
@@ -321,24 +320,6 @@ def write(
         return
     evicted = evict(cache_dir, max_bytes)
     _count(cache_dir, writes=1, evicted=len(evicted))
-
-
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[BinaryIO]:
-    """A binary file that replaces `path` in one step when the block ends without error.
-
-    The temporary file has a name of its own per writer (pid and thread alike), in the same
-    directory, so `os.replace` is a rename on one file system.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            yield fp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass(frozen=True)
@@ -481,7 +462,7 @@ def _count(cache_dir: Path, **add: int) -> None:
             counts = stats(cache_dir)
             for k, v in add.items():
                 counts[k] += v
-            with _replacing(cache_dir / STATS_FILE) as fp:
+            with replacing(cache_dir / STATS_FILE) as fp:
                 fp.write(orjson.dumps(counts))
     except OSError as exc:
         log.debug("cache counts not kept: %s", exc)

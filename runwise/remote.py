@@ -48,7 +48,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from runwise._bounded import Bounded
-from runwise._lock import locked
+from runwise._files import locked, replacing
 from runwise.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -433,15 +433,8 @@ def _read_manifest(path: Path, url: str) -> dict[str, dict[str, Any]]:
 
 def _write_manifest(path: Path, url: str, objects: dict[str, dict[str, Any]]) -> None:
     body = json.dumps({"format": _FORMAT, "url": url, "objects": objects}, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as out:
+        out.write(body.encode())
 
 
 def refresh(cfg: RunwiseConfig) -> list[str]:

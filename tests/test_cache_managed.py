@@ -132,7 +132,7 @@ def test_a_read_only_cache_still_answers(tmp_path: Path, monkeypatch: pytest.Mon
         raise PermissionError(13, "Read-only file system")
 
     monkeypatch.setattr(cache.os, "utime", refused)
-    monkeypatch.setattr(cache, "_replacing", refused)
+    monkeypatch.setattr(cache, "replacing", refused)
     run = cache.read(tmp_path, ident("x"))
     assert run is not None and run.name == "the x run"
     assert entry_file(tmp_path, ident("x")).exists()
