@@ -117,7 +117,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     """Lightning, Ultralytics and SB3/RLlib logs under the root; other CSV logs where the module docstring says."""
     skipped = Skipped()
     configured = [d for d in cfg.csv_dirs if d.is_dir()]
-    conventional = [cfg.root, cfg.logs_dir]
+    conventional = (os.path.realpath(cfg.root), os.path.realpath(cfg.logs_dir))
     found: list[tuple[Path, str, bool]] = []  # (file, kind, under a configured directory)
     seen: set[str] = set()
     for top_list, is_configured in ((configured, True), ([cfg.root], False)):
@@ -138,10 +138,10 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     ids = [_run_id(p, k, cfg) for p, k, _ in found]
     counts = Counter(ids)
     entries = []
-    for (path, _, _), run_id in zip(found, ids, strict=True):
+    for (path, kind, _), run_id in zip(found, ids, strict=True):
         if counts[run_id] > 1:  # two Lightning runs with one name/version_N: their directories
             run_id = cfg.relative(path.parent)
-        mtime, size = _stat(path)
+        mtime, size = _stat(path, kind)
         entries.append(RunEntry(run_id, "csv", (path,), name=run_id, mtime=mtime, size=size,
                                 extra={"name_final": True}))
     if notes is not None:
@@ -149,14 +149,15 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     return entries
 
 
-def _other_is_run(path: Path, is_configured: bool, directory: Path, conventional: list[Path]) -> bool:
-    """Whether a CSV file of no known writer's name is a run (rules: module docstring)."""
+def _other_is_run(path: Path, is_configured: bool, directory: Path, conventional: tuple[str, str]) -> bool:
+    """Whether a CSV file of no known writer's name is a run (rules: module docstring); `conventional` is the
+    real path of the root and of the logs directory."""
     if is_configured:
         return path.name.endswith(".csv") or any(c in STEP_COLUMNS for c in header_of(path))
     if not path.name.endswith(".csv"):
         return False
     d = os.path.realpath(directory)
-    root, logs = (os.path.realpath(p) for p in conventional)
+    root, logs = conventional
     if d != root and d != logs and not d.startswith(logs.rstrip(os.sep) + os.sep):
         return False
     return "epoch" in header_of(path)
@@ -171,9 +172,9 @@ def _run_id(path: Path, kind: str, cfg: RunwiseConfig) -> str:
     return cfg.relative(path)
 
 
-def _stat(path: Path) -> tuple[float, int]:
-    # a config file beside an arbitrary CSV is not its config
-    configs = [path.parent / n for n in CONFIG_FILES] if _kind(path) != OTHER else []
+def _stat(path: Path, kind: str) -> tuple[float, int]:
+    # a config file beside an arbitrary CSV (`kind` OTHER) is not its config
+    configs = [path.parent / n for n in CONFIG_FILES] if kind != OTHER else []
     return files_stamp([path, *configs])
 
 
@@ -249,9 +250,10 @@ def _read_config(d: Path, roots: list[Path]) -> tuple[dict[str, Any], float | No
         if not is_inside(p, roots):
             return {}, None, f"{name}: not read: a link to outside the project roots"
         try:
-            mtime = p.stat().st_mtime
+            st = p.stat()
+            mtime = st.st_mtime
             if name.endswith(".json"):
-                if p.stat().st_size > _yaml.MAX_BYTES:
+                if st.st_size > _yaml.MAX_BYTES:
                     raise _yaml.YamlError(f"larger than {_yaml.MAX_BYTES:,} bytes")
                 data = json.loads(p.read_bytes())
             else:
