@@ -101,10 +101,12 @@ def _is_db(name: str) -> bool:
     return name.endswith(DB_EXT)
 
 
-def project_files(cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None = None) -> list[Path]:
-    """Every `.db` file of the searched directories that holds trackio's tables; one note per
-    SQLite file that could not be read (damaged, locked)."""
-    found: list[Path] = []
+def project_files(
+    cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None = None
+) -> list[tuple[Path, list[_RunRow]]]:
+    """Every `.db` file of the searched directories that holds trackio's tables, with its runs (one read of
+    each file); one note per SQLite file that could not be read (damaged, locked)."""
+    found: list[tuple[Path, list[_RunRow]]] = []
     seen: set[str] = set()
     for d in dirs(cfg):
         _, _, files = list_dir(d, cfg.roots, want=_is_db, skipped=skipped, show=cfg.relative)
@@ -115,12 +117,19 @@ def project_files(cfg: RunwiseConfig, skipped: Skipped, notes: list[str] | None 
                 continue
             seen.add(key)
             try:
-                if _read(p, _has_tables):
-                    found.append(p)
+                runs = _read(p, _tables_runs)
             except SourceError as exc:
                 if notes is not None:
                     notes.append(f"trackio runs of {cfg.relative(p)} not listed: {exc}")
+                continue
+            if runs is not None:
+                found.append((p, runs))
     return found
+
+
+def _tables_runs(con: sqlite3.Connection) -> list[_RunRow] | None:
+    """The project's runs if the file holds trackio's tables, else None."""
+    return _list_runs(con) if _has_tables(con) else None
 
 
 def is_trackio_db(path: Path) -> bool:
@@ -148,13 +157,7 @@ def discover(cfg: RunwiseConfig, notes: list[str] | None = None) -> list[RunEntr
     """Every run of every project file found; nothing of their metrics read."""
     skipped = Skipped()
     entries: list[RunEntry] = []
-    for db in project_files(cfg, skipped, notes):
-        try:
-            runs = _read(db, _list_runs)
-        except SourceError as exc:
-            if notes is not None:
-                notes.append(f"trackio runs of {cfg.relative(db)} not listed: {exc}")
-            continue
+    for db, runs in project_files(cfg, skipped, notes):
         paths = (db, Path(str(db) + "-wal"))
         mtime, size = files_stamp(paths)
         project = db.name[: -len(DB_EXT)]
@@ -188,9 +191,9 @@ def load(entry: RunEntry, cfg: RunwiseConfig, progress: Progress | None = None) 
 
 def load_file(path: Path, cfg: RunwiseConfig, progress: Progress | None = None) -> Run:
     """A project file holding a single run."""
-    if not _sqlite.is_sqlite(path) or not _read(path, _has_tables):  # a damaged file: its own one-line error
+    runs = _read(path, _tables_runs) if _sqlite.is_sqlite(path) else None  # a damaged file: its own one-line error
+    if runs is None:
         raise UnsupportedFormat(f"{path.name}: not a trackio project file", path=str(path))
-    runs = _read(path, _list_runs)
     if len(runs) != 1:
         project = path.name[: -len(DB_EXT)] if path.name.endswith(DB_EXT) else path.name
         raise UnsupportedFormat(f"{path.name} holds {len(runs)} trackio runs: name one as trackio:{project}/RUN_NAME",
