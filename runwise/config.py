@@ -138,8 +138,9 @@ class RunwiseConfig:
         env = dict(os.environ) if env is None else env
         self.root = root.resolve()
         self.cache_dir = cache_dir_of(env)
-        # object storage read through local mirrors (runwise.remote): (URL, local directory), the root's first
-        self.remotes: list[tuple[str, Path]] = [(remote_url, self.root)] if remote_url else []
+        self.remote_url = remote_url  # the project root's URL when it is on object storage (`s3://...`), else None
+        # object storage read through local mirrors (runwise.remote): their URLs, the root's first
+        self.remotes: list[str] = [remote_url] if remote_url else []
         self.remote_notes: dict[str, str] = {}  # URL -> why its mirror could not be refreshed (for discovery)
         self.file = file or FileConfig()
         self.project_name = self.file.project_name
@@ -174,17 +175,12 @@ class RunwiseConfig:
         )
         self.wandb_state: str | None = None  # cloud listings: only runs in this state (`runwise api --state`)
 
-    @property
-    def remote_url(self) -> str | None:
-        """The URL of the project root when it is on object storage (`s3://...`), else None."""
-        return self.remotes[0][0] if self.remotes and self.remotes[0][1] == self.root else None
-
     def _remote_dir(self, url: str) -> Path:
         """The local mirror of a `tensorboard_dirs` entry that is a URL (synced before each discovery)."""
         from runwise import remote
 
         local = remote.local_root(url, self.cache_dir)
-        self.remotes.append((remote.normalise(url), local))
+        self.remotes.append(remote.normalise(url))
         return local
 
     def _dirs(self, env_value: str | None, listed: list[str]) -> list[Path]:

@@ -444,7 +444,7 @@ def refresh(cfg: RunwiseConfig) -> list[str]:
     """
     notes = dict(cfg.remote_notes)  # the root's sync when the configuration was read, if it failed
     cfg.remote_notes.clear()
-    for url, _ in cfg.remotes:
+    for url in cfg.remotes:
         if url in notes:
             continue
         try:
